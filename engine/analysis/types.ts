@@ -1,0 +1,111 @@
+/**
+ * Results of robustness analysis, as stored in `analysis/*.json` and sent over RPC.
+ * Every figure follows the metric definitions of DESIGN.md / README ("Metric definitions").
+ * Fractions and accuracies are in [0,1].
+ */
+import type { AttackConfig, AttackName } from '../config/types';
+
+export interface AttackResult {
+  name: AttackName;
+  settings: AttackConfig;
+  /** Accuracy of the whole model on this attack's adversarial examples. */
+  accuracy: number;
+}
+
+export interface RouterRobustness {
+  /** Attack on the routers alone (maximises routing change). */
+  settings: AttackConfig;
+  /** Fraction of (sample, MoE layer) routing decisions unchanged by the router attack. */
+  decisionsKept: number;
+  /** Accuracy of the model on the router-attacked inputs. */
+  accuracy: number;
+}
+
+export interface ExpertRobustness {
+  settings: AttackConfig;
+  /** Accuracy under PGD with every routing decision frozen to its clean value. */
+  accuracy: number;
+}
+
+export interface PerExpertRobustness {
+  expert: number;
+  /** SA / RA with every MoE layer forced to this one expert. */
+  sa: number;
+  ra: number;
+}
+
+export interface LayerRoutingStats {
+  layer: string;
+  /** Fraction of samples whose routing in this layer changes under the full attack. */
+  changeRate: number;
+  /** Selection frequency of each expert (sums to k), clean and adversarial. */
+  loadClean: number[];
+  loadAdv: number[];
+  /** class × expert selection counts, clean and adversarial. */
+  perClassClean: number[][];
+  perClassAdv: number[][];
+  /** A router that sends more than 90% of inputs to one expert (top-1) or is otherwise degenerate. */
+  collapsed: boolean;
+}
+
+/** The four cells of router-expert mismatch: routing kept (in every MoE layer) or changed, × prediction
+ * right or wrong under the full attack. Values are sample ids (indices into the evaluated test subset). */
+export interface MismatchCells {
+  keptRight: number[];
+  keptWrong: number[];
+  changedRight: number[];
+  changedWrong: number[];
+}
+
+export interface InferenceCost {
+  denseFlops: number;
+  activeFlops: number;
+  /** 1 − active / dense. */
+  reduction: number;
+  /** Measured ms per image (batch as stated), where measured. */
+  latencyMs?: { dense?: number; moe?: number; batch: number };
+}
+
+export interface RobustnessReport {
+  /** Number of test samples evaluated. */
+  samples: number;
+  sa: number;
+  ra: number;
+  /** Attack that defines RA. */
+  attack: AttackConfig;
+  routerRobustness: RouterRobustness | null;
+  expertRobustness: ExpertRobustness | null;
+  perExpert: PerExpertRobustness[];
+  attacks: AttackResult[];
+  raCurve: { eps: number; ra: number }[];
+  layers: LayerRoutingStats[];
+  mismatch: MismatchCells | null;
+  cost: InferenceCost;
+  /** Wall time of the analysis, seconds. */
+  seconds: number;
+}
+
+/** One sample, as the Inspector shows it. Images are HWC float arrays in [0,1]. */
+export interface SampleInspection {
+  id: number;
+  label: number;
+  shape: [number, number, number];
+  clean: number[];
+  adversarial: number[];
+  predClean: number;
+  confClean: number;
+  predAdv: number;
+  confAdv: number;
+  /** Per MoE layer: router probabilities and chosen experts, clean vs adversarial. */
+  routing: {
+    layer: string;
+    probsClean: number[];
+    probsAdv: number[];
+    expertsClean: number[];
+    expertsAdv: number[];
+    changed: boolean;
+  }[];
+  attack: AttackName;
+  eps: number;
+  frozenRouting: boolean;
+}

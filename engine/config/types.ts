@@ -1,0 +1,127 @@
+/**
+ * The experiment file (`*.advmoe.json`) as the engine sees it after defaults are applied.
+ * `engine/config/schema.json` is the JSON Schema of the file users write (all fields but `model.backbone`
+ * optional); `resolveConfig` fills the defaults so every consumer gets this complete shape.
+ * Keep the two in step: a test checks that every field here is described in the schema.
+ */
+
+export type DatasetName = 'mnist' | 'fashion-mnist' | 'cifar10' | 'cifar100' | 'image-folder';
+export type BackboneName = 'resnet18' | 'vgg16' | 'wrn28_10' | 'densenet';
+/** `full` is the architecture of the paper; `small` and `tiny` shrink width/depth to train on a laptop CPU. */
+export type BackbonePreset = 'full' | 'small' | 'tiny';
+/** `per-layer`: each MoE layer has its own router (the paper's figure). `shared`: one image-level router
+ * whose choice every MoE layer uses (the official code). */
+export type RouterTopology = 'per-layer' | 'shared';
+export type MethodName = 'standard' | 'pgd-at' | 'trades' | 'advmoe' | 'official';
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type Norm = 'linf' | 'l2';
+export type AttackName = 'fgsm' | 'pgd' | 'apgd-ce' | 'router' | 'expert';
+
+export interface DataConfig {
+  dataset: DatasetName;
+  /** Folder holding the dataset files; not needed for the embedded MNIST. Relative paths are resolved
+   * against the experiment file's folder. */
+  root?: string;
+  /** Use only the first N training / test samples (after a seeded shuffle); 0 = all. */
+  trainSamples: number;
+  testSamples: number;
+  /** Random crop (4 px padding) + horizontal flip; defaults on for CIFAR-like data, off for digits. */
+  augment: boolean;
+  /** Image size for image-folder datasets (images are resized to size × size). */
+  imageSize?: number;
+}
+
+export interface MoeConfig {
+  /** false = the dense CNN (baseline). */
+  enabled: boolean;
+  /** N: experts per MoE layer. */
+  experts: number;
+  /** k: experts kept per input. */
+  topK: number;
+  /** Width of one expert as a fraction of the layer's output channels (official code: 0.5 with N = 2). */
+  expertWidth: number;
+  router: RouterTopology;
+  /** Which convolutions become MoE: `all-blocks` = every conv inside residual/conv blocks (official
+   * ResNet-18: 16 convs), or explicit indices into the model's list of candidate convs. */
+  layers: 'all-blocks' | number[];
+}
+
+export interface ModelConfig {
+  backbone: BackboneName;
+  preset: BackbonePreset;
+  /** Multiplies every layer's width (after the preset); 1 = preset width. */
+  widthMultiplier: number;
+  moe: MoeConfig;
+}
+
+export interface AttackConfig {
+  norm: Norm;
+  /** ε, in pixel units of [0,1]. */
+  eps: number;
+  /** Step size α. */
+  stepSize: number;
+  steps: number;
+  randomStart: boolean;
+  restarts: number;
+}
+
+export interface AdvMoeConfig {
+  /** Router steps and expert steps alternate every `period` batches (1 = both every batch). */
+  period: number;
+  order: 'router-first' | 'expert-first';
+  /** Router learning rate as a multiple of the schedule's lr. */
+  routerLrScale: number;
+}
+
+export interface MethodConfig {
+  kind: MethodName;
+  /** TRADES β (also used by `official`). */
+  tradesBeta: number;
+  advmoe: AdvMoeConfig;
+  /** `official` preset: weight α of the router's CE to `y mod N`. */
+  officialRouterAlpha: number;
+  /** Attack used to make training adversarial examples. */
+  attack: AttackConfig;
+  /** Ramp ε linearly from 0 over this many epochs (helps large-ε MNIST training start). 0 = off. */
+  epsWarmupEpochs: number;
+}
+
+export interface ScheduleConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  lrSchedule: 'cosine' | 'step' | 'constant';
+  /** For `step`: epochs at which lr is multiplied by `gamma`. */
+  milestones: number[];
+  gamma: number;
+  /** Linear lr warm-up over this many epochs (fractional allowed). */
+  warmupEpochs: number;
+}
+
+export interface EvalConfig {
+  /** Attack that defines RA (DESIGN.md: PGD-10, ε 8/255, α 2/255; MNIST ε 0.3). */
+  attack: AttackConfig;
+  /** Number of test samples used for robustness analysis (0 = all). */
+  samples: number;
+  /** ε values of the RA-vs-ε curve. */
+  epsCurve: number[];
+  /** Evaluate SA/RA on `samples` test inputs at the end of every `everyEpochs` epochs (0 = only at the end). */
+  everyEpochs: number;
+}
+
+export interface ExperimentConfig {
+  name: string;
+  seed: number;
+  backend: BackendName;
+  data: DataConfig;
+  model: ModelConfig;
+  method: MethodConfig;
+  schedule: ScheduleConfig;
+  eval: EvalConfig;
+  /** Write a checkpoint every this many epochs (the last epoch always writes one). */
+  checkpointEveryEpochs: number;
+  /** Log a metrics record every this many steps. */
+  logEverySteps: number;
+}

@@ -1,0 +1,93 @@
+/**
+ * The contract every model (dense or MoE, any backbone) fulfils. Attacks, training and analysis are
+ * written against this interface only.
+ *
+ * Conventions: inputs are NHWC float32 in [0,1] (normalisation happens inside the model, so attacks
+ * clamp in pixel space); logits are [B, classes]. Routing is reported per MoE layer, in forward order.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig } from '../config/types';
+
+/** Router parameters vs everything else. AdvMoE updates the two groups with separate optimizers. */
+export type ParamGroup = 'router' | 'expert';
+
+export interface Param {
+  name: string;
+  variable: tf.Variable;
+  group: ParamGroup;
+  /** false for BatchNorm running statistics (saved in checkpoints, never differentiated). */
+  trainable: boolean;
+  /** Weight decay applies (conv/linear kernels), not to biases and BN affine parameters. */
+  decay: boolean;
+}
+
+/** How the MoE layers pick their experts in one forward pass. */
+export type RoutingMode =
+  /** The routers decide (top-k of their scores). */
+  | { kind: 'router' }
+  /** Routing frozen to given 0/1 masks, one [B, N] tensor per MoE layer (expert attack, expert robustness). */
+  | { kind: 'fixed'; masks: tf.Tensor2D[] }
+  /** Every MoE layer uses expert `expert` alone (per-expert robustness). */
+  | { kind: 'force'; expert: number };
+
+export interface ForwardOptions {
+  /** BatchNorm uses batch statistics (true) or running statistics (false). */
+  training: boolean;
+  /** With `training`, fold the batch statistics into the running ones (only in the weight-update pass). */
+  updateBnStats?: boolean;
+  routing?: RoutingMode;
+}
+
+/** One MoE layer's routing in one forward pass. */
+export interface LayerRouting {
+  /** Router logits [B, N] (for a shared router, the same tensor in every layer). */
+  logits: tf.Tensor2D;
+  /** softmax(logits) [B, N]. */
+  probs: tf.Tensor2D;
+  /** The hard 0/1 mask actually applied [B, N]: exactly k ones per row. Its gradient is straight-through:
+   * d mask / d probs = identity, so the router learns from the loss although the mask is discrete. */
+  mask: tf.Tensor2D;
+}
+
+export interface ForwardResult {
+  logits: tf.Tensor2D;
+  /** One entry per MoE layer (empty for a dense model). */
+  routing: LayerRouting[];
+}
+
+export interface MoeLayerInfo {
+  /** Stable name, e.g. `layer2.0.conv1`. */
+  name: string;
+  /** Index of the router that decides this layer (0 for every layer with a shared router). */
+  router: number;
+  outChannels: number;
+  /** Channels of one expert. */
+  expertChannels: number;
+}
+
+export interface FlopsReport {
+  /** Multiply-accumulates ×2 of the dense model of the same backbone, per image. */
+  dense: number;
+  /** FLOPs the MoE model really needs per image when inactive experts are skipped (routers included). */
+  active: number;
+  /** Router FLOPs included in `active`. */
+  router: number;
+}
+
+export interface Model {
+  readonly config: ModelConfig;
+  readonly inputShape: [number, number, number];
+  readonly numClasses: number;
+  /** Number of experts N (1 for a dense model). */
+  readonly numExperts: number;
+  readonly topK: number;
+  readonly moeLayers: readonly MoeLayerInfo[];
+  /** Every parameter and BN statistic, in a fixed order (the checkpoint order). */
+  readonly params: readonly Param[];
+
+  forward(x: tf.Tensor4D, opts: ForwardOptions): ForwardResult;
+  /** Trainable variables of a group (what an optimizer updates). */
+  trainableVariables(group?: ParamGroup): tf.Variable[];
+  flops(): FlopsReport;
+  dispose(): void;
+}

@@ -1,0 +1,154 @@
+/**
+ * The engine's JSON-RPC API (vscode-jsonrpc over the Node IPC channel of a forked engine process).
+ * This module is the typed contract: the extension imports it; the engine's server implements it.
+ * It must stay free of runtime dependencies beyond vscode-jsonrpc's type constructors.
+ *
+ * Long work (train, evaluate, attack, inspect) carries a client-chosen `jobId`; notifications name it,
+ * and `cancel({ jobId })` (or the request's own cancellation token) stops it.
+ */
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { BackendName } from './config/types';
+import type { RobustnessReport, SampleInspection } from './analysis/types';
+import type { MetricsRecord, RunState } from './runs/types';
+
+export type { RobustnessReport, SampleInspection, MetricsRecord, RunState };
+
+/** Error codes of failed requests (ResponseError.data.code), see engine/util/errors.ts. */
+export { type ErrorCode } from './util/errors';
+
+export interface JobParams {
+  jobId: string;
+  /** Folder holding `runs/` (usually `<workspace>/.advmoe`). */
+  runsDir: string;
+}
+
+export interface TrainParams extends JobParams {
+  /** Experiment file to train from. Omit when resuming. */
+  configPath?: string;
+  /** Resume this run from its last checkpoint instead of starting a new one. */
+  resumeRunId?: string;
+}
+export interface TrainResult {
+  runId: string;
+  status: RunState['status'];
+  headline: RunState['headline'];
+}
+
+export interface EvaluateParams extends JobParams {
+  runId: string;
+  /** Checkpoint file under the run's `checkpoints/` (default: the last one). */
+  checkpoint?: string;
+  /** Override the number of test samples. */
+  samples?: number;
+}
+export interface EvaluateResult {
+  runId: string;
+  report: RobustnessReport;
+  /** Path of the saved `analysis/*.json`. */
+  savedTo: string;
+}
+
+export interface AttackParams extends JobParams {
+  runId: string;
+  checkpoint?: string;
+  attack: 'fgsm' | 'pgd' | 'apgd-ce' | 'router' | 'expert';
+  eps?: number;
+  steps?: number;
+  samples?: number;
+}
+export interface AttackRunResult {
+  runId: string;
+  attack: AttackParams['attack'];
+  eps: number;
+  accuracy: number;
+  samples: number;
+}
+
+export interface InspectParams extends JobParams {
+  runId: string;
+  checkpoint?: string;
+  /** Test-set sample ids to inspect. */
+  sampleIds: number[];
+  attack?: 'fgsm' | 'pgd' | 'apgd-ce' | 'router' | 'expert';
+  eps?: number;
+  /** Attack the experts with routing frozen to the clean decision. */
+  freezeRouting?: boolean;
+}
+export interface InspectResult {
+  runId: string;
+  samples: SampleInspection[];
+}
+
+export interface CancelParams {
+  jobId: string;
+}
+export interface ListRunsParams {
+  runsDir: string;
+}
+export interface LoadRunParams {
+  runsDir: string;
+  runId: string;
+}
+export interface LoadRunResult {
+  state: RunState;
+  /** The resolved experiment config. */
+  config: unknown;
+  metrics: MetricsRecord[];
+  /** Names of files under `analysis/`. */
+  analyses: string[];
+  checkpoints: string[];
+}
+
+export interface BackendInfo {
+  /** The backend in use. */
+  name: Exclude<BackendName, 'auto'>;
+  /** Why others were skipped, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
+  skipped: { name: Exclude<BackendName, 'auto'>; reason: string }[];
+  threads: number;
+  simd: boolean;
+  tfjsVersion: string;
+}
+
+export interface ProgressNotification {
+  jobId: string;
+  runId?: string;
+  /** e.g. "epoch 2/5", "PGD-10 eval". */
+  message: string;
+  /** Done work units and total (steps, samples). */
+  done: number;
+  total: number;
+  /** Seconds, estimated. */
+  eta?: number;
+}
+export interface MetricsNotification {
+  jobId: string;
+  runId: string;
+  records: MetricsRecord[];
+}
+export interface LogNotification {
+  jobId?: string;
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+}
+export interface RunStateNotification {
+  jobId?: string;
+  state: RunState;
+}
+
+export const Requests = {
+  train: new RequestType<TrainParams, TrainResult, void>('advmoe/train'),
+  evaluate: new RequestType<EvaluateParams, EvaluateResult, void>('advmoe/evaluate'),
+  attack: new RequestType<AttackParams, AttackRunResult, void>('advmoe/attack'),
+  inspect: new RequestType<InspectParams, InspectResult, void>('advmoe/inspect'),
+  cancel: new RequestType<CancelParams, { cancelled: boolean }, void>('advmoe/cancel'),
+  listRuns: new RequestType<ListRunsParams, RunState[], void>('advmoe/listRuns'),
+  loadRun: new RequestType<LoadRunParams, LoadRunResult, void>('advmoe/loadRun'),
+  backendInfo: new RequestType0<BackendInfo, void>('advmoe/backendInfo'),
+} as const;
+
+export const Notifications = {
+  progress: new NotificationType<ProgressNotification>('advmoe/progress'),
+  metrics: new NotificationType<MetricsNotification>('advmoe/metrics'),
+  log: new NotificationType<LogNotification>('advmoe/log'),
+  runState: new NotificationType<RunStateNotification>('advmoe/runState'),
+} as const;
