@@ -1,0 +1,234 @@
+/**
+ * Reading, validating and resolving experiment files. Validation is the JSON Schema the editor also uses
+ * (schema.json), plus the cross-field rules a schema cannot say well (k ≤ N, …). Every error names the
+ * field, the value and what is allowed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Ajv, { type ErrorObject } from 'ajv';
+import { AdvMoEError } from '../util/errors';
+import schema from './schema.json';
+import type { AttackConfig, DatasetName, ExperimentConfig } from './types';
+
+let validator: ReturnType<Ajv['compile']> | null = null;
+
+function validate(value: unknown): ErrorObject[] {
+  if (!validator) {
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+    validator = ajv.compile(schema);
+  }
+  return validator(value) ? [] : (validator.errors ?? []);
+}
+
+/** "model.moe.topK" from "/model/moe/topK". */
+function fieldName(instancePath: string, extra?: string): string {
+  const parts = instancePath.split('/').filter(Boolean);
+  if (extra) parts.push(extra);
+  return parts.length ? parts.join('.') : '(top level)';
+}
+
+function valueAt(root: unknown, instancePath: string): unknown {
+  let v: unknown = root;
+  for (const p of instancePath.split('/').filter(Boolean)) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[p];
+  }
+  return v;
+}
+
+function describeError(e: ErrorObject, root: unknown): string {
+  const value = JSON.stringify(valueAt(root, e.instancePath));
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `${fieldName(e.instancePath, String(p.additionalProperty))}: unknown field (allowed here: ${allowedKeys(e)})`;
+    case 'required':
+      return `${fieldName(e.instancePath, String(p.missingProperty))}: required field is missing`;
+    case 'enum':
+      return `${fieldName(e.instancePath)}: ${value} is not allowed; use one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'type':
+      return `${fieldName(e.instancePath)}: ${value} must be ${p.type}`;
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return `${fieldName(e.instancePath)}: ${value} must be ${p.comparison} ${p.limit}`;
+    default:
+      return `${fieldName(e.instancePath)}: ${value} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+function allowedKeys(e: ErrorObject): string {
+  const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+  return props ? Object.keys(props).filter((k) => k !== '$schema').join(', ') : 'see schema';
+}
+
+/** Reads and resolves an experiment file. */
+export function loadConfigFile(file: string): ExperimentConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AdvMoEError('CONFIG_NOT_FOUND', `cannot read experiment file ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new AdvMoEError('CONFIG_INVALID', `${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  const defaultName = path.basename(file).replace(/\.advmoe\.json$|\.json$/, '');
+  return resolveConfig(raw, { source: file, defaultName, baseDir: path.dirname(path.resolve(file)) });
+}
+
+export interface ResolveOptions {
+  /** Named in error messages. */
+  source?: string;
+  defaultName?: string;
+  /** data.root is resolved against this folder. */
+  baseDir?: string;
+}
+
+/** Validates a parsed experiment object and fills every default. */
+export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): ExperimentConfig {
+  const where = opts.source ? `${opts.source}: ` : '';
+  const errors = validate(raw);
+  if (errors.length) {
+    // oneOf branches report once per branch; keep the distinct messages.
+    const messages = [...new Set(errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'if').map((e) => describeError(e, raw)))];
+    throw new AdvMoEError('CONFIG_INVALID', `${where}invalid experiment:\n  - ${messages.join('\n  - ')}`, { errors: messages });
+  }
+  const r = raw as Record<string, any>;
+  const dataset: DatasetName = r.data?.dataset ?? 'mnist';
+  const digits = dataset === 'mnist' || dataset === 'fashion-mnist';
+  const d = digits ? DIGIT_DEFAULTS : CIFAR_DEFAULTS;
+  const methodKind = r.method?.kind ?? 'advmoe';
+  const trainAttackDefaults = methodKind === 'official' && !digits ? OFFICIAL_TRAIN_ATTACK : d.trainAttack;
+
+  const cfg: ExperimentConfig = {
+    name: r.name ?? opts.defaultName ?? 'experiment',
+    seed: r.seed ?? 0,
+    backend: r.backend ?? 'auto',
+    data: {
+      dataset,
+      root: r.data?.root !== undefined && opts.baseDir ? path.resolve(opts.baseDir, r.data.root) : r.data?.root,
+      trainSamples: r.data?.trainSamples ?? 0,
+      testSamples: r.data?.testSamples ?? 0,
+      augment: r.data?.augment ?? !digits,
+      imageSize: dataset === 'image-folder' ? (r.data?.imageSize ?? 64) : r.data?.imageSize,
+    },
+    model: {
+      backbone: r.model.backbone,
+      preset: r.model.preset ?? 'full',
+      widthMultiplier: r.model.widthMultiplier ?? 1,
+      moe: {
+        enabled: r.model.moe?.enabled ?? true,
+        experts: r.model.moe?.experts ?? 2,
+        topK: r.model.moe?.topK ?? 1,
+        expertWidth: r.model.moe?.expertWidth ?? 0.5,
+        router: r.model.moe?.router ?? 'per-layer',
+        layers: r.model.moe?.layers ?? 'all-blocks',
+      },
+    },
+    method: {
+      kind: methodKind,
+      tradesBeta: r.method?.tradesBeta ?? 6,
+      officialRouterAlpha: r.method?.officialRouterAlpha ?? 6,
+      epsWarmupEpochs: r.method?.epsWarmupEpochs ?? d.epsWarmupEpochs,
+      attack: attack(r.method?.attack, trainAttackDefaults),
+      advmoe: {
+        period: r.method?.advmoe?.period ?? 1,
+        order: r.method?.advmoe?.order ?? 'router-first',
+        routerLrScale: r.method?.advmoe?.routerLrScale ?? 1,
+      },
+    },
+    schedule: {
+      epochs: r.schedule?.epochs ?? d.epochs,
+      batchSize: r.schedule?.batchSize ?? d.batchSize,
+      lr: r.schedule?.lr ?? d.lr,
+      momentum: r.schedule?.momentum ?? 0.9,
+      weightDecay: r.schedule?.weightDecay ?? d.weightDecay,
+      lrSchedule: r.schedule?.lrSchedule ?? 'cosine',
+      milestones: r.schedule?.milestones ?? [],
+      gamma: r.schedule?.gamma ?? 0.1,
+      warmupEpochs: r.schedule?.warmupEpochs ?? 0,
+    },
+    eval: {
+      attack: attack(r.eval?.attack, d.evalAttack),
+      samples: r.eval?.samples ?? d.evalSamples,
+      epsCurve: r.eval?.epsCurve ?? d.epsCurve,
+      everyEpochs: r.eval?.everyEpochs ?? 1,
+    },
+    checkpointEveryEpochs: r.checkpointEveryEpochs ?? 1,
+    logEverySteps: r.logEverySteps ?? 10,
+  };
+  checkCrossField(cfg, where);
+  return cfg;
+}
+
+function attack(raw: Partial<AttackConfig> | undefined, defaults: AttackConfig): AttackConfig {
+  return { ...defaults, ...(raw ?? {}) };
+}
+
+function checkCrossField(cfg: ExperimentConfig, where: string): void {
+  const problems: string[] = [];
+  const moe = cfg.model.moe;
+  if (moe.enabled && moe.topK > moe.experts) problems.push(`model.moe.topK: ${moe.topK} must be ≤ model.moe.experts (${moe.experts})`);
+  if (!moe.enabled && (cfg.method.kind === 'advmoe' || cfg.method.kind === 'official')) {
+    problems.push(`method.kind: "${cfg.method.kind}" trains routers, but model.moe.enabled is false; use "pgd-at" or "trades" for a dense model`);
+  }
+  if (cfg.schedule.lrSchedule === 'step' && cfg.schedule.milestones.length === 0) {
+    problems.push('schedule.milestones: the "step" schedule needs at least one milestone epoch');
+  }
+  if ((cfg.data.dataset === 'cifar10' || cfg.data.dataset === 'cifar100' || cfg.data.dataset === 'image-folder') && !cfg.data.root) {
+    // fashion-mnist may come from Debian's package; cifar and image folders have no default location.
+    problems.push(`data.root: the ${cfg.data.dataset} dataset needs a folder (run \`advmoe data download ${cfg.data.dataset === 'image-folder' ? '…' : cfg.data.dataset}\` or point data.root at your copy)`);
+  }
+  for (const [field, a] of [['method.attack', cfg.method.attack], ['eval.attack', cfg.eval.attack]] as const) {
+    if (a.stepSize > a.eps && a.eps > 0 && a.norm === 'linf' && a.steps > 1) {
+      problems.push(`${field}.stepSize: ${a.stepSize} is larger than eps (${a.eps}); a PGD step beyond the ball is clipped away`);
+    }
+  }
+  if (problems.length) throw new AdvMoEError('CONFIG_INVALID', `${where}invalid experiment:\n  - ${problems.join('\n  - ')}`, { errors: problems });
+}
+
+interface FamilyDefaults {
+  trainAttack: AttackConfig;
+  evalAttack: AttackConfig;
+  epsCurve: number[];
+  epsWarmupEpochs: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  evalSamples: number;
+}
+
+/** MNIST-like: ε = 0.3 (Madry et al.); eval PGD-20 with α = 2.5·ε/steps. */
+const DIGIT_DEFAULTS: FamilyDefaults = {
+  trainAttack: { norm: 'linf', eps: 0.3, stepSize: 0.1, steps: 5, randomStart: true, restarts: 1 },
+  evalAttack: { norm: 'linf', eps: 0.3, stepSize: 0.0375, steps: 20, randomStart: true, restarts: 1 },
+  epsCurve: [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4],
+  epsWarmupEpochs: 1,
+  epochs: 4,
+  batchSize: 128,
+  lr: 0.05,
+  weightDecay: 5e-4,
+  evalSamples: 1000,
+};
+
+/** CIFAR-like: ε = 8/255, PGD-10 α = 2/255 for training and for RA (DESIGN.md). */
+const CIFAR_DEFAULTS: FamilyDefaults = {
+  trainAttack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
+  evalAttack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
+  epsCurve: [0, 2 / 255, 4 / 255, 6 / 255, 8 / 255, 10 / 255, 12 / 255, 16 / 255],
+  epsWarmupEpochs: 0,
+  epochs: 100,
+  batchSize: 128,
+  lr: 0.1,
+  weightDecay: 5e-4,
+  evalSamples: 1000,
+};
+
+/** The official code trains with PGD-2 at 5/255 (TRADES KL), ε = 8/255. */
+const OFFICIAL_TRAIN_ATTACK: AttackConfig = { norm: 'linf', eps: 8 / 255, stepSize: 5 / 255, steps: 2, randomStart: true, restarts: 1 };

@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadConfigFile, resolveConfig } from '../../../engine/config/load';
+import schema from '../../../engine/config/schema.json';
+import { isAdvMoEError } from '../../../engine/util/errors';
+
+function invalid(raw: unknown): string {
+  try {
+    resolveConfig(raw);
+  } catch (e) {
+    assert.ok(isAdvMoEError(e, 'CONFIG_INVALID'), `expected CONFIG_INVALID, got ${e}`);
+    return (e as Error).message;
+  }
+  assert.fail('config was accepted');
+}
+
+test('minimal config resolves with MNIST defaults', () => {
+  const c = resolveConfig({ model: { backbone: 'resnet18' } }, { defaultName: 'demo' });
+  assert.equal(c.name, 'demo');
+  assert.equal(c.data.dataset, 'mnist');
+  assert.equal(c.data.augment, false);
+  assert.equal(c.method.kind, 'advmoe');
+  assert.equal(c.eval.attack.eps, 0.3);
+  assert.equal(c.eval.attack.steps, 20);
+  assert.deepEqual(c.model.moe, { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' });
+});
+
+test('CIFAR defaults follow DESIGN.md (PGD-10, 8/255, 2/255) and augmentation is on', () => {
+  const c = resolveConfig({ model: { backbone: 'vgg16' }, data: { dataset: 'cifar10', root: '/data' } });
+  assert.ok(Math.abs(c.eval.attack.eps - 8 / 255) < 1e-12);
+  assert.ok(Math.abs(c.eval.attack.stepSize - 2 / 255) < 1e-12);
+  assert.equal(c.eval.attack.steps, 10);
+  assert.equal(c.data.augment, true);
+  const o = resolveConfig({ model: { backbone: 'resnet18' }, method: { kind: 'official' }, data: { dataset: 'cifar10', root: '/d' } });
+  assert.equal(o.method.attack.steps, 2);
+  assert.ok(Math.abs(o.method.attack.stepSize - 5 / 255) < 1e-12);
+});
+
+test('user values override defaults, partially inside attack objects', () => {
+  const c = resolveConfig({ model: { backbone: 'resnet18', moe: { experts: 4, topK: 2 } }, eval: { attack: { steps: 50 } } });
+  assert.equal(c.model.moe.experts, 4);
+  assert.equal(c.model.moe.topK, 2);
+  assert.equal(c.eval.attack.steps, 50);
+  assert.equal(c.eval.attack.eps, 0.3);
+});
+
+test('errors name the field, the value and what is allowed', () => {
+  let m = invalid({ model: { backbone: 'resnet50' } });
+  assert.match(m, /model\.backbone: "resnet50" is not allowed; use one of "resnet18", "vgg16", "wrn28_10", "densenet"/);
+  m = invalid({ model: { backbone: 'resnet18', moe: { experts: 2, topK: 3 } } });
+  assert.match(m, /model\.moe\.topK: 3 must be ≤ model\.moe\.experts \(2\)/);
+  m = invalid({ model: { backbone: 'resnet18' }, schedule: { batchSize: 0 } });
+  assert.match(m, /schedule\.batchSize: 0 must be >= 1/);
+  m = invalid({ model: { backbone: 'resnet18' }, schedual: {} });
+  assert.match(m, /schedual: unknown field \(allowed here: .*schedule/);
+  m = invalid({});
+  assert.match(m, /model: required field is missing/);
+  m = invalid({ model: { backbone: 'resnet18', moe: { enabled: false } }, method: { kind: 'advmoe' } });
+  assert.match(m, /method\.kind: "advmoe" trains routers, but model\.moe\.enabled is false/);
+  m = invalid({ model: { backbone: 'resnet18' }, data: { dataset: 'cifar10' } });
+  assert.match(m, /data\.root: the cifar10 dataset needs a folder/);
+  m = invalid({ model: { backbone: 'resnet18' }, seed: 'abc' });
+  assert.match(m, /seed: "abc" must be integer/);
+});
+
+test('files: missing file, bad JSON, relative data.root', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-cfg-'));
+  assert.throws(() => loadConfigFile(path.join(dir, 'nope.advmoe.json')), (e) => isAdvMoEError(e, 'CONFIG_NOT_FOUND') && /nope\.advmoe\.json/.test((e as Error).message));
+  fs.writeFileSync(path.join(dir, 'bad.advmoe.json'), '{ "model": ');
+  assert.throws(() => loadConfigFile(path.join(dir, 'bad.advmoe.json')), (e) => isAdvMoEError(e, 'CONFIG_INVALID') && /bad\.advmoe\.json is not valid JSON/.test((e as Error).message));
+  fs.writeFileSync(path.join(dir, 'c10.advmoe.json'), JSON.stringify({ model: { backbone: 'resnet18' }, data: { dataset: 'cifar10', root: 'data/cifar' } }));
+  const c = loadConfigFile(path.join(dir, 'c10.advmoe.json'));
+  assert.equal(c.name, 'c10');
+  assert.equal(c.data.root, path.join(dir, 'data/cifar'));
+});
+
+test('every field of the resolved config is described in the schema', () => {
+  const c = resolveConfig({ model: { backbone: 'resnet18' }, data: { dataset: 'image-folder', root: '/x' } });
+  const missing: string[] = [];
+  const walk = (value: unknown, node: any, at: string): void => {
+    if (node?.$ref) node = (schema as any).definitions[node.$ref.split('/').pop()];
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+    for (const [k, v] of Object.entries(value)) {
+      const child = node?.properties?.[k];
+      if (!child) missing.push(`${at}${k}`);
+      else if (!child.description && !(child.$ref)) missing.push(`${at}${k} (no description)`);
+      walk(v, child, `${at}${k}.`);
+    }
+  };
+  walk(c, schema, '');
+  assert.deepEqual(missing, []);
+});
