@@ -1,0 +1,281 @@
+/**
+ * The run folder (DESIGN.md "Runs on disk"):
+ *   <runsDir>/<run-id>/config.json     resolved experiment (written once)
+ *                      state.json      RunState, rewritten atomically
+ *                      metrics.jsonl   append-only, one MetricsRecord a line; a torn last line is tolerated
+ *                      checkpoints/    written to a temporary file, then renamed
+ *                      analysis/*.json robustness reports
+ * Nothing outside `runsDir` is written.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ExperimentConfig } from '../config/types';
+import { AdvMoEError } from '../util/errors';
+import type { MetricsRecord, RunState } from './types';
+
+export const CONFIG_FILE = 'config.json';
+export const STATE_FILE = 'state.json';
+export const METRICS_FILE = 'metrics.jsonl';
+export const CHECKPOINT_DIR = 'checkpoints';
+export const ANALYSIS_DIR = 'analysis';
+
+/** Writes a file so that readers see either the old or the new content, never a mix. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, data as any);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+export function runDir(runsDir: string, runId: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(runId) || runId === '.' || runId === '..') {
+    throw new AdvMoEError('INVALID_ARGUMENT', `"${runId}" is not a valid run id (letters, digits, ".", "_", "-")`);
+  }
+  return path.join(runsDir, runId);
+}
+
+function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'run';
+}
+
+function timestamp(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+export interface NewRun {
+  config: ExperimentConfig;
+  configPath?: string;
+  totalSteps: number;
+}
+
+/** Creates a fresh run folder and returns its initial state. */
+export function createRun(runsDir: string, run: NewRun, now = new Date()): RunState {
+  fs.mkdirSync(runsDir, { recursive: true });
+  const base = `${timestamp(now)}-${slug(run.config.name)}`;
+  let id = base;
+  for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${base}-${i}`;
+  const dir = path.join(runsDir, id);
+  fs.mkdirSync(path.join(dir, CHECKPOINT_DIR), { recursive: true });
+  fs.mkdirSync(path.join(dir, ANALYSIS_DIR), { recursive: true });
+  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(run.config, null, 2) + '\n');
+  fs.writeFileSync(path.join(dir, METRICS_FILE), '');
+  const iso = now.toISOString();
+  const state: RunState = {
+    id,
+    name: run.config.name,
+    configPath: run.configPath,
+    method: run.config.method.kind,
+    backbone: run.config.model.backbone,
+    moe: run.config.model.moe.enabled,
+    status: 'running',
+    createdAt: iso,
+    updatedAt: iso,
+    epoch: 0,
+    step: 0,
+    totalSteps: run.totalSteps,
+    pid: process.pid,
+    headline: {},
+    warnings: [],
+  };
+  writeState(runsDir, state);
+  return state;
+}
+
+export function writeState(runsDir: string, state: RunState): void {
+  state.updatedAt = new Date().toISOString();
+  writeFileAtomic(path.join(runDir(runsDir, state.id), STATE_FILE), JSON.stringify(state, null, 2) + '\n');
+}
+
+function isAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Reads a run's state. A run marked running whose process is gone is reported as interrupted. */
+export function readState(runsDir: string, runId: string): RunState {
+  const file = path.join(runDir(runsDir, runId), STATE_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new AdvMoEError('RUN_NOT_FOUND', `no run "${runId}" in ${runsDir} (missing ${STATE_FILE})`);
+  }
+  let state: RunState;
+  try {
+    state = JSON.parse(text) as RunState;
+  } catch (e) {
+    throw new AdvMoEError('DATA_CORRUPT', `${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof state !== 'object' || state === null || state.id !== runId || typeof state.status !== 'string') {
+    throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}"`);
+  }
+  state.warnings ??= [];
+  state.headline ??= {};
+  if (state.status === 'running' && state.pid !== process.pid && !isAlive(state.pid)) state.status = 'interrupted';
+  return state;
+}
+
+export function readRunConfig(runsDir: string, runId: string): ExperimentConfig {
+  const file = path.join(runDir(runsDir, runId), CONFIG_FILE);
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentConfig;
+  } catch (e) {
+    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Every run under `runsDir`, newest first. Unreadable folders are skipped (reported through `onSkip`). */
+export function listRuns(runsDir: string, onSkip?: (dir: string, reason: string) => void): RunState[] {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(runsDir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const runs: RunState[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    try {
+      runs.push(readState(runsDir, e.name));
+    } catch (err) {
+      onSkip?.(path.join(runsDir, e.name), (err as Error).message);
+    }
+  }
+  return runs.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** Appends records. If the file ends in a torn line (a crash mid-write), that fragment is dropped first so
+ * that no record is glued to garbage. */
+export function appendMetrics(runsDir: string, runId: string, records: MetricsRecord[]): void {
+  if (!records.length) return;
+  const file = path.join(runDir(runsDir, runId), METRICS_FILE);
+  dropTornTail(file);
+  fs.appendFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+}
+
+function dropTornTail(file: string): void {
+  let size: number;
+  try {
+    size = fs.statSync(file).size;
+  } catch {
+    return;
+  }
+  if (size === 0) return;
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const last = Buffer.alloc(1);
+    fs.readSync(fd, last, 0, 1, size - 1);
+    if (last[0] === 0x0a) return;
+    // Find the last newline, scanning back in chunks.
+    let end = size;
+    const chunk = Buffer.alloc(4096);
+    while (end > 0) {
+      const start = Math.max(0, end - chunk.length);
+      fs.readSync(fd, chunk, 0, end - start, start);
+      const i = chunk.subarray(0, end - start).lastIndexOf(0x0a);
+      if (i >= 0) {
+        fs.ftruncateSync(fd, start + i + 1);
+        return;
+      }
+      end = start;
+    }
+    fs.ftruncateSync(fd, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export interface MetricsRead {
+  records: MetricsRecord[];
+  /** Lines that could not be parsed (other than a torn last line), 1-based. */
+  badLines: number[];
+  tornTail: boolean;
+}
+
+/** Reads metrics.jsonl, tolerating a torn last line; `afterStep` keeps only records with a larger step. */
+export function readMetrics(runsDir: string, runId: string, afterStep = -Infinity): MetricsRead {
+  const file = path.join(runDir(runsDir, runId), METRICS_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return { records: [], badLines: [], tornTail: false };
+  }
+  const lines = text.split('\n');
+  const tornTail = lines[lines.length - 1] !== '';
+  const records: MetricsRecord[] = [];
+  const badLines: number[] = [];
+  lines.forEach((line, i) => {
+    if (!line) return;
+    try {
+      const r = JSON.parse(line) as MetricsRecord;
+      if (typeof r.step !== 'number' || typeof r.metrics !== 'object') throw new Error('not a record');
+      if (r.step > afterStep) records.push(r);
+    } catch {
+      if (!(tornTail && i === lines.length - 1)) badLines.push(i + 1);
+    }
+  });
+  return { records, badLines, tornTail };
+}
+
+/** Drops records past `step` (a resumed run replays the steps after its checkpoint). */
+export function truncateMetricsAfter(runsDir: string, runId: string, step: number): void {
+  const file = path.join(runDir(runsDir, runId), METRICS_FILE);
+  const { records } = readMetrics(runsDir, runId);
+  const kept = records.filter((r) => r.step <= step);
+  if (kept.length === records.length && !readMetrics(runsDir, runId).tornTail) return;
+  writeFileAtomic(file, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+}
+
+export function checkpointPath(runsDir: string, runId: string, name: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new AdvMoEError('INVALID_ARGUMENT', `"${name}" is not a valid checkpoint name`);
+  return path.join(runDir(runsDir, runId), CHECKPOINT_DIR, name);
+}
+
+export function listCheckpoints(runsDir: string, runId: string): string[] {
+  try {
+    return fs
+      .readdirSync(path.join(runDir(runsDir, runId), CHECKPOINT_DIR))
+      .filter((f) => f.endsWith('.ckpt'))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+export function listAnalyses(runsDir: string, runId: string): string[] {
+  try {
+    return fs
+      .readdirSync(path.join(runDir(runsDir, runId), ANALYSIS_DIR))
+      .filter((f) => f.endsWith('.json'))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+export function writeAnalysis(runsDir: string, runId: string, name: string, report: unknown): string {
+  const dir = path.join(runDir(runsDir, runId), ANALYSIS_DIR);
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, name);
+  writeFileAtomic(file, JSON.stringify(report, null, 1) + '\n');
+  return file;
+}
+
+/** Removes a run folder (callers confirm with the user first). Refuses a run that is still running. */
+export function deleteRun(runsDir: string, runId: string): void {
+  const state = readState(runsDir, runId);
+  if (state.status === 'running') throw new AdvMoEError('RUN_BUSY', `run "${runId}" is still running; stop it first`);
+  fs.rmSync(runDir(runsDir, runId), { recursive: true, force: true });
+}
