@@ -18,7 +18,7 @@ export { type ErrorCode } from './util/errors';
 
 export interface JobParams {
   jobId: string;
-  /** Folder holding `runs/` (usually `<workspace>/.advmoe`). */
+  /** The runs folder itself (usually `<workspace>/.advmoe/runs`); each run is a sub-folder. */
   runsDir: string;
 }
 
