@@ -36,7 +36,8 @@ export interface DataSpec {
   std: number[];
 }
 
-/** A conv + BN, dense or MoE. `apply` returns the pre-activation output. */
+/** A conv + BN (or a bare conv, see `ConvUnitOptions.bn`), dense or MoE. `apply` returns the
+ * pre-activation output; for an MoE unit, the channels of inactive experts are exactly zero in it. */
 export interface ConvUnit {
   readonly name: string;
   readonly outChannels: number;
@@ -64,6 +65,10 @@ export interface ConvUnitOptions {
   /** The unit whose (activated) output is this conv's input, when it is one: its masked channels are
    * zero, which the active-FLOP count credits. */
   inputFrom?: ConvUnit;
+  /** Follow the conv by its own BatchNorm (default true). Pre-activation backbones (WRN, DenseNet) set
+   * false where the next op is another layer's BN-ReLU or a residual sum: the unit is then the bare conv,
+   * and an MoE mask multiplies the conv's output directly. */
+  bn?: boolean;
 }
 
 export abstract class Net implements Model {
@@ -112,9 +117,10 @@ export abstract class Net implements Model {
       if (m.enabled && (m.layers === 'all-blocks' || m.layers.includes(index))) moeIndex = this.moeLayers.length;
     }
     const inputFrom = o.inputFrom;
+    const withBn = o.bn ?? true;
     if (moeIndex === null) {
       const w = this.factory.conv(name, inChannels, denseOut, size);
-      const bn = this.factory.batchNorm(`${name}.bn`, denseOut);
+      const bn = withBn ? this.factory.batchNorm(`${name}.bn`, denseOut) : null;
       return {
         name,
         outChannels: denseOut,
@@ -122,7 +128,7 @@ export abstract class Net implements Model {
         apply: (x, ctx) => {
           const y = conv(x, w, stride);
           countConv(ctx, y, w, 1, this.liveInput(inputFrom));
-          return batchNorm(y, bn, ctx.opts);
+          return bn ? batchNorm(y, bn, ctx.opts) : y;
         },
       };
     }
@@ -130,7 +136,7 @@ export abstract class Net implements Model {
     const expertChannels = Math.max(1, Math.round(m.expertWidth * denseOut));
     const outChannels = m.experts * expertChannels;
     const w = this.factory.conv(name, inChannels, outChannels, size);
-    const bn = this.factory.batchNorm(`${name}.bn`, outChannels);
+    const bn = withBn ? this.factory.batchNorm(`${name}.bn`, outChannels) : null;
     const routerIndex = m.router === 'shared' ? 0 : this.perLayerRouters.length;
     if (m.router === 'per-layer') this.perLayerRouters.push(this.factory.linear(`${name}.router`, inChannels, m.experts, 'router'));
     this.moeLayers.push({ name, router: routerIndex, outChannels, expertChannels });
@@ -144,7 +150,9 @@ export abstract class Net implements Model {
         const y = conv(x, w, stride);
         countConv(ctx, y, w, this.topK / this.numExperts, this.liveInput(inputFrom));
         const channelMask = tf.reshape(tf.matMul(routing.mask, this.expansion(expertChannels)), [ctx.batch, 1, 1, outChannels]);
-        return tf.mul(batchNorm(y, bn, ctx.opts), channelMask);
+        // The mask comes last (after BN when there is one): BN's shift would otherwise turn zeroed
+        // channels non-zero, and sparse inference could no longer skip them.
+        return tf.mul(bn ? batchNorm(y, bn, ctx.opts) : y, channelMask);
       },
     };
     return unit;
