@@ -73,11 +73,15 @@ export function readTar(buf: Uint8Array, label: string): TarEntry[] {
     let size = octal(header, 124, 12, 'size', where);
     if (pax.size !== undefined) size = Number(pax.size);
     const dataStart = off + BLOCK;
-    if (dataStart + size > buf.length) {
-      throw new AdvMoEError('DATA_CORRUPT', `${label}: truncated tar archive: entry at byte ${off} needs ${size} bytes of data, only ${buf.length - dataStart} left`);
+    const padded = Math.ceil(size / BLOCK) * BLOCK;
+    if (dataStart + padded > buf.length) {
+      throw new AdvMoEError(
+        'DATA_CORRUPT',
+        `${label}: truncated tar archive: entry at byte ${off} needs ${size} bytes of data (${padded} with padding), only ${buf.length - dataStart} left`,
+      );
     }
     const data = buf.subarray(dataStart, dataStart + size);
-    off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+    off = dataStart + padded;
     if (typeflag === 'L') {
       longName = cstring(data, 0, data.length);
       continue;
