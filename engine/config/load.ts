@@ -111,7 +111,7 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
     backend: r.backend ?? 'auto',
     data: {
       dataset,
-      root: r.data?.root !== undefined && opts.baseDir ? path.resolve(opts.baseDir, r.data.root) : r.data?.root,
+      root: dataRoot(dataset, r.data?.root, opts.baseDir),
       trainSamples: r.data?.trainSamples ?? 0,
       testSamples: r.data?.testSamples ?? 0,
       augment: r.data?.augment ?? !digits,
@@ -166,6 +166,14 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
   return cfg;
 }
 
+/** data.root made absolute. CIFAR without a root defaults to `<experiment folder>/data`, where
+ * `advmoe data download` puts it; MNIST is embedded and Fashion-MNIST may come from Debian's package. */
+function dataRoot(dataset: DatasetName, root: string | undefined, baseDir: string | undefined): string | undefined {
+  if (root !== undefined) return baseDir ? path.resolve(baseDir, root) : root;
+  if ((dataset === 'cifar10' || dataset === 'cifar100') && baseDir) return path.resolve(baseDir, 'data');
+  return undefined;
+}
+
 function attack(raw: Partial<AttackConfig> | undefined, defaults: AttackConfig): AttackConfig {
   return { ...defaults, ...(raw ?? {}) };
 }
@@ -180,9 +188,8 @@ function checkCrossField(cfg: ExperimentConfig, where: string): void {
   if (cfg.schedule.lrSchedule === 'step' && cfg.schedule.milestones.length === 0) {
     problems.push('schedule.milestones: the "step" schedule needs at least one milestone epoch');
   }
-  if ((cfg.data.dataset === 'cifar10' || cfg.data.dataset === 'cifar100' || cfg.data.dataset === 'image-folder') && !cfg.data.root) {
-    // fashion-mnist may come from Debian's package; cifar and image folders have no default location.
-    problems.push(`data.root: the ${cfg.data.dataset} dataset needs a folder (run \`advmoe data download ${cfg.data.dataset === 'image-folder' ? '…' : cfg.data.dataset}\` or point data.root at your copy)`);
+  if (cfg.data.dataset === 'image-folder' && !cfg.data.root) {
+    problems.push('data.root: the image-folder dataset needs the folder holding train/ and val/');
   }
   for (const [field, a] of [['method.attack', cfg.method.attack], ['eval.attack', cfg.eval.attack]] as const) {
     if (a.stepSize > a.eps && a.eps > 0 && a.norm === 'linf' && a.steps > 1) {

@@ -60,8 +60,8 @@ test('errors name the field, the value and what is allowed', () => {
   assert.match(m, /model: required field is missing/);
   m = invalid({ model: { backbone: 'resnet18', moe: { enabled: false } }, method: { kind: 'advmoe' } });
   assert.match(m, /method\.kind: "advmoe" trains routers, but model\.moe\.enabled is false/);
-  m = invalid({ model: { backbone: 'resnet18' }, data: { dataset: 'cifar10' } });
-  assert.match(m, /data\.root: the cifar10 dataset needs a folder/);
+  m = invalid({ model: { backbone: 'resnet18' }, data: { dataset: 'image-folder' } });
+  assert.match(m, /data\.root: the image-folder dataset needs the folder holding train\/ and val\//);
   m = invalid({ model: { backbone: 'resnet18' }, seed: 'abc' });
   assert.match(m, /seed: "abc" must be integer/);
 });
@@ -75,6 +75,8 @@ test('files: missing file, bad JSON, relative data.root', () => {
   const c = loadConfigFile(path.join(dir, 'c10.advmoe.json'));
   assert.equal(c.name, 'c10');
   assert.equal(c.data.root, path.join(dir, 'data/cifar'));
+  fs.writeFileSync(path.join(dir, 'c100.advmoe.json'), JSON.stringify({ model: { backbone: 'resnet18' }, data: { dataset: 'cifar100' } }));
+  assert.equal(loadConfigFile(path.join(dir, 'c100.advmoe.json')).data.root, path.join(dir, 'data'));
 });
 
 test('every field of the resolved config is described in the schema', () => {
