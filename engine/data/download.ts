@@ -199,7 +199,7 @@ async function extractTarGz(archive: string, into: string): Promise<void> {
   }
   for (const entry of readTar(tar, archive)) {
     const rel = safeRelative(entry.name, archive);
-    if (rel === '.' ) continue;
+    if (rel === '.') continue;
     const out = path.join(into, rel);
     if (entry.type === 'directory') await fs.promises.mkdir(out, { recursive: true });
     else if (entry.type === 'file') {
