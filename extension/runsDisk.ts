@@ -1,0 +1,110 @@
+/**
+ * Reading runs from disk (`<runsDir>/runs/<id>/state.json`, `metrics.jsonl`), so the Runs view and the
+ * Training view work after a reload, in untrusted workspaces and for runs started elsewhere (the CLI),
+ * without starting the engine. Read-only; the engine owns these files. No `vscode` import (tested in Node).
+ */
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import type { MetricsRecord, RunState } from '../engine/runs/types';
+import { isMetricsRecord } from '../webview/protocol';
+
+export function runDir(runsDir: string, runId: string): string {
+  return path.join(runsDir, 'runs', runId);
+}
+
+function isRunState(x: unknown): x is RunState {
+  if (typeof x !== 'object' || x === null) return false;
+  const s = x as Record<string, unknown>;
+  return (
+    typeof s.id === 'string' &&
+    typeof s.name === 'string' &&
+    ['running', 'finished', 'interrupted', 'failed'].includes(s.status as string) &&
+    typeof s.epoch === 'number' &&
+    typeof s.step === 'number'
+  );
+}
+
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A run that says `running` but whose process is gone was interrupted (crash, kill, reboot). */
+export function effectiveState(state: RunState): RunState {
+  if (state.status === 'running' && state.pid !== undefined && !isProcessAlive(state.pid)) {
+    return { ...state, status: 'interrupted' };
+  }
+  return state;
+}
+
+export async function readRunState(runsDir: string, runId: string): Promise<RunState | undefined> {
+  try {
+    const parsed: unknown = JSON.parse(await fs.readFile(path.join(runDir(runsDir, runId), 'state.json'), 'utf8'));
+    if (!isRunState(parsed)) return undefined;
+    return effectiveState({ ...parsed, headline: parsed.headline ?? {}, warnings: parsed.warnings ?? [] });
+  } catch {
+    return undefined; // missing, or caught mid-rename
+  }
+}
+
+/** Every run with a readable state.json, newest first. */
+export async function listRuns(runsDir: string): Promise<RunState[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(path.join(runsDir, 'runs'));
+  } catch {
+    return [];
+  }
+  const states = await Promise.all(names.map((n) => readRunState(runsDir, n)));
+  return states
+    .filter((s): s is RunState => s !== undefined)
+    .sort((a, b) => (b.createdAt ?? '').localeCompare(a.createdAt ?? '') || b.id.localeCompare(a.id));
+}
+
+export interface MetricsChunk {
+  records: MetricsRecord[];
+  /** Byte offset just after the last complete line read; pass it back to read only what was appended. */
+  nextOffset: number;
+  /** Complete lines that were not valid records (skipped). */
+  bad: number;
+}
+
+/**
+ * Reads `metrics.jsonl` from `offset`. A last line without its newline is a record still being written
+ * (or torn by a crash): it is left for the next read, not parsed.
+ */
+export async function readMetrics(runsDir: string, runId: string, offset = 0): Promise<MetricsChunk> {
+  let buf: Buffer;
+  try {
+    const fh = await fs.open(path.join(runDir(runsDir, runId), 'metrics.jsonl'), 'r');
+    try {
+      const { size } = await fh.stat();
+      if (size < offset) offset = 0; // rewritten (shorter): start over
+      buf = Buffer.alloc(size - offset);
+      await fh.read(buf, 0, buf.length, offset);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return { records: [], nextOffset: offset, bad: 0 };
+  }
+  const end = buf.lastIndexOf(0x0a);
+  if (end < 0) return { records: [], nextOffset: offset, bad: 0 };
+  const records: MetricsRecord[] = [];
+  let bad = 0;
+  for (const line of buf.subarray(0, end).toString('utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const rec: unknown = JSON.parse(line);
+      if (isMetricsRecord(rec)) records.push(rec);
+      else bad++;
+    } catch {
+      bad++;
+    }
+  }
+  return { records, nextOffset: offset + end + 1, bad };
+}

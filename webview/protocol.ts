@@ -1,0 +1,189 @@
+/**
+ * Every message between the extension host and a webview, typed, plus validators for both directions.
+ * Both sides import this module, so it must stay free of DOM and Node imports (types and plain functions only).
+ *
+ * Handshake: the webview posts `ready` once its script runs; only then does the host post state.
+ */
+import type { MetricsRecord, RunState } from '../engine/runs/types';
+
+export type { MetricsRecord, RunState };
+
+/** One run as the Training view plots it. */
+export interface RunSeriesData {
+  runId: string;
+  name: string;
+  status: RunState['status'];
+  method: string;
+  records: MetricsRecord[];
+}
+
+export type XAxis = 'step' | 'epoch' | 'time';
+export type ExportFormat = 'png' | 'svg' | 'csv';
+
+/** What the Training view persists with `setState` (and what the serializer restores after a reload). */
+export interface TrainingViewState {
+  runIds: string[];
+  smoothing: number;
+  xAxis: XAxis;
+  logScale: boolean;
+}
+
+// ---- host → Training view ----
+export interface InitMessage {
+  type: 'init';
+  runs: RunSeriesData[];
+  /** UI options to apply (a restored state); omitted = keep the webview's current ones. */
+  options?: Partial<Omit<TrainingViewState, 'runIds'>>;
+}
+export interface AppendMessage {
+  type: 'append';
+  runId: string;
+  records: MetricsRecord[];
+}
+export interface RunStateMessage {
+  type: 'runState';
+  state: RunState;
+}
+/** Ask the webview to describe what it has drawn (answered by `description`). */
+export interface DescribeMessage {
+  type: 'describe';
+  requestId: number;
+}
+export type HostToTraining = InitMessage | AppendMessage | RunStateMessage | DescribeMessage;
+
+// ---- Training view → host ----
+export interface ReadyMessage {
+  type: 'ready';
+}
+export interface ExportMessage {
+  type: 'export';
+  format: ExportFormat;
+  /** Suggested file name, e.g. `training.csv`. */
+  fileName: string;
+  /** Text for svg/csv; base64 (no data: prefix) for png. */
+  data: string;
+}
+export interface AddRunsMessage {
+  type: 'addRuns';
+}
+export interface LogMessage {
+  type: 'log';
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+export interface DrawnSeries {
+  runId: string;
+  metric: string;
+  /** Points held (all of them, never downsampled). */
+  points: number;
+  /** Points in the drawn path after downsampling. */
+  drawn: number;
+}
+export interface DescriptionMessage {
+  type: 'description';
+  requestId: number;
+  charts: string[];
+  series: DrawnSeries[];
+  runs: { runId: string; status: RunState['status'] }[];
+}
+export type TrainingToHost = ReadyMessage | ExportMessage | AddRunsMessage | LogMessage | DescriptionMessage;
+
+// ---- validation ----
+type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStr = (x: unknown): x is string => typeof x === 'string';
+const isNum = (x: unknown): x is number => typeof x === 'number' && !Number.isNaN(x);
+const RUN_STATUSES: readonly string[] = ['running', 'finished', 'interrupted', 'failed'];
+
+function fail<T>(error: string): Result<T> {
+  return { ok: false, error };
+}
+
+export function isMetricsRecord(x: unknown): x is MetricsRecord {
+  if (!isObj(x)) return false;
+  if (x.kind !== 'train' && x.kind !== 'eval') return false;
+  if (!isNum(x.step) || !isNum(x.epoch) || !isNum(x.time) || !isObj(x.metrics)) return false;
+  return Object.values(x.metrics).every((v) => typeof v === 'number');
+}
+
+function isRunState(x: unknown): x is RunState {
+  return isObj(x) && isStr(x.id) && isStr(x.name) && isStr(x.status) && RUN_STATUSES.includes(x.status);
+}
+
+function isRunSeries(x: unknown): x is RunSeriesData {
+  return (
+    isObj(x) &&
+    isStr(x.runId) &&
+    isStr(x.name) &&
+    isStr(x.status) &&
+    RUN_STATUSES.includes(x.status) &&
+    isStr(x.method) &&
+    Array.isArray(x.records) &&
+    x.records.every(isMetricsRecord)
+  );
+}
+
+/** Validates a message the host received from the Training view. */
+export function parseTrainingToHost(x: unknown): Result<TrainingToHost> {
+  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
+  switch (x.type) {
+    case 'ready':
+    case 'addRuns':
+      return { ok: true, value: { type: x.type } };
+    case 'export':
+      if (x.format !== 'png' && x.format !== 'svg' && x.format !== 'csv') return fail('export: bad `format`');
+      if (!isStr(x.fileName) || !/^[\w.\- ]{1,120}$/.test(x.fileName)) return fail('export: bad `fileName`');
+      if (!isStr(x.data)) return fail('export: `data` must be a string');
+      return { ok: true, value: { type: 'export', format: x.format, fileName: x.fileName, data: x.data } };
+    case 'log':
+      if (x.level !== 'info' && x.level !== 'warn' && x.level !== 'error') return fail('log: bad `level`');
+      if (!isStr(x.message)) return fail('log: `message` must be a string');
+      return { ok: true, value: { type: 'log', level: x.level, message: x.message.slice(0, 4000) } };
+    case 'description': {
+      if (!isNum(x.requestId) || !Array.isArray(x.charts) || !x.charts.every(isStr)) return fail('description: bad fields');
+      if (!Array.isArray(x.series) || !Array.isArray(x.runs)) return fail('description: bad fields');
+      const series = x.series.every(
+        (s) => isObj(s) && isStr(s.runId) && isStr(s.metric) && isNum(s.points) && isNum(s.drawn),
+      );
+      const runs = x.runs.every((r) => isObj(r) && isStr(r.runId) && isStr(r.status));
+      if (!series || !runs) return fail('description: bad series/runs');
+      return { ok: true, value: x as unknown as DescriptionMessage };
+    }
+    default:
+      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+  }
+}
+
+/** Validates a message the Training view received from the host. */
+export function parseHostToTraining(x: unknown): Result<HostToTraining> {
+  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
+  switch (x.type) {
+    case 'init': {
+      if (!Array.isArray(x.runs) || !x.runs.every(isRunSeries)) return fail('init: bad `runs`');
+      if (x.options !== undefined && !isObj(x.options)) return fail('init: bad `options`');
+      return { ok: true, value: x as unknown as InitMessage };
+    }
+    case 'append':
+      if (!isStr(x.runId) || !Array.isArray(x.records) || !x.records.every(isMetricsRecord)) {
+        return fail('append: bad fields');
+      }
+      return { ok: true, value: x as unknown as AppendMessage };
+    case 'runState':
+      if (!isRunState(x.state)) return fail('runState: bad `state`');
+      return { ok: true, value: x as unknown as RunStateMessage };
+    case 'describe':
+      if (!isNum(x.requestId)) return fail('describe: bad `requestId`');
+      return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+    default:
+      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+  }
+}
+
+/** Validates a persisted view state (it comes from storage written by an older version, maybe). */
+export function parseTrainingViewState(x: unknown): TrainingViewState | undefined {
+  if (!isObj(x) || !Array.isArray(x.runIds) || !x.runIds.every(isStr)) return undefined;
+  const smoothing = isNum(x.smoothing) && x.smoothing >= 0 && x.smoothing < 1 ? x.smoothing : 0.6;
+  const xAxis: XAxis = x.xAxis === 'epoch' || x.xAxis === 'time' ? x.xAxis : 'step';
+  return { runIds: x.runIds, smoothing, xAxis, logScale: x.logScale === true };
+}
