@@ -107,6 +107,8 @@ export interface BackendInfo {
   threads: number;
   simd: boolean;
   tfjsVersion: string;
+  /** Decisions worth showing the user: fallbacks (e.g. wasm threads that failed to start), thread-count limits. */
+  notes?: string[];
 }
 
 export interface ProgressNotification {
