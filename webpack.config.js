@@ -23,7 +23,7 @@ function engineExternals({ request }, callback) {
 const tsRule = (configFile) => ({
   test: /\.ts$/,
   exclude: /node_modules/,
-  use: [{ loader: 'ts-loader', options: { configFile: path.resolve(__dirname, configFile), compilerOptions: { noEmit: false, sourceMap: true } } }],
+  use: [{ loader: 'ts-loader', options: { configFile: path.resolve(__dirname, configFile), compilerOptions: { noEmit: false, sourceMap: true }, onlyCompileBundledFiles: true } }],
 });
 
 /** @type {(env: Record<string, unknown>, argv: { mode?: string }) => import('webpack').Configuration[]} */

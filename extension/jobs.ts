@@ -1,0 +1,300 @@
+/**
+ * Long engine work started from the UI (train, resume, evaluate, inspect): a cancellable progress
+ * notification, the status bar item, the Training view fed live, and what to say when it ends or the
+ * engine dies under it.
+ */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { Requests, type InspectResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
+import type { MetricsRecord, RunState } from '../engine/runs/types';
+import { EngineError, EngineUnavailableError, type EngineClient } from './engineClient';
+import { duration, headlineText, pct } from './format';
+import type { RunEntry, RunsStore } from './runsStore';
+import { TrainingPanel, type PanelContext } from './trainingPanel';
+
+export type JobKind = 'train' | 'evaluate' | 'inspect';
+
+export interface Job {
+  id: string;
+  kind: JobKind;
+  /** What the user sees: the run or experiment name. */
+  label: string;
+  runsDir: string;
+  runId?: string;
+  progress?: ProgressNotification;
+  /** Latest SA/RA seen in eval records of this job. */
+  sa?: number;
+  ra?: number;
+  /** The user asked to stop it. */
+  cancelRequested: boolean;
+  /** The Training view follows this job's run. */
+  showInTrainingView: boolean;
+}
+
+let jobCounter = 0;
+function newJobId(kind: JobKind): string {
+  return `${kind}-${Date.now().toString(36)}-${(jobCounter++).toString(36)}`;
+}
+
+export class JobManager implements vscode.Disposable {
+  private readonly jobs = new Map<string, Job>();
+  private readonly status: vscode.StatusBarItem;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly changeEmitter = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.changeEmitter.event;
+
+  constructor(
+    private readonly engine: EngineClient,
+    private readonly store: RunsStore,
+    private readonly panelCtx: PanelContext,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.status = vscode.window.createStatusBarItem('advmoe.status', vscode.StatusBarAlignment.Left, 10);
+    this.status.name = 'AdvMoE training';
+    this.status.command = 'advmoe.openTrainingView';
+    this.disposables.push(
+      this.status,
+      this.changeEmitter,
+      engine.onProgress((p) => this.onProgress(p)),
+      engine.onMetrics((m) => {
+        const job = this.jobs.get(m.jobId);
+        if (job) this.noteEval(job, m.records);
+        TrainingPanel.instance?.appendLive(m.runId, m.records);
+      }),
+      engine.onRunState((n) => {
+        const job = n.jobId ? this.jobs.get(n.jobId) : undefined;
+        const runsDir = job?.runsDir ?? this.store.get(n.state.id)?.runsDir;
+        if (job && !job.runId) this.attachRun(job, n.state);
+        if (runsDir) this.store.updateFromEngine(runsDir, n.state);
+        this.updateStatus();
+      }),
+      engine.onCrash((exit) => this.onCrash(exit.code, exit.signal, exit.stderrTail)),
+    );
+  }
+
+  active(kind?: JobKind): Job[] {
+    return [...this.jobs.values()].filter((j) => !kind || j.kind === kind);
+  }
+
+  private attachRun(job: Job, state: RunState): void {
+    job.runId = state.id;
+    job.label = state.name;
+    if (job.showInTrainingView) {
+      const panel = TrainingPanel.instance;
+      if (panel && !panel.shownRunIds.includes(state.id)) void panel.setRuns([state.id]);
+    }
+    this.changeEmitter.fire();
+  }
+
+  private noteEval(job: Job, records: MetricsRecord[]): void {
+    for (const r of records) {
+      if (r.kind !== 'eval') continue;
+      if (r.metrics.sa !== undefined) job.sa = r.metrics.sa;
+      if (r.metrics.ra !== undefined) job.ra = r.metrics.ra;
+    }
+    this.updateStatus();
+  }
+
+  private onProgress(p: ProgressNotification): void {
+    const job = this.jobs.get(p.jobId);
+    if (!job) return;
+    job.progress = p;
+    this.updateStatus();
+  }
+
+  private updateStatus(): void {
+    const job = [...this.jobs.values()].pop();
+    if (!job) {
+      this.status.hide();
+      return;
+    }
+    const p = job.progress;
+    const run = job.runId ? this.store.get(job.runId)?.state : undefined;
+    const parts = [`AdvMoE ${job.label}`];
+    if (p) parts.push(p.message, `${p.done}/${p.total}`);
+    if (p?.eta !== undefined) parts.push(`ETA ${duration(p.eta)}`);
+    const sa = job.sa ?? run?.headline.sa;
+    const ra = job.ra ?? run?.headline.ra;
+    if (sa !== undefined || ra !== undefined) parts.push(`SA ${pct(sa)} RA ${pct(ra)}`);
+    const icon = job.cancelRequested ? '$(debug-stop)' : '$(sync~spin)';
+    this.status.text = `${icon} ${parts.join(' · ')}`;
+    this.status.tooltip = `${job.kind} job ${job.id}${job.runId ? ` (run ${job.runId})` : ''} — click to open the Training view`;
+    this.status.show();
+  }
+
+  /** Runs `fn` as a job with a cancellable progress notification. */
+  private async runJob<T>(job: Job, title: string, fn: () => Promise<T>): Promise<T> {
+    this.jobs.set(job.id, job);
+    this.changeEmitter.fire();
+    this.updateStatus();
+    try {
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+        async (progress, token) => {
+          let lastFraction = 0;
+          const sub = this.engine.onProgress((p) => {
+            if (p.jobId !== job.id) return;
+            const fraction = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
+            const eta = p.eta !== undefined ? ` · ETA ${duration(p.eta)}` : '';
+            const metrics = job.sa !== undefined ? ` · SA ${pct(job.sa)} RA ${pct(job.ra)}` : '';
+            progress.report({ message: `${p.message} (${p.done}/${p.total})${eta}${metrics}`, increment: Math.max(0, (fraction - lastFraction) * 100) });
+            lastFraction = fraction;
+          });
+          const cancelSub = token.onCancellationRequested(() => void this.cancel(job));
+          try {
+            return await fn();
+          } finally {
+            sub.dispose();
+            cancelSub.dispose();
+          }
+        },
+      );
+    } finally {
+      this.jobs.delete(job.id);
+      if (job.runId) TrainingPanel.instance?.endLive(job.runId);
+      this.changeEmitter.fire();
+      this.updateStatus();
+    }
+  }
+
+  async cancel(job: Job): Promise<void> {
+    if (job.cancelRequested) return;
+    job.cancelRequested = true;
+    this.updateStatus();
+    this.log.info(`cancelling ${job.id}`);
+    try {
+      const r = await this.engine.request(Requests.cancel, { jobId: job.id });
+      if (!r.cancelled) this.log.warn(`engine had no job ${job.id} to cancel`);
+    } catch (e) {
+      this.log.error(`cancel ${job.id} failed: ${errorText(e)}`);
+    }
+  }
+
+  /** Trains from an experiment file, or resumes a run. Resolves when the engine answers. */
+  async train(opts: { configUri?: vscode.Uri; resume?: RunEntry; runsDir: string }): Promise<void> {
+    const job: Job = {
+      id: newJobId('train'),
+      kind: 'train',
+      label: opts.resume?.state.name ?? (opts.configUri ? path.basename(opts.configUri.fsPath).replace(/\.advmoe\.json$/, '') : 'run'),
+      runsDir: opts.runsDir,
+      runId: opts.resume?.state.id,
+      cancelRequested: false,
+      showInTrainingView: true,
+    };
+    // Open the Training view beside the experiment file right away; it fills in as the run starts.
+    const editor = opts.configUri && vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === opts.configUri?.toString());
+    TrainingPanel.show(this.panelCtx, job.runId ? [job.runId] : [], {
+      column: editor?.viewColumn !== undefined ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active,
+    });
+    const params: TrainParams = { jobId: job.id, runsDir: opts.runsDir };
+    if (opts.resume) params.resumeRunId = opts.resume.state.id;
+    else if (opts.configUri) params.configPath = opts.configUri.fsPath;
+    const verb = opts.resume ? 'Resuming' : 'Training';
+    try {
+      const result = await this.runJob(job, `AdvMoE: ${verb} ${job.label}`, () => this.engine.request(Requests.train, params));
+      void this.store.reloadRun(opts.runsDir, result.runId);
+      const headline = headlineText(result.headline);
+      if (result.status === 'finished') {
+        void vscode.window.showInformationMessage(`AdvMoE: ${job.label} finished${headline ? ` — ${headline}` : ''}.`);
+      } else if (result.status === 'interrupted') {
+        void vscode.window.showInformationMessage(`AdvMoE: ${job.label} stopped; resume it from the Runs view.`);
+      } else {
+        void vscode.window.showErrorMessage(`AdvMoE: ${job.label} ended as ${result.status}.`);
+      }
+    } catch (e) {
+      if (e instanceof EngineError && e.code === 'CANCELLED') {
+        if (job.runId) void this.store.reloadRun(opts.runsDir, job.runId);
+        void vscode.window.showInformationMessage(`AdvMoE: ${job.label} stopped; resume it from the Runs view.`);
+        return;
+      }
+      if (e instanceof EngineError && e.code === 'ENGINE_EXITED') return; // onCrash told the user
+      this.reportError(`${verb.toLowerCase()} ${job.label}`, e);
+    }
+  }
+
+  async evaluate(run: RunEntry): Promise<void> {
+    const job: Job = { id: newJobId('evaluate'), kind: 'evaluate', label: run.state.name, runsDir: run.runsDir, runId: run.state.id, cancelRequested: false, showInTrainingView: false };
+    try {
+      const r = await this.runJob(job, `AdvMoE: Evaluating robustness of ${run.state.name}`, () =>
+        this.engine.request(Requests.evaluate, { jobId: job.id, runsDir: run.runsDir, runId: run.state.id }),
+      );
+      void this.store.reloadRun(run.runsDir, run.state.id);
+      const rep = r.report;
+      const parts = [`SA ${pct(rep.sa)}`, `RA ${pct(rep.ra)}`];
+      if (rep.routerRobustness) parts.push(`router decisions kept ${pct(rep.routerRobustness.decisionsKept)}`);
+      if (rep.expertRobustness) parts.push(`expert robustness ${pct(rep.expertRobustness.accuracy)}`);
+      const open = await vscode.window.showInformationMessage(
+        `AdvMoE: ${run.state.name} on ${rep.samples} test samples — ${parts.join(', ')}.`,
+        'Open Report',
+      );
+      if (open) await vscode.window.showTextDocument(vscode.Uri.file(r.savedTo), { preview: true });
+    } catch (e) {
+      if (e instanceof EngineError && (e.code === 'CANCELLED' || e.code === 'ENGINE_EXITED')) return;
+      this.reportError(`evaluate ${run.state.name}`, e);
+    }
+  }
+
+  /** Runs the engine's `inspect` on a few test samples. The Inspector view is a later piece of work. */
+  async inspect(run: RunEntry, sampleIds: number[]): Promise<InspectResult | undefined> {
+    const job: Job = { id: newJobId('inspect'), kind: 'inspect', label: run.state.name, runsDir: run.runsDir, runId: run.state.id, cancelRequested: false, showInTrainingView: false };
+    try {
+      const r = await this.runJob(job, `AdvMoE: Inspecting routing of ${run.state.name}`, () =>
+        this.engine.request(Requests.inspect, { jobId: job.id, runsDir: run.runsDir, runId: run.state.id, sampleIds }),
+      );
+      const changed = r.samples.filter((s) => s.routing.some((l) => l.changed)).length;
+      const wrong = r.samples.filter((s) => s.predAdv !== s.label).length;
+      void vscode.window.showInformationMessage(
+        `AdvMoE: inspected ${r.samples.length} samples of ${run.state.name} (routing changed under attack for ${changed}, ` +
+          `${wrong} misclassified). The Inspector view is not yet available.`,
+      );
+      this.log.info(`inspect ${run.state.id}: ${r.samples.length} samples, ${changed} with changed routing, ${wrong} wrong under attack`);
+      return r;
+    } catch (e) {
+      if (e instanceof EngineError && (e.code === 'CANCELLED' || e.code === 'ENGINE_EXITED')) return undefined;
+      this.reportError(`inspect ${run.state.name}`, e);
+      return undefined;
+    }
+  }
+
+  private onCrash(code: number | null, signal: NodeJS.Signals | null, stderrTail: string[]): void {
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    const victims = [...this.jobs.values()];
+    const runIds = victims.map((j) => j.runId).filter((id): id is string => !!id);
+    this.store.markCrashed(runIds);
+    const trained = victims.filter((j) => j.kind === 'train' && j.runId);
+    const detail = stderrTail.length ? ` Last output: ${stderrTail[stderrTail.length - 1].slice(0, 200)}` : '';
+    if (trained.length > 0) {
+      const job = trained[0];
+      void vscode.window
+        .showErrorMessage(`The AdvMoE engine stopped unexpectedly (${how}) while training ${job.label}; the run is interrupted.${detail}`, 'Resume', 'Show Engine Log')
+        .then((pick) => {
+          if (pick === 'Resume') void vscode.commands.executeCommand('advmoe.resumeRun', this.store.get(job.runId!));
+          if (pick === 'Show Engine Log') this.log.show();
+        });
+    } else if (victims.length > 0) {
+      void vscode.window
+        .showErrorMessage(`The AdvMoE engine stopped unexpectedly (${how}) during ${victims[0].kind} of ${victims[0].label}.${detail}`, 'Show Engine Log')
+        .then((pick) => pick && this.log.show());
+    } else {
+      this.log.warn(`the engine stopped (${how}) while idle; it starts again on the next request`);
+    }
+  }
+
+  private reportError(what: string, e: unknown): void {
+    this.log.error(`${what} failed: ${errorText(e)}`);
+    const buttons = e instanceof EngineUnavailableError ? ['Restart Engine', 'Show Engine Log'] : ['Show Engine Log'];
+    void vscode.window.showErrorMessage(`AdvMoE: could not ${what}: ${errorText(e)}`, ...buttons).then((pick) => {
+      if (pick === 'Show Engine Log') this.log.show();
+      if (pick === 'Restart Engine') this.engine.resetCrashCount();
+    });
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof EngineError) return e.code && e.code !== 'INTERNAL' ? `${e.message} [${e.code}]` : e.message;
+  return e instanceof Error ? e.message : String(e);
+}

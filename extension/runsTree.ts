@@ -1,0 +1,63 @@
+/** The Runs tree view: every run with status, method and headline SA/RA. */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { headlineText, pct } from './format';
+import type { RunEntry, RunsStore } from './runsStore';
+
+const ICONS: Record<string, vscode.ThemeIcon> = {
+  running: new vscode.ThemeIcon('sync~spin', new vscode.ThemeColor('charts.blue')),
+  finished: new vscode.ThemeIcon('pass', new vscode.ThemeColor('charts.green')),
+  interrupted: new vscode.ThemeIcon('debug-pause', new vscode.ThemeColor('charts.yellow')),
+  failed: new vscode.ThemeIcon('error', new vscode.ThemeColor('charts.red')),
+};
+
+export class RunsTreeProvider implements vscode.TreeDataProvider<RunEntry>, vscode.Disposable {
+  private readonly emitter = new vscode.EventEmitter<RunEntry | undefined>();
+  readonly onDidChangeTreeData = this.emitter.event;
+  private readonly sub: vscode.Disposable;
+
+  constructor(private readonly store: RunsStore) {
+    // Items are keyed by run id (TreeItem.id), so a full refresh keeps selection and focus.
+    this.sub = store.onDidChange(() => this.emitter.fire(undefined));
+  }
+
+  getChildren(element?: RunEntry): RunEntry[] {
+    return element ? [] : this.store.all();
+  }
+
+  getTreeItem(e: RunEntry): vscode.TreeItem {
+    return runTreeItem(e);
+  }
+
+  dispose(): void {
+    this.sub.dispose();
+    this.emitter.dispose();
+  }
+}
+
+export function runTreeItem(e: RunEntry): vscode.TreeItem {
+  const s = e.state;
+  const item = new vscode.TreeItem(s.name, vscode.TreeItemCollapsibleState.None);
+  item.id = s.id;
+  const progress = s.status === 'running' && s.totalSteps > 0 ? ` ${Math.floor((100 * s.step) / s.totalSteps)}%` : '';
+  item.description = [`${s.status}${progress}`, s.method, headlineText(s.headline)].filter(Boolean).join(' · ');
+  item.iconPath = ICONS[s.status];
+  const resumable = (s.status === 'interrupted' || s.status === 'failed') && !!s.lastCheckpoint;
+  item.contextValue = `advmoeRun.${s.status}${resumable ? '.resumable' : ''}`;
+  const md = new vscode.MarkdownString(undefined, true);
+  md.appendMarkdown(`**${s.name}** — ${s.status}\n\n`);
+  md.appendMarkdown(`| | |\n|---|---|\n`);
+  md.appendMarkdown(`| run | \`${s.id}\` |\n| method | ${s.method} |\n| model | ${s.backbone}${s.moe ? ' (MoE)' : ' (dense)'} |\n`);
+  md.appendMarkdown(`| progress | epoch ${s.epoch}, step ${s.step}/${s.totalSteps} |\n`);
+  md.appendMarkdown(`| SA / RA | ${pct(s.headline.sa)} / ${pct(s.headline.ra)} |\n`);
+  if (s.headline.routerRobustness !== undefined) md.appendMarkdown(`| router robustness | ${pct(s.headline.routerRobustness)} |\n`);
+  if (s.headline.expertRobustness !== undefined) md.appendMarkdown(`| expert robustness | ${pct(s.headline.expertRobustness)} |\n`);
+  if (s.backend) md.appendMarkdown(`| backend | ${s.backend} |\n`);
+  if (s.configPath) md.appendMarkdown(`| experiment | ${path.basename(s.configPath)} |\n`);
+  md.appendMarkdown(`| updated | ${s.updatedAt} |\n`);
+  if (s.error) md.appendMarkdown(`\n**Error:** ${s.error}\n`);
+  for (const w of s.warnings ?? []) md.appendMarkdown(`\n$(warning) ${w}\n`);
+  item.tooltip = md;
+  item.command = { command: 'advmoe.openTrainingView', title: 'Open Training View', arguments: [e] };
+  return item;
+}
