@@ -14,7 +14,7 @@ export function topKMask(scores: tf.Tensor2D, k: number): tf.Tensor2D {
     const n = scores.shape[1];
     if (k >= n) return tf.onesLike(scores);
     const { indices } = tf.topk(scores, k, true);
-    return tf.sum(tf.oneHot(indices as tf.Tensor2D, n, 1, 0, 'float32'), 1) as tf.Tensor2D;
+    return tf.cast(tf.sum(oneHot(indices as tf.Tensor2D, n), 1), 'float32') as tf.Tensor2D;
   });
 }
 
@@ -38,7 +38,16 @@ export function forcedMask(batch: number, numExperts: number, expert: number): t
   if (!Number.isInteger(expert) || expert < 0 || expert >= numExperts) {
     throw new RangeError(`forced expert ${expert} is outside 0..${numExperts - 1}`);
   }
-  return tf.tidy(() => tf.tile(tf.oneHot(tf.tensor1d([expert], 'int32'), numExperts, 1, 0, 'float32'), [batch, 1]) as tf.Tensor2D);
+  return tf.tidy(() => tf.cast(tf.tile(oneHot(tf.tensor1d([expert], 'int32'), numExperts), [batch, 1]), 'float32') as tf.Tensor2D);
+}
+
+/**
+ * int32 one-hot. tfjs-backend-wasm 4.22's OneHot kernel ignores the requested dtype and writes int32 bits,
+ * so `tf.oneHot(…, 'float32')` there yields 1.4e-45 (the float whose bits are int 1) instead of 1: masks
+ * made that way were all ~0 on wasm. Asking for int32 and casting is right on every backend.
+ */
+function oneHot(indices: tf.Tensor, depth: number): tf.Tensor {
+  return tf.oneHot(indices, depth, 1, 0, 'int32');
 }
 
 /**
