@@ -11,7 +11,8 @@ import type { LayerRouting, MoeLayerInfo } from '../models/types';
 /** Mean softmax cross-entropy of logits [B, C] against integer labels [B]. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => {
-    const onehot = tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1], 1, 0, 'float32');
+    // int32 one-hot then cast: wasm's OneHot ignores a float32 dtype and returns int bits as floats.
+    const onehot = tf.cast(tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1]), 'float32');
     return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
   });
 }

@@ -78,7 +78,7 @@ export class TinyMoe implements Model {
         r.kind === 'fixed'
           ? r.masks[0]
           : r.kind === 'force'
-            ? (tf.oneHot(tf.fill([x.shape[0]], r.expert, 'int32') as tf.Tensor1D, this.numExperts) as tf.Tensor2D)
+            ? (tf.cast(tf.oneHot(tf.fill([x.shape[0]], r.expert, 'int32') as tf.Tensor1D, this.numExperts), 'float32') as tf.Tensor2D)
             : straightThroughTopK(probs, this.topK);
       routing.push({ logits, probs, mask });
       e = tf.mul(e, tf.matMul(mask, this.expand)) as tf.Tensor2D;
@@ -114,7 +114,7 @@ export function testAdversary(model: Model, opts: { eps?: number; steps?: number
       const objective = (xa: tf.Tensor): tf.Scalar => {
         const logits = model.forward(xa as tf.Tensor4D, fwd).logits;
         if (cleanLogP) return tf.sum(tf.mul(tf.exp(cleanLogP), tf.sub(cleanLogP, tf.logSoftmax(logits))));
-        return tf.sum(tf.neg(tf.mul(tf.oneHot(tf.cast(y, 'int32'), logits.shape[1]), tf.logSoftmax(logits))));
+        return tf.sum(tf.neg(tf.mul(tf.cast(tf.oneHot(tf.cast(y, 'int32'), logits.shape[1]), 'float32'), tf.logSoftmax(logits))));
       };
       let xa = tf.clipByValue(tf.add(x, tf.randomUniform(x.shape, -eps, eps, 'float32', seed++)), 0, 1) as tf.Tensor4D;
       const grad = tf.grad(objective);

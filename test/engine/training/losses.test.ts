@@ -15,7 +15,7 @@ const near = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= 
 
 function routing(logits: number[][]): LayerRouting {
   const l = tf.tensor2d(logits);
-  return { logits: l, probs: tf.softmax(l), mask: tf.oneHot(tf.argMax(l, 1), logits[0].length) as tf.Tensor2D };
+  return { logits: l, probs: tf.softmax(l), mask: tf.cast(tf.oneHot(tf.argMax(l, 1), logits[0].length), 'float32') as tf.Tensor2D };
 }
 
 describe('losses', () => {
