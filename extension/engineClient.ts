@@ -172,6 +172,11 @@ export class EngineClient implements vscode.Disposable {
       this.crashesInRow = 0;
       return result;
     } catch (e) {
+      // The connection is disposed when the process exits, which can reject the request first.
+      if (proc && (proc.exitCode !== null || proc.signalCode !== null) && !(e instanceof EngineError)) {
+        const how = proc.signalCode ? `signal ${proc.signalCode}` : `exit code ${proc.exitCode}`;
+        throw new EngineError(`the engine stopped (${how}) before answering ${type.method}`, 'ENGINE_EXITED');
+      }
       if (e instanceof ResponseError) {
         const data = e.data as { code?: string } | undefined;
         throw new EngineError(e.message, data?.code);

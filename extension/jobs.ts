@@ -208,7 +208,7 @@ export class JobManager implements vscode.Disposable {
         return;
       }
       if (e instanceof EngineError && e.code === 'ENGINE_EXITED') return; // onCrash told the user
-      this.reportError(`${verb.toLowerCase()} ${job.label}`, e);
+      this.reportError(`${opts.resume ? 'resume' : 'train'} ${job.label}`, e);
     }
   }
 

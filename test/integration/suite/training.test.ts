@@ -1,0 +1,156 @@
+/**
+ * Runs inside the extension host of a real VS Code with the extension under development and the real
+ * engine. Drives the command palette as a user would: train the tiny experiment, watch metrics arrive in
+ * the Training view, stop it, see it interrupted in the Runs view, resume it, see it finish.
+ *
+ * Lines starting with `[advmoe-it]` are read by the code-server runner (it takes screenshots at them).
+ */
+import * as assert from 'assert';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { AdvMoEApi } from '../../../extension/extension';
+import type { RunEntry } from '../../../extension/runsStore';
+
+const EXTENSION_ID = 'advmoe.advmoe-studio';
+
+function mark(what: string): void {
+  console.log(`[advmoe-it] ${what}`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 250): Promise<T> {
+  const t0 = Date.now();
+  let last: unknown;
+  while (Date.now() - t0 < timeoutMs) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+/**
+ * Runs a command through the command palette: opens it filtered to `label`, accepts the selected row.
+ * Retries when the row is not there yet (the palette lists commands of late-registered extensions only
+ * when it is reopened).
+ */
+async function fromPalette(label: string, started: () => boolean, thenAcceptPick = false): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await vscode.commands.executeCommand('workbench.action.quickOpen', `>${label}`);
+    await sleep(600);
+    await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+    const t0 = Date.now();
+    while (Date.now() - t0 < 5000) {
+      await sleep(400);
+      if (started()) return;
+      // The command opened a quick pick of its own: take its first row.
+      if (thenAcceptPick) await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+    }
+    await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+  }
+  throw new Error(`the command palette did not run "${label}"`);
+}
+
+describe('AdvMoE Studio in VS Code', function () {
+  let api: AdvMoEApi;
+  let workspace: string;
+  let config: vscode.Uri;
+  let runId: string;
+
+  const entry = (): RunEntry | undefined => api.runsTree.getChildren().find((e) => e.state.id === runId);
+  const treeDescription = () => {
+    const e = entry();
+    return e ? String(api.treeItem(e).description ?? '') : '';
+  };
+  async function drawn(metric: string): Promise<number> {
+    const panel = api.trainingPanel();
+    if (!panel) return 0;
+    const d = await panel.describe();
+    return d.series.find((s) => s.runId === runId && s.metric === metric)?.points ?? 0;
+  }
+
+  before(async function () {
+    const ext = vscode.extensions.getExtension<AdvMoEApi>(EXTENSION_ID);
+    assert.ok(ext, `extension ${EXTENSION_ID} is loaded`);
+    api = await ext.activate();
+    workspace = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? '';
+    assert.ok(workspace, 'a workspace folder is open');
+    config = vscode.Uri.file(path.join(workspace, 'tiny.advmoe.json'));
+    await vscode.window.showTextDocument(config);
+    mark(`workspace ${workspace}`);
+  });
+
+  it('contributes its commands and a CodeLens on the experiment file', async function () {
+    const all = await vscode.commands.getCommands(true);
+    for (const c of ['advmoe.train', 'advmoe.stopTraining', 'advmoe.resumeRun', 'advmoe.evaluate', 'advmoe.openTrainingView', 'advmoe.compareRuns', 'advmoe.newExperiment', 'advmoe.showEngineLog', 'advmoe.selectBackend', 'advmoe.inspectRouting']) {
+      assert.ok(all.includes(c), `command ${c}`);
+    }
+    const lenses = await waitFor('CodeLens', 20_000, async () => {
+      const l = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', config);
+      return l && l.some((x) => x.command?.command === 'advmoe.train') ? l : undefined;
+    });
+    const titles = lenses.filter((l) => l.command?.command.startsWith('advmoe.')).map((l) => l.command?.title.replace(/\$\([^)]*\)\s*/, ''));
+    assert.deepStrictEqual(titles, ['Train', 'Evaluate', 'Inspect routing']);
+  });
+
+  it('trains from the command palette and shows live metrics in the Training view', async function () {
+    const before = new Set(api.store.all().map((e) => e.state.id));
+    // The palette row, then the experiment picker (the open experiment file is its first row).
+    await fromPalette('AdvMoE: Train…', () => api.jobs.active('train').length > 0, true);
+    mark('training started');
+    const job = api.jobs.active('train')[0];
+    runId = await waitFor('the run id from the engine', 120_000, () => job.runId);
+    assert.ok(!before.has(runId), 'a new run');
+    mark(`run ${runId}`);
+    await waitFor('the run in the Runs view as running', 60_000, () => treeDescription().startsWith('running') || undefined);
+    const points = await waitFor('loss points drawn in the Training view', 300_000, async () => ((await drawn('loss')) > 0 ? drawn('loss') : undefined), 500);
+    assert.ok(points > 0);
+    const panel = api.trainingPanel();
+    assert.ok(panel, 'the Training view is open');
+    assert.deepStrictEqual(panel.shownRunIds, [runId]);
+    const d = await panel.describe();
+    assert.ok(d.charts.includes('Loss'), `charts: ${d.charts.join(', ')}`);
+    mark('screenshot metrics-arrived');
+    await sleep(1500);
+  });
+
+  it('stops the run from the command palette; the Runs view shows it interrupted', async function () {
+    // Stop once a checkpoint exists, so there is something to resume from.
+    await waitFor('a checkpoint', 300_000, () => (entry()?.state.lastCheckpoint ? true : undefined), 250);
+    assert.strictEqual(entry()?.state.status, 'running', `the run is still running when stopped (it is ${entry()?.state.status})`);
+    await fromPalette('AdvMoE: Stop Training', () => api.jobs.active('train').some((j) => j.cancelRequested));
+    await waitFor('the training job to end', 120_000, () => api.jobs.active('train').length === 0 || undefined);
+    await waitFor('interrupted in the Runs view', 30_000, () => treeDescription().startsWith('interrupted') || undefined);
+    const item = api.treeItem(entry()!);
+    assert.match(String(item.contextValue), /resumable/);
+    mark('screenshot interrupted');
+    await sleep(1500);
+  });
+
+  it('resumes it from the command palette and sees it finish', async function () {
+    const pointsBefore = await drawn('loss');
+    await fromPalette('AdvMoE: Resume Run', () => api.jobs.active('train').length > 0, true);
+    await waitFor('running again', 60_000, () => treeDescription().startsWith('running') || undefined);
+    await waitFor('finished in the Runs view', 900_000, () => treeDescription().startsWith('finished') || undefined, 500);
+    const e = entry()!;
+    assert.strictEqual(e.state.status, 'finished');
+    assert.strictEqual(e.state.step, e.state.totalSteps, 'all steps done');
+    assert.ok(e.state.headline.sa !== undefined, 'headline SA');
+    assert.match(treeDescription(), /SA \d+\.\d%/);
+    const panel = api.trainingPanel()!;
+    const d = await waitFor('the Training view to show the run finished', 10_000, async () => {
+      const x = await panel.describe();
+      return x.runs.find((r) => r.runId === runId)?.status === 'finished' ? x : undefined;
+    });
+    const loss = d.series.find((s) => s.runId === runId && s.metric === 'loss');
+    assert.ok(loss && loss.points > pointsBefore, `more loss points after resuming (${loss?.points} > ${pointsBefore})`);
+    assert.ok(d.series.some((s) => s.runId === runId && s.metric === 'sa'), 'SA from the eval records is drawn');
+    mark('screenshot finished');
+    await sleep(1500);
+  });
+});
