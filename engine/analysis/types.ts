@@ -46,6 +46,10 @@ export interface LayerRoutingStats {
   perClassAdv: number[][];
   /** A router that sends more than 90% of inputs to one expert (top-1) or is otherwise degenerate. */
   collapsed: boolean;
+  /** Largest share of clean inputs whose top-1 expert (highest router probability) is the same expert. */
+  top1Share?: number;
+  /** Clean inputs whose router probabilities were not finite (NaN/Inf): a degenerate router. */
+  nonFinite?: number;
 }
 
 /** The four cells of router-expert mismatch: routing kept (in every MoE layer) or changed, × prediction

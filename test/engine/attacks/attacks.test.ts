@@ -215,6 +215,28 @@ describe('attacks', () => {
     }
   });
 
+  it('APGD step-size schedule: halving at checkpoints converges to a maximum inside the ball', async () => {
+    // Identity "model" (logits = pixels) and loss −‖logits − c‖² with c inside the L∞ ball: the maximum
+    // is interior, so a fixed step of 2ε can only bounce between faces of the ball; halving η at the
+    // checkpoints is what brings APGD to c.
+    const shape: [number, number, number] = [2, 2, 1];
+    const eye = new Float32Array(16);
+    for (let i = 0; i < 4; i++) eye[i * 5] = 1;
+    const ident = new LinearModel(shape, eye, new Float32Array(4));
+    const x0 = tf.fill([1, ...shape], 0.5) as tf.Tensor4D;
+    const c = tf.tensor2d([[0.53, 0.43, 0.51, 0.55]]);
+    const loss = (out: { logits: tf.Tensor2D }) => tf.neg(tf.sum(tf.square(tf.sub(out.logits, c)), 1)) as tf.Tensor1D;
+    const y0 = tf.tensor1d([0], 'int32');
+    const cfg = { norm: 'linf' as const, eps: 0.1, stepSize: 0, steps: 40, randomStart: false, restarts: 1 };
+    const a = await apgdCe(ident, x0, y0, cfg, { rng: new Rng(1), loss });
+    assert.ok(a.loss[0] > -1e-4, `APGD ended at loss ${a.loss[0]}, far from the interior maximum 0`);
+    // The same ascent with the initial step 2ε kept fixed (PGD) cannot get close.
+    const p = await pgd(ident, x0, y0, { ...cfg, stepSize: 0.2 }, { rng: new Rng(1), loss });
+    assert.ok(p.loss[0] < -1e-3, `fixed-step reference reached ${p.loss[0]}: the check above would be vacuous`);
+    tf.dispose([x0, c, y0, a.xAdv, p.xAdv]);
+    ident.dispose();
+  });
+
   it('router attack changes more routing decisions than random noise; dense models are refused', async () => {
     const eps = 0.06;
     const o = await routerAttack(toy, x, y, linf(eps), { rng: new Rng(8) });
