@@ -54,7 +54,15 @@ module.exports = (_env, argv) => {
     output: { path: path.resolve(__dirname, 'dist'), filename: '[name].js', library: { type: 'commonjs2' } },
     externals: [engineExternals],
     resolve: { extensions: ['.ts', '.js', '.json'] },
-    module: { rules: [tsRule('tsconfig.json')] },
+    module: {
+      rules: [
+        {
+          ...tsRule('tsconfig.json'),
+          // Loaders run last to first: TypeScript first, then the require rewrite on its output.
+          use: [path.resolve(__dirname, 'scripts/webpack/node-require-loader.js'), ...tsRule('tsconfig.json').use],
+        },
+      ],
+    },
     node: { __dirname: false, __filename: false },
     devtool,
     // The engine is a process of its own; a size hint means nothing here.
