@@ -58,10 +58,10 @@ export function makeScratch(prefix: string): Scratch {
 }
 
 /** The build the suite needs; a clear message instead of a confusing failure later. */
-export function checkBuilt(): void {
+export function checkBuilt(extensionDir: string): void {
   for (const f of ['dist/extension.js', 'dist/engine.js', 'dist/webview/training.js']) {
-    if (!fs.existsSync(path.join(ROOT, f))) {
-      throw new Error(`${f} is missing: run \`npm run build\` first`);
+    if (!fs.existsSync(path.join(extensionDir, f))) {
+      throw new Error(`${path.join(extensionDir, f)} is missing: run \`npm run build\` first`);
     }
   }
   if (!fs.existsSync(SUITE_INDEX)) throw new Error(`${SUITE_INDEX} is missing: run \`tsc -p test/integration\``);

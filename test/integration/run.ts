@@ -1,25 +1,48 @@
 /**
- * `npm run test:integration`: the suite under desktop VS Code (@vscode/test-electron; skipped with a
- * message where VS Code cannot be had) and under code-server (always, here). Fails if either fails.
+ * `npm run test:integration` (after `npm run package`): unpacks the .vsix and checks its engine bundle starts
+ * on the files the package carries, then runs the suite with that packaged extension under desktop VS Code
+ * (@vscode/test-electron; skipped with a message where VS Code cannot be had) and under code-server.
+ * Without a .vsix (ADVMOE_IT_VSIX='' ) it uses the checkout itself.
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ROOT } from './common';
+import { smokeEngine, unpackVsix } from './packaged';
 import { runInCodeServer } from './runCodeServer';
 import { runInElectron } from './runElectron';
 
 async function main(): Promise<number> {
   const only = process.env.ADVMOE_IT_ONLY; // 'electron' | 'code-server'
-  let failed = false;
-  if (only !== 'code-server') {
-    const r = await runInElectron();
-    console.log(`[integration] test-electron: ${r}`);
-    failed ||= r === 'failed';
+  const vsix = process.env.ADVMOE_IT_VSIX ?? path.join(ROOT, 'advmoe-studio.vsix');
+  let extensionDir = ROOT;
+  let unpacked: string | undefined;
+  if (vsix) {
+    if (!fs.existsSync(vsix)) throw new Error(`${vsix} not found: run \`npm run package\` (or set ADVMOE_IT_VSIX='' to test the checkout)`);
+    unpacked = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-vsix-'));
+    extensionDir = await unpackVsix(vsix, unpacked);
+    console.log(`[integration] testing the packaged extension ${path.relative(ROOT, vsix)} (unpacked to ${extensionDir})`);
   }
-  if (only !== 'electron') {
+  try {
     const t0 = Date.now();
-    const r = await runInCodeServer();
-    console.log(`[integration] code-server: ${r} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-    failed ||= r === 'failed';
+    const info = await smokeEngine(extensionDir);
+    console.log(`[integration] engine bundle answers: backend ${info.name} (threads ${info.threads}, SIMD ${info.simd}, tfjs ${info.tfjsVersion}) in ${Date.now() - t0} ms`);
+    let failed = false;
+    if (only !== 'code-server') {
+      const r = await runInElectron(extensionDir);
+      console.log(`[integration] test-electron: ${r}`);
+      failed ||= r === 'failed';
+    }
+    if (only !== 'electron') {
+      const t1 = Date.now();
+      const r = await runInCodeServer(extensionDir);
+      console.log(`[integration] code-server: ${r} (${((Date.now() - t1) / 1000).toFixed(0)} s)`);
+      failed ||= r === 'failed';
+    }
+    return failed ? 1 : 0;
+  } finally {
+    if (unpacked) fs.rmSync(unpacked, { recursive: true, force: true });
   }
-  return failed ? 1 : 0;
 }
 
 main().then(

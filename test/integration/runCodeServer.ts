@@ -61,8 +61,8 @@ async function waitHealthy(port: number, proc: ChildProcess, timeoutMs: number):
   throw new Error('code-server did not become healthy');
 }
 
-export async function runInCodeServer(): Promise<'passed' | 'failed'> {
-  checkBuilt();
+export async function runInCodeServer(extensionDir = ROOT): Promise<'passed' | 'failed'> {
+  checkBuilt(extensionDir);
   const bin = codeServerPath();
   if (!fs.existsSync(bin)) {
     throw new Error(`code-server not found at ${bin}: run scripts/setup-ui-tests.sh (or set CODE_SERVER)`);
@@ -120,7 +120,7 @@ export async function runInCodeServer(): Promise<'passed' | 'failed'> {
     });
     const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p}`;
     const payload = JSON.stringify([
-      ['extensionDevelopmentPath', remote(ROOT)],
+      ['extensionDevelopmentPath', remote(extensionDir)],
       ['extensionTestsPath', remote(SUITE_INDEX)],
     ]);
     const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(scratch.workspace)}&payload=${encodeURIComponent(payload)}`;

@@ -6,8 +6,8 @@
 import { downloadAndUnzipVSCode, runTests } from '@vscode/test-electron';
 import { checkBuilt, makeScratch, ROOT, SUITE_INDEX } from './common';
 
-export async function runInElectron(): Promise<'passed' | 'failed' | 'skipped'> {
-  checkBuilt();
+export async function runInElectron(extensionDir = ROOT): Promise<'passed' | 'failed' | 'skipped'> {
+  checkBuilt(extensionDir);
   let vscodeExecutablePath = process.env.VSCODE_EXECUTABLE;
   if (!vscodeExecutablePath) {
     try {
@@ -24,7 +24,7 @@ export async function runInElectron(): Promise<'passed' | 'failed' | 'skipped'> 
   try {
     await runTests({
       vscodeExecutablePath,
-      extensionDevelopmentPath: ROOT,
+      extensionDevelopmentPath: extensionDir,
       extensionTestsPath: SUITE_INDEX,
       launchArgs: [
         scratch.workspace,

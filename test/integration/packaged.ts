@@ -1,0 +1,68 @@
+/**
+ * The packaged extension: unpacks the .vsix (its `extension/` folder is what VS Code installs) and checks that
+ * the engine bundle inside it starts and answers, with only the files the package carries.
+ */
+import { fork } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { createMessageConnection, IPCMessageReader, IPCMessageWriter } from 'vscode-jsonrpc/node';
+import * as yauzl from 'yauzl';
+import { Requests, type BackendInfo } from '../../engine/protocol';
+
+export async function unpackVsix(vsix: string, dest: string): Promise<string> {
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    yauzl.open(vsix, { lazyEntries: true }, (err, z) => (err || !z ? reject(err) : resolve(z))),
+  );
+  await new Promise<void>((resolve, reject) => {
+    zip.on('error', reject);
+    zip.on('end', () => resolve());
+    zip.on('entry', (entry: yauzl.Entry) => {
+      const target = path.join(dest, entry.fileName);
+      if (!target.startsWith(dest + path.sep)) return reject(new Error(`bad path in vsix: ${entry.fileName}`));
+      if (entry.fileName.endsWith('/')) {
+        fs.mkdirSync(target, { recursive: true });
+        zip.readEntry();
+        return;
+      }
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      zip.openReadStream(entry, (err, stream) => {
+        if (err || !stream) return reject(err);
+        stream.pipe(fs.createWriteStream(target)).on('finish', () => zip.readEntry()).on('error', reject);
+      });
+    });
+    zip.readEntry();
+  });
+  const ext = path.join(dest, 'extension');
+  if (!fs.existsSync(path.join(ext, 'package.json'))) throw new Error(`${vsix} has no extension/package.json`);
+  return ext;
+}
+
+/** Forks `<extensionDir>/dist/engine.js` as the extension does and asks it for its backend and runs. */
+export async function smokeEngine(extensionDir: string): Promise<BackendInfo> {
+  const engine = path.join(extensionDir, 'dist', 'engine.js');
+  const proc = fork(engine, ['--backend', 'auto'], {
+    execArgv: [],
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    // Resolve node_modules from the unpacked package only, not from a checkout around it.
+    cwd: extensionDir,
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (d) => (stderr += String(d)));
+  const conn = createMessageConnection(new IPCMessageReader(proc), new IPCMessageWriter(proc));
+  conn.listen();
+  const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-smoke-'));
+  try {
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`engine did not answer in 60 s; stderr: ${stderr}`)), 60_000));
+    const exited = new Promise<never>((_, reject) => proc.once('exit', (c) => reject(new Error(`engine exited with ${c}; stderr: ${stderr}`))));
+    const info = await Promise.race([conn.sendRequest(Requests.backendInfo), timeout, exited]);
+    const runs = await Promise.race([conn.sendRequest(Requests.listRuns, { runsDir }), timeout, exited]);
+    if (!Array.isArray(runs) || runs.length !== 0) throw new Error(`listRuns on an empty folder answered ${JSON.stringify(runs)}`);
+    return info;
+  } finally {
+    conn.dispose();
+    proc.kill();
+    fs.rmSync(runsDir, { recursive: true, force: true });
+  }
+}
