@@ -25,6 +25,7 @@ export class TrainingPanel implements vscode.Disposable {
 
   private runIds: string[] = [];
   private ready = false;
+  private initializing = 0;
   private restoredOptions: Partial<TrainingViewState> | undefined;
   private readonly pending = new Map<string, MetricsRecord[]>();
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -131,7 +132,9 @@ export class TrainingPanel implements vscode.Disposable {
 
   private async sendInit(): Promise<void> {
     const runs: RunSeriesData[] = [];
-    this.pending.clear();
+    // Live records keep arriving while the files are read: hold them until `init` is posted, then send
+    // them (records the file already had are replaced by step in the view, not doubled).
+    this.initializing++;
     for (const id of this.runIds) {
       const entry = this.ctx.store.get(id);
       if (!entry) continue;
@@ -144,6 +147,8 @@ export class TrainingPanel implements vscode.Disposable {
     const options = this.restoredOptions;
     this.restoredOptions = undefined;
     this.post({ type: 'init', runs, options });
+    this.initializing--;
+    this.flush();
   }
 
   /** Records from the engine's metrics notifications (a run trained by this window). */
@@ -162,7 +167,9 @@ export class TrainingPanel implements vscode.Disposable {
   }
 
   private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    if (this.initializing > 0) return;
     for (const [runId, records] of this.pending) this.post({ type: 'append', runId, records });
     this.pending.clear();
   }
