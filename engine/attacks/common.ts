@@ -69,10 +69,12 @@ export function randomStart(x: tf.Tensor4D, eps: number, norm: Norm, seed: numbe
   });
 }
 
-/** Per-sample cross-entropy of logits against int labels (oneHot built outside the input's gradient path). */
+/** Per-sample cross-entropy of logits against int labels (oneHot built outside the input's gradient path).
+ * The one-hot is made int32 and cast: tfjs-backend-wasm 4.22's OneHot ignores `dtype` and writes int bits
+ * into a float32 tensor (1 reads as 1.4e-45), which silently zeroes the loss. */
 export function crossEntropy(logits: tf.Tensor2D, y: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => {
-    const target = tf.oneHot(tf.cast(y, 'int32') as tf.Tensor1D, logits.shape[1], 1, 0, 'float32');
+    const target = tf.cast(tf.oneHot(tf.cast(y, 'int32') as tf.Tensor1D, logits.shape[1]), 'float32');
     return tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)), 1)) as tf.Tensor1D;
   });
 }

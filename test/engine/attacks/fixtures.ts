@@ -185,7 +185,7 @@ export function tensors(data: Dataset, from = 0, to = data.n): { x: tf.Tensor4D;
 /** Full-batch SGD on the clean CE: a few hundred steps take well under a second for the fixtures. */
 export function train(model: Model, data: Dataset, steps: number, lr = 0.3, group?: 'router' | 'expert'): void {
   const { x, y } = tensors(data);
-  const target = tf.oneHot(y, model.numClasses);
+  const target = tf.cast(tf.oneHot(y, model.numClasses), 'float32');
   const opt = tf.train.momentum(lr, 0.9);
   for (let s = 0; s < steps; s++) {
     tf.tidy(() => {
@@ -207,7 +207,7 @@ export function accuracy(model: Model, x: tf.Tensor4D, y: tf.Tensor1D, opts: For
 export function ceLosses(model: Model, x: tf.Tensor4D, y: tf.Tensor1D, opts: ForwardOptions = { training: false }): Float32Array {
   return tf.tidy(() => {
     const logits = model.forward(x, opts).logits;
-    const t = tf.oneHot(y, model.numClasses);
+    const t = tf.cast(tf.oneHot(y, model.numClasses), 'float32');
     return tf.neg(tf.sum(tf.mul(t, tf.logSoftmax(logits)), 1)).dataSync() as Float32Array;
   });
 }
