@@ -27,6 +27,8 @@ export function makeScratch(prefix: string): Scratch {
   };
   const workspace = sub('workspace');
   fs.cpSync(path.join(ROOT, 'test/integration/workspace'), workspace, { recursive: true });
+  // Two recorded runs (one finished, one interrupted) as if trained earlier: the views must show them.
+  fs.cpSync(path.join(ROOT, 'test/webview/fixtures/runs'), path.join(workspace, '.advmoe', 'runs'), { recursive: true });
   const userData = sub('user-data');
   fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
   fs.writeFileSync(

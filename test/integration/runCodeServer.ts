@@ -14,6 +14,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import * as util from 'util';
 import { chromium } from 'playwright-core';
 import { checkBuilt, makeScratch, RESULTS, ROOT, SUITE_INDEX } from './common';
 
@@ -111,12 +112,25 @@ export async function runInCodeServer(extensionDir = ROOT): Promise<'passed' | '
     await page.exposeFunction('codeAutomationExit', (code: number) => resolveExit(Number(code)));
     const shots: Promise<unknown>[] = [];
     page.on('console', (m) => {
-      const text = m.text().replace(/^%c\s*\w+\s*color:\s*#\w+\s*/, '');
-      if (!/open-vsx|ERR_NAME_NOT_RESOLVED|Failed to load resource|^\s+at /.test(text)) {
-        console.log(`[browser ${m.type()}] ${text.split('\n').filter((l) => !/^\s+at /.test(l)).slice(0, 20).join('\n')}`);
-      }
-      const shot = /\[advmoe-it\] screenshot (\S+)/.exec(text);
-      if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `integration-${shot[1]}.png`) }).catch(() => undefined));
+      // Extension-host output arrives as format strings plus arguments (mocha's "%s" lines): format them.
+      const print = async () => {
+        let text = m.text();
+        try {
+          const args = await Promise.all(m.args().map((a) => a.jsonValue() as Promise<unknown>));
+          // "%c INFO", "color: …" come first when the workbench relays extension-host logs.
+          const rest = typeof args[0] === 'string' && args[0].startsWith('%c') ? args.slice(2) : args;
+          if (typeof rest[0] === 'string') text = util.format(...(rest as [string, ...unknown[]]));
+        } catch {
+          // keep the plain text
+        }
+        text = text.replace(/^%c\s*\w+\s*color:\s*#\w+\s*/, '').replace(/^\s*(INFO|WARN|ERR)\s+color:\s*#\w+\s*/, '');
+        if (!/open-vsx|ERR_NAME_NOT_RESOLVED|Failed to load resource|sandbox attribute|service worker/i.test(text)) {
+          console.log(`[browser ${m.type()}] ${text.split('\n').filter((l) => !/^\s+at /.test(l)).slice(0, 20).join('\n')}`);
+        }
+        const shot = /\[advmoe-it\] screenshot (\S+)/.exec(text);
+        if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `integration-${shot[1]}.png`) }).catch(() => undefined));
+      };
+      shots.push(print());
     });
     const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p}`;
     const payload = JSON.stringify([

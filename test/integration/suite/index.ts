@@ -10,6 +10,7 @@ export function run(): Promise<void> {
   const mod = require('mocha');
   const Mocha: typeof import('mocha') = mod.default ?? mod;
   const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 15 * 60_000, reporter: 'spec' });
+  if (process.env.ADVMOE_IT_GREP) mocha.grep(process.env.ADVMOE_IT_GREP);
   mocha.addFile(path.join(__dirname, 'training.test.js'));
   return new Promise((resolve, reject) => {
     try {

@@ -17,6 +17,12 @@ function mark(what: string): void {
   console.log(`[advmoe-it] ${what}`);
 }
 
+/** Shows the Runs view (for the screenshots) without taking focus from the editor for long. */
+async function showRunsView(): Promise<void> {
+  await vscode.commands.executeCommand('advmoe.runs.focus');
+  await sleep(500);
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 250): Promise<T> {
@@ -98,6 +104,46 @@ describe('AdvMoE Studio in VS Code', function () {
     assert.deepStrictEqual(titles, ['Train', 'Evaluate', 'Inspect routing']);
   });
 
+  it('lists the runs already on disk in the Runs view, with status, method and SA/RA', async function () {
+    const runs = await waitFor('the recorded runs', 20_000, () => {
+      const r = api.runsTree.getChildren();
+      return r.length >= 2 ? r : undefined;
+    });
+    const describe = (id: string) => {
+      const e = runs.find((x) => x.state.id === id);
+      assert.ok(e, `run ${id} listed`);
+      return String(api.treeItem(e).description);
+    };
+    assert.strictEqual(describe('20260101-advmoe'), 'finished · advmoe · SA 89.8% RA 54.7%');
+    assert.strictEqual(describe('20260102-pgd-at'), 'interrupted · pgd-at · SA 87.3% RA 51.8%');
+    assert.match(String(api.treeItem(runs.find((x) => x.state.id === '20260102-pgd-at')!).contextValue), /resumable/);
+  });
+
+  it('opens a run in the Training view and overlays a second one', async function () {
+    const runs = api.runsTree.getChildren();
+    const a = runs.find((x) => x.state.id === '20260101-advmoe')!;
+    const b = runs.find((x) => x.state.id === '20260102-pgd-at')!;
+    await vscode.commands.executeCommand('advmoe.openTrainingView', a);
+    const panel = await waitFor('the Training view', 20_000, () => api.trainingPanel());
+    const d1 = await waitFor('series drawn', 30_000, async () => {
+      const d = await panel.describe();
+      return d.series.length > 0 ? d : undefined;
+    });
+    assert.deepStrictEqual([...new Set(d1.series.map((s) => s.runId))], [a.state.id]);
+    assert.strictEqual(d1.series.find((s) => s.metric === 'loss')?.points, 80, 'every loss record of the fixture');
+    assert.deepStrictEqual(d1.charts, ['Loss', 'Accuracy (SA, RA)', 'Router and expert robustness', 'Learning rate']);
+    await panel.addRuns([b.state.id]);
+    const d2 = await waitFor('both runs drawn', 20_000, async () => {
+      const d = await panel.describe();
+      return new Set(d.series.map((s) => s.runId)).size === 2 ? d : undefined;
+    });
+    assert.strictEqual(d2.series.filter((s) => s.runId === b.state.id && s.metric === 'loss')[0]?.points, 60);
+    assert.strictEqual(panel.panel.title, 'Training: 2 runs');
+    await showRunsView();
+    mark('screenshot compare-runs');
+    await sleep(1500);
+  });
+
   it('trains from the command palette and shows live metrics in the Training view', async function () {
     const before = new Set(api.store.all().map((e) => e.state.id));
     // The palette row, then the experiment picker (the open experiment file is its first row).
@@ -128,6 +174,7 @@ describe('AdvMoE Studio in VS Code', function () {
     await waitFor('interrupted in the Runs view', 30_000, () => treeDescription().startsWith('interrupted') || undefined);
     const item = api.treeItem(entry()!);
     assert.match(String(item.contextValue), /resumable/);
+    await showRunsView();
     mark('screenshot interrupted');
     await sleep(1500);
   });
@@ -150,6 +197,7 @@ describe('AdvMoE Studio in VS Code', function () {
     const loss = d.series.find((s) => s.runId === runId && s.metric === 'loss');
     assert.ok(loss && loss.points > pointsBefore, `more loss points after resuming (${loss?.points} > ${pointsBefore})`);
     assert.ok(d.series.some((s) => s.runId === runId && s.metric === 'sa'), 'SA from the eval records is drawn');
+    await showRunsView();
     mark('screenshot finished');
     await sleep(1500);
   });
