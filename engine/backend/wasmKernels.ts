@@ -9,6 +9,8 @@
  *   filter. Stride 1 uses the spatially flipped, channel-transposed filter; stride s uses a polyphase
  *   decomposition — each of the s×s output phases is a stride-1 convolution with a sub-filter, all phases are
  *   computed by one convolution with s·s·Cin output channels and then interleaved.
+ * - MaxPoolGrad (present but wrong: stock 4.22 gives wrong gradients for 'same' padding and even for 2×2/2 'valid'
+ *   windows, measured against cpu and a hand-written reference): a host loop, exact.
  * - UnsortedSegmentSum (missing: it is the gradient of `gather`): a one-hot matrix product.
  * - BatchMatMul with transposeA/transposeB (present but ~10× slower than without; every matMul gradient uses it):
  *   explicit transposes followed by the plain product.
@@ -44,8 +46,8 @@ function requireNHWC(kernel: string, dataFormat: unknown): void {
 
 /**
  * A stride-1 'valid' convolution after padding `x` by the given (possibly negative: crop) amounts.
- * Symmetric padding is passed to the convolution itself; uneven padding is applied with an explicit pad,
- * because XNNPACK is slow with asymmetric implicit padding (see docs/notes on wasm).
+ * Even padding is passed to the convolution itself; uneven padding is applied with an explicit pad first,
+ * because tfjs-backend-wasm is slow with an asymmetric padding array (measured, see the team's tfjs notes).
  */
 function convWithPads(
   x: tf.Tensor4D,
@@ -63,8 +65,11 @@ function convWithPads(
     left = Math.max(0, left);
     right = Math.max(0, right);
   }
-  if (top === bottom && left === right && top === left) {
-    return tf.conv2d(x, f, 1, top === 0 ? 'valid' : top, 'NHWC', dilations);
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return tf.conv2d(x, f, 1, 'valid', 'NHWC', dilations);
+  // A numeric pad is only safe with a square filter: tfjs 4.22 computes the output width of a numeric-pad conv
+  // from the filter *height*, and with a non-square filter wasm then writes out of bounds (memory corruption).
+  if (top === bottom && left === right && top === left && f.shape[0] === f.shape[1]) {
+    return tf.conv2d(x, f, 1, top, 'NHWC', dilations);
   }
   const padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]);
   return tf.conv2d(padded, f, 1, 'valid', 'NHWC', dilations);
@@ -225,8 +230,57 @@ export function unsortedSegmentSumImpl(x: tf.Tensor, segmentIds: tf.Tensor, numS
   });
 }
 
+/**
+ * dx of maxPool: each output's gradient goes to the first maximum of its window (row-major order, the cpu
+ * backend's tie rule). A host loop: the data is copied out of the wasm heap once, and the work is
+ * O(outputs · window), small beside the convolutions around it.
+ */
+export function maxPoolGradImpl(
+  dy: tf.Tensor4D,
+  x: tf.Tensor4D,
+  filterSize: number | [number, number],
+  strides: number | [number, number],
+  pad: Pad,
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): tf.Tensor4D {
+  const info = backend_util.computePool2DInfo(x.shape, filterSize, strides, 1, pad, dimRoundingMode);
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+  const { top, left } = info.padInfo;
+  const xv = x.dataSync();
+  const dyv = dy.dataSync();
+  const dx = new Float32Array(x.size);
+  const best = new Float32Array(c);
+  const arg = new Int32Array(c);
+  for (let b = 0; b < n; b++) {
+    for (let oh = 0; oh < ho; oh++) {
+      const h0 = oh * sh - top;
+      for (let ow = 0; ow < wo; ow++) {
+        const w0 = ow * sw - left;
+        best.fill(-Infinity);
+        arg.fill(-1);
+        for (let i = Math.max(0, h0); i < Math.min(h, h0 + fh); i++) {
+          for (let j = Math.max(0, w0); j < Math.min(w, w0 + fw); j++) {
+            const base = ((b * h + i) * w + j) * c;
+            for (let ch = 0; ch < c; ch++) {
+              const v = xv[base + ch];
+              if (v > best[ch]) {
+                best[ch] = v;
+                arg[ch] = base + ch;
+              }
+            }
+          }
+        }
+        const o = ((b * ho + oh) * wo + ow) * c;
+        for (let ch = 0; ch < c; ch++) if (arg[ch] >= 0) dx[arg[ch]] += dyv[o + ch];
+      }
+    }
+  }
+  return tf.tensor4d(dx, x.shape);
+}
+
 /** The kernels this module adds or replaces, by name. */
-const KERNEL_NAMES = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'UnsortedSegmentSum', 'BatchMatMul'] as const;
+const KERNEL_NAMES = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'UnsortedSegmentSum', 'BatchMatMul'] as const;
 export type TrainingKernelName = (typeof KERNEL_NAMES)[number];
 
 /** Stock wasm kernels we replace, captured before replacement (for restoring and for benchmarks). */
@@ -262,6 +316,18 @@ function makeConfigs(): tf.KernelConfig[] {
       },
     },
     {
+      kernelName: 'MaxPoolGrad',
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs }) => {
+        const a = attrs as Attrs;
+        return maxPoolGradImpl(
+          asTensor<tf.Tensor4D>(inputs.dy), asTensor<tf.Tensor4D>(inputs.input),
+          a.filterSize as number | [number, number], a.strides as number | [number, number], a.pad as Pad,
+          a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+        );
+      },
+    },
+    {
       kernelName: 'UnsortedSegmentSum',
       backendName: 'wasm',
       kernelFunc: ({ inputs, attrs }) =>
@@ -274,10 +340,15 @@ function makeConfigs(): tf.KernelConfig[] {
       kernelFunc: (args) => {
         const a = args.attrs as Attrs;
         if (!a.transposeA && !a.transposeB) return stockMatMul().kernelFunc(args);
-        // Materialise the transposes (fast on wasm for the 3-D shapes matMul sees) and multiply plainly.
+        // Materialise the transposes of the two inner axes and multiply plainly.
         return tf.tidy(() => {
-          const t = (info: tf.TensorInfo | undefined, flag: unknown): tf.Tensor =>
-            flag ? tf.transpose(asTensor(info), [0, 2, 1]) : asTensor(info);
+          const t = (info: tf.TensorInfo | undefined, flag: unknown): tf.Tensor => {
+            const v = asTensor(info);
+            if (!flag) return v;
+            const perm = v.shape.map((_, i) => i);
+            [perm[v.rank - 2], perm[v.rank - 1]] = [perm[v.rank - 1], perm[v.rank - 2]];
+            return tf.transpose(v, perm);
+          };
           const xa = t(args.inputs.a, a.transposeA);
           const xb = t(args.inputs.b, a.transposeB);
           return tf.engine().runKernel('BatchMatMul', { a: xa, b: xb }, { transposeA: false, transposeB: false }) as tf.Tensor;
