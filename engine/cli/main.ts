@@ -1,0 +1,236 @@
+/**
+ * `advmoe` — the engine, headless. Same jobs as the extension's engine process, on a terminal.
+ *
+ *   advmoe train <experiment.advmoe.json> [--resume <run-id>]
+ *   advmoe eval <run-id> [--checkpoint <file>] [--samples <n>]
+ *   advmoe attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
+ *   advmoe inspect <run-id> --ids <i,j,…> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file>]
+ *   advmoe runs
+ *   advmoe backend
+ *   advmoe data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]
+ * Common options: --runs-dir <dir> (default ./.advmoe/runs), --backend <name>, --threads <n>, --json, --verbose
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../backend/select';
+import type { BackendName } from '../config/types';
+import { downloadDataset, isDownloadable } from '../data';
+import { attackJob, evaluateJob, inspectJob } from '../jobs/evaluate';
+import { trainJob } from '../jobs/train';
+import { listRuns } from '../runs/store';
+import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
+import { formatDuration, pct, terminalReporter } from './progress';
+
+const USAGE = `usage: advmoe <command> [options]
+
+commands:
+  train <experiment.advmoe.json>   train a run (prints SA, RA, router and expert robustness at the end)
+        --resume <run-id>          continue an interrupted run from its last checkpoint instead
+  eval <run-id>                    full robustness analysis of a run's checkpoint (saved under analysis/)
+        --checkpoint <file> --samples <n>
+  attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
+  inspect <run-id> --ids <i,j,...> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file.json>]
+  runs                             list the runs in the runs folder
+  backend                          show which TensorFlow.js backend runs, and why others were skipped
+  data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]
+
+options:
+  --runs-dir <dir>   runs folder (default: ./.advmoe/runs)
+  --backend <name>   auto | tensorflow-gpu | tensorflow | wasm | cpu (default: the config's, else auto)
+  --threads <n>      wasm threads (default: all cores)
+  --json             machine-readable output: one JSON event per line, the result last
+  --verbose          debug log lines
+  -h, --help`;
+
+const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const ATTACKS = ['fgsm', 'pgd', 'apgd-ce', 'router', 'expert'] as const;
+
+function fail(message: string): never {
+  throw new AdvMoEError('INVALID_ARGUMENT', message);
+}
+
+function num(value: string | undefined, flag: string, integer = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) fail(`--${flag}: "${value}" is not a valid ${integer ? 'non-negative integer' : 'number'}`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        'runs-dir': { type: 'string' },
+        backend: { type: 'string' },
+        threads: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', default: false },
+        resume: { type: 'string' },
+        checkpoint: { type: 'string' },
+        samples: { type: 'string' },
+        attack: { type: 'string' },
+        eps: { type: 'string' },
+        steps: { type: 'string' },
+        ids: { type: 'string' },
+        'freeze-routing': { type: 'boolean', default: false },
+        out: { type: 'string' },
+        dir: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`advmoe: ${errorMessage(e)}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values: o, positionals: pos } = parsed;
+  const [command, ...rest] = pos;
+  if (o.help || !command) {
+    process.stdout.write(USAGE + '\n');
+    return o.help ? 0 : 2;
+  }
+  const json = o.json ?? false;
+  const reporter = terminalReporter({ json, verbose: o.verbose });
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    // First Ctrl-C stops cleanly (checkpoint kept, run marked interrupted); a second one exits at once.
+    if (++interrupts > 1) process.exit(130);
+    reporter.log('warn', 'stopping… (Ctrl-C again to quit at once)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const runsDir = path.resolve(o['runs-dir'] ?? path.join('.advmoe', 'runs'));
+  const print = (human: string, data: unknown) => {
+    reporter.finish();
+    if (json) process.stdout.write(JSON.stringify({ event: 'result', ...(data as object) }) + '\n');
+    else process.stdout.write(human + '\n');
+  };
+
+  try {
+    if (o.backend !== undefined && !BACKENDS.includes(o.backend)) fail(`--backend: "${o.backend}" is not one of ${BACKENDS.join(', ')}`);
+    const threads = num(o.threads, 'threads', true);
+    const startBackend = async (preferred?: BackendName) => {
+      const info = await initBackend((o.backend as BackendName | undefined) ?? preferred ?? 'auto', { threads });
+      reporter.log('info', `backend: ${info.name}${info.name === 'wasm' ? ` (${info.threads} thread(s), SIMD ${info.simd ? 'on' : 'off'})` : ''}`);
+      for (const s of info.skipped) reporter.log('debug', `skipped ${s.name}: ${s.reason}`);
+      return info;
+    };
+    const ctx = { reporter, signal: controller.signal };
+
+    switch (command) {
+      case 'train': {
+        if (!o.resume && rest.length !== 1) fail('train needs one experiment file (or --resume <run-id>)');
+        await startBackend();
+        const t0 = Date.now();
+        const result = await trainJob({ runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume }, ctx);
+        const h = result.headline;
+        print(
+          [
+            `run ${result.runId}: ${result.status} in ${formatDuration((Date.now() - t0) / 1000)}`,
+            `  SA                 ${pct(h.sa)}`,
+            `  RA                 ${pct(h.ra)}`,
+            `  router robustness  ${pct(h.routerRobustness)}  (routing decisions kept under the router attack)`,
+            `  expert robustness  ${pct(h.expertRobustness)}  (accuracy under PGD with routing frozen to clean)`,
+            `  folder             ${path.join(runsDir, result.runId)}`,
+          ].join('\n'),
+          { ...result, seconds: (Date.now() - t0) / 1000 },
+        );
+        return result.status === 'finished' ? 0 : result.status === 'interrupted' ? 130 : 1;
+      }
+      case 'eval': {
+        if (rest.length !== 1) fail('eval needs a run id');
+        await startBackend();
+        const r = await evaluateJob({ jobId: 'cli', runsDir, runId: rest[0], checkpoint: o.checkpoint, samples: num(o.samples, 'samples', true) }, ctx);
+        const rep = r.report;
+        const lines = [
+          `run ${r.runId}: ${rep.samples} test samples, ${rep.attack.norm} ε=${rep.attack.eps} PGD-${rep.attack.steps}`,
+          `  SA ${pct(rep.sa)}   RA ${pct(rep.ra)}`,
+          rep.routerRobustness ? `  router robustness: ${pct(rep.routerRobustness.decisionsKept)} decisions kept, accuracy ${pct(rep.routerRobustness.accuracy)}` : '  router robustness: — (dense model)',
+          rep.expertRobustness ? `  expert robustness: ${pct(rep.expertRobustness.accuracy)}` : '  expert robustness: — (dense model)',
+          ...rep.attacks.map((a) => `  ${a.name.padEnd(8)} accuracy ${pct(a.accuracy)}`),
+          `  inference cost: ${(rep.cost.activeFlops / 1e6).toFixed(1)} MFLOPs active vs ${(rep.cost.denseFlops / 1e6).toFixed(1)} dense (−${pct(rep.cost.reduction)})`,
+          `  saved to ${r.savedTo}`,
+        ];
+        print(lines.join('\n'), r);
+        return 0;
+      }
+      case 'attack': {
+        if (rest.length !== 1) fail('attack needs a run id');
+        if (!o.attack || !(ATTACKS as readonly string[]).includes(o.attack)) fail(`--attack must be one of ${ATTACKS.join(', ')}`);
+        await startBackend();
+        const r = await attackJob(
+          { jobId: 'cli', runsDir, runId: rest[0], checkpoint: o.checkpoint, attack: o.attack as (typeof ATTACKS)[number], eps: num(o.eps, 'eps'), steps: num(o.steps, 'steps', true), samples: num(o.samples, 'samples', true) },
+          ctx,
+        );
+        print(`${r.attack} ε=${r.eps} on ${r.samples} samples: accuracy ${pct(r.accuracy)}`, r);
+        return 0;
+      }
+      case 'inspect': {
+        if (rest.length !== 1) fail('inspect needs a run id');
+        if (!o.ids) fail('inspect needs --ids <i,j,...>');
+        const ids = o.ids.split(',').map((s) => num(s.trim(), 'ids', true)!);
+        if (o.attack && !(ATTACKS as readonly string[]).includes(o.attack)) fail(`--attack must be one of ${ATTACKS.join(', ')}`);
+        await startBackend();
+        const r = await inspectJob(
+          { jobId: 'cli', runsDir, runId: rest[0], checkpoint: o.checkpoint, sampleIds: ids, attack: o.attack as (typeof ATTACKS)[number] | undefined, eps: num(o.eps, 'eps'), freezeRouting: o['freeze-routing'] },
+          ctx,
+        );
+        if (o.out) fs.writeFileSync(o.out, JSON.stringify(r, null, 1));
+        const lines = r.samples.map((s) => {
+          const changed = s.routing.filter((l) => l.changed).map((l) => l.layer);
+          return `#${s.id} label ${s.label}: clean → ${s.predClean} (${pct(s.confClean)}), adversarial → ${s.predAdv} (${pct(s.confAdv)}); routing changed in ${changed.length}/${s.routing.length} layers${changed.length ? `: ${changed.join(', ')}` : ''}`;
+        });
+        print(lines.join('\n') + (o.out ? `\nwritten to ${o.out}` : ''), json ? r : {});
+        return 0;
+      }
+      case 'runs': {
+        const runs = listRuns(runsDir, (dir, reason) => reporter.log('warn', `skipped ${dir}: ${reason}`));
+        const lines = runs.length
+          ? runs.map((r) => `${r.id.padEnd(40)} ${r.status.padEnd(11)} ${r.method.padEnd(8)} ${r.backbone}${r.moe ? '-moe' : ''}  epoch ${r.epoch}  SA ${pct(r.headline.sa)}  RA ${pct(r.headline.ra)}`)
+          : [`no runs in ${runsDir}`];
+        print(lines.join('\n'), { runs });
+        return 0;
+      }
+      case 'backend': {
+        const info = await startBackend();
+        const lines = [
+          `backend: ${info.name}`,
+          `tfjs: ${info.tfjsVersion}`,
+          ...(info.name === 'wasm' ? [`threads: ${info.threads}`, `SIMD: ${info.simd}`] : []),
+          ...info.skipped.map((s) => `skipped ${s.name}: ${s.reason}`),
+        ];
+        print(lines.join('\n'), info);
+        return 0;
+      }
+      case 'data': {
+        const [sub, dataset] = rest;
+        if (sub !== 'download' || !dataset) fail('usage: advmoe data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]');
+        if (!isDownloadable(dataset)) fail(`"${dataset}" cannot be downloaded; choose cifar10, cifar100 or fashion-mnist (mnist is embedded)`);
+        // The dataset lands in <dir>/<its standard folder>; point data.root at <dir>.
+        const dir = path.resolve(o.dir ?? 'data');
+        const r = await downloadDataset({
+          dataset,
+          dir,
+          signal: controller.signal,
+          onProgress: (p) => reporter.progress({ message: `downloading ${p.file}`, done: p.received, total: p.total ?? p.received }),
+        });
+        print(r.skipped ? `${dataset} already in ${r.folder}` : `${dataset} ready in ${r.folder} (set data.root to ${dir})`, r);
+        return 0;
+      }
+      default:
+        fail(`unknown command "${command}"\n\n${USAGE}`);
+    }
+  } catch (e) {
+    reporter.finish();
+    if (json) process.stdout.write(JSON.stringify({ event: 'error', code: isAdvMoEError(e) ? e.code : 'INTERNAL', message: errorMessage(e) }) + '\n');
+    else process.stderr.write(`advmoe: ${errorMessage(e)}\n`);
+    if (!isAdvMoEError(e) && o.verbose && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    return isAdvMoEError(e, 'CANCELLED') ? 130 : isAdvMoEError(e, 'INVALID_ARGUMENT') ? 2 : 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

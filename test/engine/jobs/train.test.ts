@@ -1,0 +1,152 @@
+/**
+ * The training job end to end on real MNIST (a few samples): run folder contents, interrupt + resume
+ * reproducing the uninterrupted run exactly, bad input handling, and the evaluate/attack/inspect jobs.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { resolveConfig } from '../../../engine/config/load';
+import { silentReporter, type JobContext } from '../../../engine/jobs/context';
+import { attackJob, evaluateJob, inspectJob, loadRunJob } from '../../../engine/jobs/evaluate';
+import { trainJob } from '../../../engine/jobs/train';
+import { readCheckpoint } from '../../../engine/models/checkpoint';
+import { readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
+import { isAdvMoEError } from '../../../engine/util/errors';
+import { setupTestBackend } from '../helpers';
+
+const raw = {
+  name: 'resume-check',
+  seed: 7,
+  model: { backbone: 'resnet18', preset: 'tiny', widthMultiplier: 0.25, moe: { enabled: true, experts: 2, topK: 1 } },
+  method: { kind: 'advmoe', attack: { steps: 1, stepSize: 0.3 }, epsWarmupEpochs: 0 },
+  data: { dataset: 'mnist', trainSamples: 48, testSamples: 16 },
+  schedule: { epochs: 2, batchSize: 16 },
+  eval: { samples: 16, attack: { steps: 2, stepSize: 0.15 }, everyEpochs: 1 },
+  logEverySteps: 1,
+};
+const config = resolveConfig(raw);
+
+function ctx(): JobContext {
+  return { reporter: silentReporter, signal: new AbortController().signal };
+}
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-train-'));
+}
+
+async function finalParams(runsDir: string, runId: string): Promise<Map<string, Float32Array>> {
+  const ck = await readCheckpoint(checkpointPath(runsDir, runId, readState(runsDir, runId).lastCheckpoint!));
+  const out = new Map<string, Float32Array>();
+  for (const [k, t] of Object.entries(ck.tensors)) {
+    out.set(k, t.dataSync() as Float32Array);
+    t.dispose();
+  }
+  return out;
+}
+
+before(async () => {
+  await setupTestBackend();
+});
+
+let finishedRun: { runsDir: string; runId: string } | null = null;
+
+test('an interrupted and resumed run ends exactly where the uninterrupted run ends', async () => {
+  const a = tmp();
+  const full = await trainJob({ runsDir: a, config }, ctx());
+  assert.equal(full.status, 'finished');
+  const b = tmp();
+  const part = await trainJob({ runsDir: b, config, stopAfterSteps: 2 }, ctx());
+  assert.equal(part.status, 'interrupted');
+  const mid = readState(b, part.runId);
+  assert.equal(mid.status, 'interrupted');
+  assert.equal(mid.step, 2);
+  assert.ok(mid.lastCheckpoint?.startsWith('step-0000002'), `checkpoint at the stop: ${mid.lastCheckpoint}`);
+  const resumed = await trainJob({ runsDir: b, resumeRunId: part.runId }, ctx());
+  assert.equal(resumed.status, 'finished');
+
+  const pa = await finalParams(a, full.runId);
+  const pb = await finalParams(b, part.runId);
+  assert.deepEqual([...pb.keys()].sort(), [...pa.keys()].sort());
+  for (const [k, v] of pa) assert.deepEqual(pb.get(k), v, `tensor ${k} differs after resume`);
+
+  const strip = (rs: ReturnType<typeof readMetrics>['records']) => rs.map((r) => ({ ...r, time: 0 }));
+  assert.deepEqual(strip(readMetrics(b, part.runId).records), strip(readMetrics(a, full.runId).records));
+  assert.deepEqual(resumed.headline, full.headline);
+  finishedRun = { runsDir: a, runId: full.runId };
+
+  const files = fs.readdirSync(path.join(a, full.runId)).sort();
+  assert.deepEqual(files, ['analysis', 'checkpoints', 'config.json', 'metrics.jsonl', 'state.json']);
+  const st = readState(a, full.runId);
+  assert.equal(st.epoch, 2);
+  assert.equal(st.step, 6);
+  for (const k of ['sa', 'ra', 'routerRobustness', 'expertRobustness'] as const) {
+    const v = st.headline[k];
+    assert.ok(typeof v === 'number' && v >= 0 && v <= 1, `${k} = ${v}`);
+  }
+  const kinds = readMetrics(a, full.runId).records.map((r) => r.kind);
+  assert.equal(kinds.filter((k) => k === 'train').length, 6);
+  assert.equal(kinds.filter((k) => k === 'eval').length, 2, 'one mid-run eval (epoch 1) and the final one');
+});
+
+test('evaluate, attack, inspect and loadRun work on the trained run', async () => {
+  assert.ok(finishedRun, 'needs the run of the previous test');
+  const { runsDir, runId } = finishedRun;
+  const ev = await evaluateJob({ jobId: 'e', runsDir, runId, samples: 8 }, ctx());
+  assert.equal(ev.report.samples, 8);
+  assert.ok(fs.existsSync(ev.savedTo));
+  assert.ok(ev.report.routerRobustness && ev.report.expertRobustness);
+  assert.equal(ev.report.layers.length, 8);
+  const at = await attackJob({ jobId: 'a', runsDir, runId, attack: 'fgsm', eps: 0.1, samples: 8 }, ctx());
+  assert.equal(at.samples, 8);
+  assert.equal(at.eps, 0.1);
+  const ins = await inspectJob({ jobId: 'i', runsDir, runId, sampleIds: [0, 3], eps: 0.2, freezeRouting: true }, ctx());
+  assert.deepEqual(ins.samples.map((s) => s.id), [0, 3]);
+  assert.equal(ins.samples[0].routing.length, 8);
+  assert.equal(ins.samples[0].clean.length, 28 * 28);
+  await assert.rejects(inspectJob({ jobId: 'i', runsDir, runId, sampleIds: [16] }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /outside the 16 test samples/.test((e as Error).message));
+  await assert.rejects(evaluateJob({ jobId: 'e', runsDir, runId, checkpoint: 'nope.ckpt' }, ctx()), (e) => isAdvMoEError(e, 'RUN_NOT_FOUND') && /available: epoch-0001\.ckpt, epoch-0002\.ckpt/.test((e as Error).message));
+  const loaded = loadRunJob(runsDir, runId);
+  assert.equal(loaded.state.status, 'finished');
+  assert.ok(loaded.metrics.length >= 8);
+  assert.equal(loaded.analyses.length, 2);
+  await assert.rejects(trainJob({ runsDir, resumeRunId: runId }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /already finished/.test((e as Error).message));
+});
+
+test('a corrupt checkpoint stops a resume with a clear error and damages nothing', async () => {
+  const dir = tmp();
+  const part = await trainJob({ runsDir: dir, config, stopAfterSteps: 1 }, ctx());
+  const st = readState(dir, part.runId);
+  const file = checkpointPath(dir, part.runId, st.lastCheckpoint!);
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length - 5] ^= 0xff;
+  fs.writeFileSync(file, bytes);
+  const before = fs.readFileSync(path.join(dir, part.runId, 'metrics.jsonl'), 'utf8');
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && e.message.includes(st.lastCheckpoint!));
+  assert.equal(fs.readFileSync(path.join(dir, part.runId, 'metrics.jsonl'), 'utf8'), before);
+  assert.equal(readState(dir, part.runId).status, 'interrupted');
+});
+
+test('a cancelled job stops at the next step with a resumable checkpoint', async () => {
+  const dir = tmp();
+  const controller = new AbortController();
+  let steps = 0;
+  const r = await trainJob(
+    { runsDir: dir, config },
+    {
+      signal: controller.signal,
+      reporter: { ...silentReporter, progress: (p) => { if (p.message.startsWith('epoch') && ++steps === 1) controller.abort(); } },
+    },
+  );
+  assert.equal(r.status, 'interrupted');
+  const st = readState(dir, r.runId);
+  assert.equal(st.lastCheckpoint, 'step-0000001.ckpt');
+});
+
+test('bad input: missing config file, dense model with advmoe', async () => {
+  const dir = tmp();
+  await assert.rejects(trainJob({ runsDir: dir, configPath: path.join(dir, 'missing.advmoe.json') }, ctx()), (e) => isAdvMoEError(e, 'CONFIG_NOT_FOUND'));
+  assert.deepEqual(fs.readdirSync(dir), [], 'no run folder for a config that does not load');
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: 'nope' }, ctx()), (e) => isAdvMoEError(e, 'RUN_NOT_FOUND'));
+});
