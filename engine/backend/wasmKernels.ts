@@ -24,6 +24,9 @@ import { backend_util } from '@tensorflow/tfjs-core';
 type Attrs = Record<string, unknown>;
 type Pad = 'same' | 'valid' | number | backend_util.ExplicitPadding;
 
+/** Transposed products smaller than this (multiply-adds) stay on the stock kernel. */
+const MATMUL_TRANSPOSE_MIN_MACS = 1 << 20;
+
 /** Input channels at or below which BackpropFilter uses the patch-matrix product instead of the swapped conv. */
 export const FILTER_GRAD_MATMUL_MAX_CHANNELS = 4;
 
@@ -339,7 +342,11 @@ function makeConfigs(): tf.KernelConfig[] {
       setupFunc: (backend) => stockMatMul().setupFunc?.(backend),
       kernelFunc: (args) => {
         const a = args.attrs as Attrs;
-        if (!a.transposeA && !a.transposeB) return stockMatMul().kernelFunc(args);
+        const sa = args.inputs.a!.shape;
+        const sb = args.inputs.b!.shape;
+        const macs = (sa.reduce((p, d) => p * d, 1) * sb[sb.length - (a.transposeB ? 2 : 1)]);
+        // Below ~1M multiply-adds the extra transpose costs more than the stock transposed product loses (bench).
+        if ((!a.transposeA && !a.transposeB) || macs < MATMUL_TRANSPOSE_MIN_MACS) return stockMatMul().kernelFunc(args);
         // Materialise the transposes of the two inner axes and multiply plainly.
         return tf.tidy(() => {
           const t = (info: tf.TensorInfo | undefined, flag: unknown): tf.Tensor => {
