@@ -191,11 +191,6 @@ function checkCrossField(cfg: ExperimentConfig, where: string): void {
   if (cfg.data.dataset === 'image-folder' && !cfg.data.root) {
     problems.push('data.root: the image-folder dataset needs the folder holding train/ and val/');
   }
-  for (const [field, a] of [['method.attack', cfg.method.attack], ['eval.attack', cfg.eval.attack]] as const) {
-    if (a.stepSize > a.eps && a.eps > 0 && a.norm === 'linf' && a.steps > 1) {
-      problems.push(`${field}.stepSize: ${a.stepSize} is larger than eps (${a.eps}); a PGD step beyond the ball is clipped away`);
-    }
-  }
   if (problems.length) throw new AdvMoEError('CONFIG_INVALID', `${where}invalid experiment:\n  - ${problems.join('\n  - ')}`, { errors: problems });
 }
 
