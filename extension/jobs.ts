@@ -64,8 +64,9 @@ export class JobManager implements vscode.Disposable {
       engine.onRunState((n) => {
         const job = n.jobId ? this.jobs.get(n.jobId) : undefined;
         const runsDir = job?.runsDir ?? this.store.get(n.state.id)?.runsDir;
-        if (job && !job.runId) this.attachRun(job, n.state);
+        // The store first: the Training view looks the run up there when it starts showing it.
         if (runsDir) this.store.updateFromEngine(runsDir, n.state);
+        if (job && !job.runId) this.attachRun(job, n.state);
         this.updateStatus();
       }),
       engine.onCrash((exit) => this.onCrash(exit.code, exit.signal, exit.stderrTail)),

@@ -1,5 +1,5 @@
 /**
- * Reading runs from disk (`<runsDir>/runs/<id>/state.json`, `metrics.jsonl`), so the Runs view and the
+ * Reading runs from disk (`<runsDir>/<id>/state.json`, `metrics.jsonl`), so the Runs view and the
  * Training view work after a reload, in untrusted workspaces and for runs started elsewhere (the CLI),
  * without starting the engine. Read-only; the engine owns these files. No `vscode` import (tested in Node).
  */
@@ -9,7 +9,7 @@ import type { MetricsRecord, RunState } from '../engine/runs/types';
 import { isMetricsRecord } from '../webview/protocol';
 
 export function runDir(runsDir: string, runId: string): string {
-  return path.join(runsDir, 'runs', runId);
+  return path.join(runsDir, runId);
 }
 
 function isRunState(x: unknown): x is RunState {
@@ -55,7 +55,7 @@ export async function readRunState(runsDir: string, runId: string): Promise<RunS
 export async function listRuns(runsDir: string): Promise<RunState[]> {
   let names: string[];
   try {
-    names = await fs.readdir(path.join(runsDir, 'runs'));
+    names = await fs.readdir(runsDir);
   } catch {
     return [];
   }

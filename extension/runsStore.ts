@@ -1,6 +1,6 @@
 /**
  * Every run of the workspace, kept current from the engine's runState notifications and a file watcher on
- * `runs/<id>/state.json` (runs started by the CLI or another window show up too). Reads disk at start, so the
+ * `<runsDir>/<id>/state.json` (runs started by the CLI or another window show up too). Reads disk at start, so the
  * list survives reloads.
  */
 import * as path from 'path';
@@ -41,12 +41,12 @@ export class RunsStore implements vscode.Disposable {
       const inside = rel && !rel.startsWith('..') && !path.isAbsolute(rel);
       const base = inside ? folder : vscode.Uri.file(runsDir);
       const prefix = inside ? `${rel.split(path.sep).join('/')}/` : '';
-      const stateWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}runs/*/state.json`));
+      const stateWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}*/state.json`));
       const onState = (uri: vscode.Uri) => void this.reloadRun(runsDir, path.basename(path.dirname(uri.fsPath)));
       stateWatcher.onDidCreate(onState);
       stateWatcher.onDidChange(onState);
       stateWatcher.onDidDelete(onState);
-      const metricsWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}runs/*/metrics.jsonl`));
+      const metricsWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}*/metrics.jsonl`));
       const onMetrics = (uri: vscode.Uri) => {
         const entry = this.runs.get(path.basename(path.dirname(uri.fsPath)));
         if (entry) this.metricsEmitter.fire(entry);

@@ -24,9 +24,9 @@ export function engineSettings(): EngineSettings {
   };
 }
 
-/** `<folder>/<advmoe.runsFolder>`: the folder holding `runs/` for a workspace folder. */
+/** `<folder>/<advmoe.runsFolder>`: the runs folder of a workspace folder (each run is a sub-folder). */
 export function runsDirFor(folder: vscode.WorkspaceFolder): string {
-  const setting = vscode.workspace.getConfiguration('advmoe', folder.uri).get<string>('runsFolder', '.advmoe').trim() || '.advmoe';
+  const setting = vscode.workspace.getConfiguration('advmoe', folder.uri).get<string>('runsFolder', '.advmoe/runs').trim() || '.advmoe/runs';
   return path.resolve(folder.uri.fsPath, setting);
 }
 

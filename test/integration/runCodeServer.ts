@@ -62,6 +62,27 @@ async function waitHealthy(port: number, proc: ChildProcess, timeoutMs: number):
   throw new Error('code-server did not become healthy');
 }
 
+/** Keeps the extension's own log ("AdvMoE Engine" output channel) of the run under test-results/. */
+function copyExtensionLogs(userData: string): void {
+  const out = path.join(RESULTS, 'integration-logs');
+  fs.rmSync(out, { recursive: true, force: true });
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/advmoe|exthost|remoteexthost/i.test(p) && e.name.endsWith('.log')) {
+        fs.mkdirSync(out, { recursive: true });
+        fs.copyFileSync(p, path.join(out, path.relative(userData, p).replace(/[\\/]/g, '__')));
+      }
+    }
+  };
+  try {
+    walk(path.join(userData, 'logs'));
+  } catch {
+    // no logs folder
+  }
+}
+
 export async function runInCodeServer(extensionDir = ROOT): Promise<'passed' | 'failed'> {
   checkBuilt(extensionDir);
   const bin = codeServerPath();
@@ -151,6 +172,7 @@ export async function runInCodeServer(extensionDir = ROOT): Promise<'passed' | '
   } finally {
     await browser?.close().catch(() => undefined);
     killServer();
+    copyExtensionLogs(scratch.userData);
     logStream.end();
     scratch.remove();
   }

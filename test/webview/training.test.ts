@@ -11,7 +11,7 @@ import { formatValue } from '../../webview/shared/series';
 import { listRuns, readMetrics } from '../../extension/runsDisk';
 import { RESULTS, ROOT, startHarness, type Harness, type LoadedView } from './harness';
 
-const FIXTURE_RUNS = path.join(ROOT, 'test/webview/fixtures');
+const FIXTURE_RUNS = path.join(ROOT, 'test/webview/fixtures/runs');
 
 async function fixtureRuns(): Promise<RunSeriesData[]> {
   const states = await listRuns(FIXTURE_RUNS);
@@ -85,7 +85,7 @@ async function setSmoothing(v: LoadedView, value: number): Promise<void> {
 describe('runs on disk (host side)', () => {
   test('reads state.json and metrics.jsonl, leaving a torn last line unread', async () => {
     const torn = runs.find((r) => r.runId === '20260102-pgd-at')!;
-    const text = fs.readFileSync(path.join(FIXTURE_RUNS, 'runs/20260102-pgd-at/metrics.jsonl'), 'utf8');
+    const text = fs.readFileSync(path.join(FIXTURE_RUNS, '20260102-pgd-at/metrics.jsonl'), 'utf8');
     const complete = text.split('\n').slice(0, -1);
     assert.equal(torn.records.length, complete.length);
     assert.ok(!text.endsWith('\n'), 'fixture really has a torn line');

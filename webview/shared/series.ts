@@ -176,10 +176,11 @@ const GROUPS: { title: string; test: (metric: string) => boolean }[] = [
   { title: 'Loss', test: (m) => /loss/i.test(m) },
   { title: 'Accuracy (SA, RA)', test: (m) => m === 'sa' || m === 'ra' || /acc/i.test(m) },
   { title: 'Router and expert robustness', test: (m) => /robust/i.test(m) },
-  { title: 'Learning rate', test: (m) => m === 'lr' || /^lr[A-Z_]|learningrate/i.test(m) },
+  { title: 'Gradient norm', test: (m) => /gradnorm/i.test(m) },
+  { title: 'Learning rate', test: (m) => /(^|[a-z_])lr$/i.test(m) || /^lr[A-Z_]|learningrate/i.test(m) },
 ];
 
-const PREFERRED_ORDER = ['loss', 'routerLoss', 'expertLoss', 'trainAcc', 'sa', 'ra', 'routerRobustness', 'expertRobustness', 'lr'];
+const PREFERRED_ORDER = ['loss', 'routerLoss', 'expertLoss', 'trainAcc', 'sa', 'ra', 'routerRobustness', 'expertRobustness', 'gradNorm', 'routerGradNorm', 'lr', 'routerLr'];
 
 /** Groups every series key present in any run into charts: known families first, then one chart per other metric. */
 export function groupSeries(runs: readonly RunModel[]): ChartGroup[] {
