@@ -69,8 +69,13 @@ async function exported(v: LoadedView, format: 'csv' | 'svg' | 'png'): Promise<{
   return msg;
 }
 
+/** Waits until a render has drawn with these control values. */
+async function drawnWith(v: LoadedView, smoothing: number, xAxis: string, logScale: boolean): Promise<void> {
+  await v.page.waitForFunction((want) => document.body.dataset.renderedUi === want, `${smoothing}|${xAxis}|${logScale}`);
+}
+
 async function setSmoothing(v: LoadedView, value: number): Promise<void> {
-  const n = await v.renders();
+  const ui = await v.page.evaluate(() => document.body.dataset.renderedUi!.split('|'));
   await v.page.$eval(
     '#smoothing',
     (e, val) => {
@@ -79,7 +84,7 @@ async function setSmoothing(v: LoadedView, value: number): Promise<void> {
     },
     value,
   );
-  await v.waitRender(n);
+  await drawnWith(v, value, ui[1], ui[2] === 'true');
 }
 
 describe('runs on disk (host side)', () => {
@@ -194,19 +199,16 @@ describe('Training view in Chromium', () => {
     const label = () => v.page.$eval('section.chart[data-chart="Loss"] text.x-label', (t) => t.textContent);
     const lastXTick = () => v.page.$$eval('section.chart[data-chart="Loss"] g.x-axis .tick text', (t) => t.map((e) => e.textContent).pop());
     assert.equal(await label(), 'step');
-    let n = await v.renders();
     await v.page.selectOption('#x-axis', 'epoch');
-    await v.waitRender(n);
+    await drawnWith(v, 0.6, 'epoch', false);
     assert.equal(await label(), 'epoch');
     assert.ok(Number(await lastXTick()) <= 4, 'epoch ticks end near 4');
-    n = await v.renders();
     await v.page.selectOption('#x-axis', 'time');
-    await v.waitRender(n);
+    await drawnWith(v, 0.6, 'time', false);
     assert.equal(await label(), 'wall time (s)');
     const linearTicks = await v.page.$$eval('section.chart[data-chart="Loss"] g.y-axis .tick text', (t) => t.map((e) => e.textContent));
-    n = await v.renders();
     await v.page.check('#log-scale');
-    await v.waitRender(n);
+    await drawnWith(v, 0.6, 'time', true);
     const logTicks = await v.page.$$eval('section.chart[data-chart="Loss"] g.y-axis .tick text', (t) => t.map((e) => e.textContent));
     assert.notDeepEqual(logTicks, linearTicks);
     const state = await v.page.evaluate(() => (window as unknown as { __state: { xAxis: string; logScale: boolean } }).__state);

@@ -436,6 +436,8 @@ let renderCount = 0;
 function render(): void {
   renderCount++;
   document.body.dataset.renders = String(renderCount);
+  // What this render drew with (lets tests and diagnostics wait for a control change to be on screen).
+  document.body.dataset.renderedUi = `${ui.smoothing}|${ui.xAxis}|${ui.logScale}`;
   renderRunsLegend();
   const groups = groupSeries(runs);
   const allKeys = new Set(groups.flatMap((g) => g.keys));
