@@ -322,6 +322,31 @@ describe('Training view in Chromium', () => {
     await v.page.close();
   });
 
+  test('a run recorded from the engine: every metric key it logged gets one path, in a sensible chart', async () => {
+    const dir = path.join(ROOT, 'test/webview/fixtures/recorded');
+    const [state] = await listRuns(dir);
+    const { records } = await readMetrics(dir, state.id);
+    const v = await openWithRuns({}, [{ runId: state.id, name: state.name, status: state.status, method: state.method, records }]);
+    const keys = [...new Set(records.flatMap((r) => Object.keys(r.metrics)))].sort();
+    const drawn = await v.page.$$eval('path.series', (ps) => ps.map((p) => p.getAttribute('data-metric')!).sort());
+    assert.deepEqual(drawn, keys);
+    const chartOf = async (metric: string) =>
+      v.page.$eval(`path.series[data-metric="${metric}"]`, (p) => p.closest('section.chart')!.getAttribute('data-chart'));
+    assert.equal(await chartOf('routerLoss'), 'Loss');
+    assert.equal(await chartOf('expertLoss'), 'Loss');
+    assert.equal(await chartOf('sa'), 'Accuracy (SA, RA)');
+    assert.equal(await chartOf('expertRobustness'), 'Router and expert robustness');
+    assert.equal(await chartOf('routerGradNorm'), 'Gradient norm');
+    assert.equal(await chartOf('routerLr'), 'Learning rate');
+    assert.equal(await chartOf('trainEps'), 'trainEps');
+    const lossPoints = records.filter((r) => 'loss' in r.metrics).length;
+    const d = await v.page.$eval('path.series[data-metric="loss"]', (p) => p.getAttribute('d')!);
+    assert.equal(d.split('L').length, lossPoints, 'a short series is drawn point for point');
+    await v.page.screenshot({ path: path.join(RESULTS, 'training-view-recorded.png'), fullPage: true });
+    assert.deepEqual(v.errors, []);
+    await v.page.close();
+  });
+
   for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
       const v = await openWithRuns({ theme });

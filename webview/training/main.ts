@@ -187,7 +187,22 @@ function formatSeconds(s: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}`;
 }
 
-function renderChart(view: ChartView, allKeys: ReadonlySet<string>): void {
+/** The x range of every series of every run, so that all charts line up on one x axis. */
+function globalXExtent(): [number, number] {
+  let x0 = Infinity;
+  let x1 = -Infinity;
+  for (const run of runs) {
+    for (const s of run.series.values()) {
+      if (s.length === 0) continue;
+      const xs = s.xs(ui.xAxis);
+      x0 = Math.min(x0, xs[0]);
+      x1 = Math.max(x1, xs[xs.length - 1]);
+    }
+  }
+  return [x0, x1];
+}
+
+function renderChart(view: ChartView, allKeys: ReadonlySet<string>, xExtent: [number, number]): void {
   const width = Math.max(320, Math.floor(view.root.clientWidth || chartsEl.clientWidth || 600));
   const iw = width - MARGIN.left - MARGIN.right;
   const ih = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
@@ -195,9 +210,8 @@ function renderChart(view: ChartView, allKeys: ReadonlySet<string>): void {
   const beta = ui.smoothing;
   const positive = (v: number) => Number.isFinite(v) && (!ui.logScale || v > 0);
 
-  // Extents over every point (raw, which bounds the smoothed curve too).
-  let x0 = Infinity;
-  let x1 = -Infinity;
+  // y extent over every point (raw, which bounds the smoothed curve too); x is shared by all charts.
+  let [x0, x1] = xExtent;
   let y0 = Infinity;
   let y1 = -Infinity;
   const entries: ChartView['drawn'] = [];
@@ -205,9 +219,6 @@ function renderChart(view: ChartView, allKeys: ReadonlySet<string>): void {
     view.group.keys.forEach((key, keyIndex) => {
       const s = run.series.get(key);
       if (!s || s.length === 0) return;
-      const xs = s.xs(ui.xAxis);
-      x0 = Math.min(x0, xs[0]);
-      x1 = Math.max(x1, xs[xs.length - 1]);
       for (const v of s.value) {
         if (!positive(v)) continue;
         if (v < y0) y0 = v;
@@ -443,6 +454,7 @@ function render(): void {
   const allKeys = new Set(groups.flatMap((g) => g.keys));
   emptyMsg.hidden = groups.length > 0;
   emptyMsg.textContent = !initialised ? 'Waiting for runs…' : runs.length === 0 ? 'No runs selected. Use “Add runs…”.' : 'Waiting for metrics…';
+  const xExtent = globalXExtent();
   const wanted = new Set(groups.map((g) => g.title));
   for (const [title, view] of charts) {
     if (!wanted.has(title)) {
@@ -458,7 +470,7 @@ function render(): void {
     }
     view.group = g;
     chartsEl.appendChild(view.root); // keeps DOM order = group order
-    renderChart(view, allKeys);
+    renderChart(view, allKeys, xExtent);
   });
 }
 
