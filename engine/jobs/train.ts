@@ -12,7 +12,6 @@ import { loadConfigFile } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
 import { BatchIterator, type BatchPosition } from '../data';
 import type { DataSpec } from '../models/net';
-import type { Model } from '../models/types';
 import type { TrainResult } from '../protocol';
 import {
   appendMetrics,
@@ -26,7 +25,7 @@ import {
 } from '../runs/store';
 import type { MetricsRecord, RunState } from '../runs/types';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
-import { type JobContext, throwIfCancelled } from './context';
+import type { JobContext } from './context';
 import { finalAnalysis, periodicEval } from './evalSteps';
 import { loadTrainingCheckpoint, saveTrainingCheckpoint, type TrainingCheckpointMeta } from './checkpoints';
 import { buildModel, dataSpecFor, loadSplits } from './setup';
@@ -178,7 +177,6 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       if (done || state.epoch % cfg.checkpointEveryEpochs === 0) await checkpoint(`epoch-${String(state.epoch).padStart(4, '0')}.ckpt`);
       writeState(runsDir, state);
       reporter.runState(state);
-      throwIfCancelledSoft(signal);
     }
 
     // 4. Final analysis: SA, RA, router and expert robustness on eval.samples.
@@ -225,9 +223,3 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     model.dispose();
   }
 }
-
-/** Between epochs, a cancel is handled by the loop's own check at the next step (which checkpoints). */
-function throwIfCancelledSoft(_signal: AbortSignal): void {}
-
-export { throwIfCancelled };
-export type { Model };
