@@ -148,12 +148,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
     'advmoe.evaluate': async (arg?: unknown) => {
       if (!requireTrust()) return;
       const run = await resolveRun(arg, hasCheckpoint, 'Evaluate the robustness of which run?');
-      if (run) await jobs.evaluate(run);
+      return run ? jobs.evaluate(run) : undefined;
     },
     'advmoe.inspectRouting': async (arg?: unknown) => {
       if (!requireTrust()) return;
       const run = await resolveRun(arg, hasCheckpoint, 'Inspect the routing of which run?');
-      if (run) await jobs.inspect(run, [0, 1, 2, 3, 4, 5, 6, 7]);
+      return run ? jobs.inspect(run, [0, 1, 2, 3, 4, 5, 6, 7]) : undefined;
     },
     'advmoe.openTrainingView': async (arg?: unknown) => {
       if (isRunEntry(arg)) return void TrainingPanel.show(panelCtx, [arg.state.id], { preserveFocus: false });

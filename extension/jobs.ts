@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { Requests, type InspectResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
+import { Requests, type EvaluateResult, type InspectResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
 import { EngineError, EngineUnavailableError, type EngineClient } from './engineClient';
 import { duration, headlineText, pct } from './format';
@@ -100,6 +100,7 @@ export class JobManager implements vscode.Disposable {
     const job = this.jobs.get(p.jobId);
     if (!job) return;
     job.progress = p;
+    if (p.runId && job.kind === 'train') this.store.setProgress(p.runId, p.done, p.total);
     this.updateStatus();
   }
 
@@ -112,7 +113,7 @@ export class JobManager implements vscode.Disposable {
     const p = job.progress;
     const run = job.runId ? this.store.get(job.runId)?.state : undefined;
     const parts = [`AdvMoE ${job.label}`];
-    if (p) parts.push(p.message, `${p.done}/${p.total}`);
+    if (p) parts.push(progressText(p));
     if (p?.eta !== undefined) parts.push(`ETA ${duration(p.eta)}`);
     const sa = job.sa ?? run?.headline.sa;
     const ra = job.ra ?? run?.headline.ra;
@@ -138,7 +139,7 @@ export class JobManager implements vscode.Disposable {
             const fraction = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
             const eta = p.eta !== undefined ? ` · ETA ${duration(p.eta)}` : '';
             const metrics = job.sa !== undefined ? ` · SA ${pct(job.sa)} RA ${pct(job.ra)}` : '';
-            progress.report({ message: `${p.message} (${p.done}/${p.total})${eta}${metrics}`, increment: Math.max(0, (fraction - lastFraction) * 100) });
+            progress.report({ message: `${progressText(p)}${eta}${metrics}`, increment: Math.max(0, (fraction - lastFraction) * 100) });
             lastFraction = fraction;
           });
           const cancelSub = token.onCancellationRequested(() => void this.cancel(job));
@@ -213,7 +214,7 @@ export class JobManager implements vscode.Disposable {
     }
   }
 
-  async evaluate(run: RunEntry): Promise<void> {
+  async evaluate(run: RunEntry): Promise<EvaluateResult | undefined> {
     const job: Job = { id: newJobId('evaluate'), kind: 'evaluate', label: run.state.name, runsDir: run.runsDir, runId: run.state.id, cancelRequested: false, showInTrainingView: false };
     try {
       const r = await this.runJob(job, `AdvMoE: Evaluating robustness of ${run.state.name}`, () =>
@@ -224,14 +225,14 @@ export class JobManager implements vscode.Disposable {
       const parts = [`SA ${pct(rep.sa)}`, `RA ${pct(rep.ra)}`];
       if (rep.routerRobustness) parts.push(`router decisions kept ${pct(rep.routerRobustness.decisionsKept)}`);
       if (rep.expertRobustness) parts.push(`expert robustness ${pct(rep.expertRobustness.accuracy)}`);
-      const open = await vscode.window.showInformationMessage(
-        `AdvMoE: ${run.state.name} on ${rep.samples} test samples — ${parts.join(', ')}.`,
-        'Open Report',
-      );
-      if (open) await vscode.window.showTextDocument(vscode.Uri.file(r.savedTo), { preview: true });
+      void vscode.window
+        .showInformationMessage(`AdvMoE: ${run.state.name} on ${rep.samples} test samples — ${parts.join(', ')}.`, 'Open Report')
+        .then((open) => open && vscode.window.showTextDocument(vscode.Uri.file(r.savedTo), { preview: true }));
+      return r;
     } catch (e) {
-      if (e instanceof EngineError && (e.code === 'CANCELLED' || e.code === 'ENGINE_EXITED')) return;
+      if (e instanceof EngineError && (e.code === 'CANCELLED' || e.code === 'ENGINE_EXITED')) return undefined;
       this.reportError(`evaluate ${run.state.name}`, e);
+      return undefined;
     }
   }
 
@@ -266,8 +267,14 @@ export class JobManager implements vscode.Disposable {
     const detail = stderrTail.length ? ` Last output: ${stderrTail[stderrTail.length - 1].slice(0, 200)}` : '';
     if (trained.length > 0) {
       const job = trained[0];
+      // Resuming needs a checkpoint; a run killed before its first one can only be trained again.
+      const resumable = !!this.store.get(job.runId!)?.state.lastCheckpoint;
+      const buttons = resumable ? ['Resume', 'Show Engine Log'] : ['Show Engine Log'];
       void vscode.window
-        .showErrorMessage(`The AdvMoE engine stopped unexpectedly (${how}) while training ${job.label}; the run is interrupted.${detail}`, 'Resume', 'Show Engine Log')
+        .showErrorMessage(
+          `The AdvMoE engine stopped unexpectedly (${how}) while training ${job.label}; the run is interrupted${resumable ? '' : ' (before its first checkpoint)'}.${detail}`,
+          ...buttons,
+        )
         .then((pick) => {
           if (pick === 'Resume') void vscode.commands.executeCommand('advmoe.resumeRun', this.store.get(job.runId!));
           if (pick === 'Show Engine Log') this.log.show();
@@ -293,6 +300,11 @@ export class JobManager implements vscode.Disposable {
   dispose(): void {
     for (const d of this.disposables) d.dispose();
   }
+}
+
+/** The engine's progress message, with done/total unless the message already says it. */
+function progressText(p: ProgressNotification): string {
+  return p.message.includes(`${p.done}/${p.total}`) ? p.message : `${p.message} (${p.done}/${p.total})`;
 }
 
 export function errorText(e: unknown): string {

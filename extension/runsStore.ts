@@ -12,6 +12,8 @@ import { allRunsDirs } from './settings';
 export interface RunEntry {
   runsDir: string;
   state: RunState;
+  /** Percent done while this window trains it (from progress notifications). */
+  progressPct?: number;
 }
 
 export class RunsStore implements vscode.Disposable {
@@ -83,8 +85,8 @@ export class RunsStore implements vscode.Disposable {
   }
 
   private set(runsDir: string, state: RunState): void {
-    const entry = { runsDir, state: this.applyCrash(state) };
     const old = this.runs.get(state.id);
+    const entry: RunEntry = { runsDir, state: this.applyCrash(state), progressPct: state.status === 'running' ? old?.progressPct : undefined };
     // A file event can carry an older state than a notification already gave us.
     if (old && old.state.updatedAt > state.updatedAt) return;
     this.runs.set(state.id, entry);
@@ -107,6 +109,16 @@ export class RunsStore implements vscode.Disposable {
         this.changeEmitter.fire(this.runs.get(id));
       }
     }
+  }
+
+  /** Live progress of a run this window trains (state.json only records finished epochs). */
+  setProgress(runId: string, done: number, total: number): void {
+    const e = this.runs.get(runId);
+    if (!e || total <= 0) return;
+    const pct = Math.floor((100 * done) / total);
+    if (e.progressPct === pct) return;
+    e.progressPct = pct;
+    this.changeEmitter.fire(e);
   }
 
   get(runId: string): RunEntry | undefined {

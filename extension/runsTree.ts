@@ -39,7 +39,8 @@ export function runTreeItem(e: RunEntry): vscode.TreeItem {
   const s = e.state;
   const item = new vscode.TreeItem(s.name, vscode.TreeItemCollapsibleState.None);
   item.id = s.id;
-  const progress = s.status === 'running' && s.totalSteps > 0 ? ` ${Math.floor((100 * s.step) / s.totalSteps)}%` : '';
+  const donePct = e.progressPct ?? (s.totalSteps > 0 ? Math.floor((100 * s.step) / s.totalSteps) : undefined);
+  const progress = s.status === 'running' && donePct !== undefined ? ` ${donePct}%` : '';
   item.description = [`${s.status}${progress}`, s.method, headlineText(s.headline)].filter(Boolean).join(' · ');
   item.iconPath = ICONS[s.status];
   const resumable = (s.status === 'interrupted' || s.status === 'failed') && !!s.lastCheckpoint;

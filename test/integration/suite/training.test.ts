@@ -8,6 +8,8 @@
 import * as assert from 'assert';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import * as fs from 'fs';
+import { Requests, type EvaluateResult, type InspectResult } from '../../../engine/protocol';
 import type { AdvMoEApi } from '../../../extension/extension';
 import type { RunEntry } from '../../../extension/runsStore';
 
@@ -199,6 +201,43 @@ describe('AdvMoE Studio in VS Code', function () {
     assert.ok(d.series.some((s) => s.runId === runId && s.metric === 'sa'), 'SA from the eval records is drawn');
     await showRunsView();
     mark('screenshot finished');
+    await sleep(1500);
+  });
+
+  it('evaluates the finished run and inspects its routing (the CodeLens commands on the experiment file)', async function () {
+    const r = await vscode.commands.executeCommand<EvaluateResult | undefined>('advmoe.evaluate', config);
+    assert.ok(r, 'an evaluation result');
+    assert.strictEqual(r.runId, runId, 'the latest run of the experiment file');
+    assert.ok(r.report.sa >= 0 && r.report.sa <= 1 && r.report.ra >= 0 && r.report.ra <= 1, `SA ${r.report.sa}, RA ${r.report.ra}`);
+    assert.ok(fs.existsSync(r.savedTo), `report saved to ${r.savedTo}`);
+    const ins = await vscode.commands.executeCommand<InspectResult | undefined>('advmoe.inspectRouting', config);
+    assert.ok(ins, 'an inspection result');
+    assert.strictEqual(ins.samples.length, 8);
+    for (const s of ins.samples) assert.ok(s.routing.length > 0 && s.clean.length === s.shape[0] * s.shape[1] * s.shape[2]);
+  });
+
+  it('marks a run interrupted when the engine dies under it, and starts the engine again on the next request', async function () {
+    const known = new Set(api.store.all().map((e) => e.state.id));
+    const training = vscode.commands.executeCommand('advmoe.train', config);
+    const job = await waitFor('a training job', 30_000, () => api.jobs.active('train')[0]);
+    const crashed = await waitFor('the new run', 120_000, () => (job.runId && !known.has(job.runId) ? job.runId : undefined));
+    await waitFor('its first metrics', 120_000, () => (api.store.get(crashed)?.state.status === 'running' && job.progress ? true : undefined));
+    const pid = api.engine.pid;
+    assert.ok(pid, 'the engine runs');
+    process.kill(pid, 'SIGKILL');
+    await training;
+    const e = await waitFor('the killed run shown interrupted', 30_000, () => {
+      const x = api.store.get(crashed);
+      return x && x.state.status === 'interrupted' ? x : undefined;
+    });
+    assert.match(String(api.treeItem(e).description), /^interrupted/);
+    assert.strictEqual(api.jobs.active().length, 0, 'no job left behind');
+    assert.strictEqual(api.engine.running, false);
+    const info = await api.engine.request(Requests.backendInfo);
+    assert.ok(info.name, `engine restarted on ${info.name}`);
+    assert.notStrictEqual(api.engine.pid, pid);
+    await showRunsView();
+    mark('screenshot engine-crash');
     await sleep(1500);
   });
 });
