@@ -18,7 +18,7 @@ export interface Scratch {
   remove(): void;
 }
 
-export function makeScratch(prefix: string): Scratch {
+export function makeScratch(prefix: string, trusted = true): Scratch {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const sub = (name: string) => {
     const p = path.join(dir, name);
@@ -36,7 +36,8 @@ export function makeScratch(prefix: string): Scratch {
     JSON.stringify(
       {
         'workbench.startupEditor': 'none',
-        'security.workspace.trust.enabled': false,
+        'security.workspace.trust.enabled': !trusted,
+        'security.workspace.trust.startupPrompt': 'never',
         'telemetry.telemetryLevel': 'off',
         'extensions.autoCheckUpdates': false,
         'extensions.autoUpdate': false,

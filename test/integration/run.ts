@@ -1,7 +1,8 @@
 /**
  * `npm run test:integration` (after `npm run package`): unpacks the .vsix and checks its engine bundle starts
  * on the files the package carries, then runs the suite with that packaged extension under desktop VS Code
- * (@vscode/test-electron; skipped with a message where VS Code cannot be had) and under code-server.
+ * (@vscode/test-electron; skipped with a message where VS Code cannot be had) and under code-server, then the
+ * Restricted Mode suite under code-server with workspace trust on.
  * Without a .vsix (ADVMOE_IT_VSIX='' ) it uses the checkout itself.
  */
 import * as fs from 'fs';
@@ -38,6 +39,10 @@ async function main(): Promise<number> {
       const r = await runInCodeServer(extensionDir);
       console.log(`[integration] code-server: ${r} (${((Date.now() - t1) / 1000).toFixed(0)} s)`);
       failed ||= r === 'failed';
+      const t2 = Date.now();
+      const u = await runInCodeServer(extensionDir, { untrusted: true });
+      console.log(`[integration] code-server, Restricted Mode: ${u} (${((Date.now() - t2) / 1000).toFixed(0)} s)`);
+      failed ||= u === 'failed';
     }
     return failed ? 1 : 0;
   } finally {

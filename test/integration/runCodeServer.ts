@@ -83,14 +83,14 @@ function copyExtensionLogs(userData: string): void {
   }
 }
 
-export async function runInCodeServer(extensionDir = ROOT): Promise<'passed' | 'failed'> {
+export async function runInCodeServer(extensionDir = ROOT, opts: { untrusted?: boolean } = {}): Promise<'passed' | 'failed'> {
   checkBuilt(extensionDir);
   const bin = codeServerPath();
   if (!fs.existsSync(bin)) {
     throw new Error(`code-server not found at ${bin}: run scripts/setup-ui-tests.sh (or set CODE_SERVER)`);
   }
   fs.mkdirSync(RESULTS, { recursive: true });
-  const scratch = makeScratch('advmoe-it-cs-');
+  const scratch = makeScratch('advmoe-it-cs-', !opts.untrusted);
   const port = await freePort();
   const t0 = Date.now();
   const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
@@ -106,12 +106,12 @@ export async function runInCodeServer(extensionDir = ROOT): Promise<'passed' | '
       '--auth', 'none',
       '--disable-telemetry',
       '--disable-update-check',
-      '--disable-workspace-trust',
+      ...(opts.untrusted ? [] : ['--disable-workspace-trust']),
       '--user-data-dir', scratch.userData,
       '--extensions-dir', scratch.extensions,
       scratch.workspace,
     ],
-    { env: { ...process.env, HOME: scratch.home, TMPDIR: scratch.tmp }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, HOME: scratch.home, TMPDIR: scratch.tmp, ...(opts.untrusted ? { ADVMOE_IT_SUITE: 'untrusted' } : {}) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   cs.stdout?.pipe(logStream);
   cs.stderr?.pipe(logStream);

@@ -11,7 +11,8 @@ export function run(): Promise<void> {
   const Mocha: typeof import('mocha') = mod.default ?? mod;
   const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 15 * 60_000, reporter: 'spec' });
   if (process.env.ADVMOE_IT_GREP) mocha.grep(process.env.ADVMOE_IT_GREP);
-  mocha.addFile(path.join(__dirname, 'training.test.js'));
+  // ADVMOE_IT_SUITE=untrusted: the Restricted Mode suite (its own session, with workspace trust on).
+  mocha.addFile(path.join(__dirname, process.env.ADVMOE_IT_SUITE === 'untrusted' ? 'untrusted.test.js' : 'training.test.js'));
   return new Promise((resolve, reject) => {
     try {
       mocha.run((failures) => (failures > 0 ? reject(new Error(`${failures} integration test(s) failed`)) : resolve()));
