@@ -6,22 +6,10 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
-import { isMetricsRecord } from '../webview/protocol';
+import { isMetricsRecord, isRunState } from '../webview/protocol';
 
 export function runDir(runsDir: string, runId: string): string {
   return path.join(runsDir, runId);
-}
-
-function isRunState(x: unknown): x is RunState {
-  if (typeof x !== 'object' || x === null) return false;
-  const s = x as Record<string, unknown>;
-  return (
-    typeof s.id === 'string' &&
-    typeof s.name === 'string' &&
-    ['running', 'finished', 'interrupted', 'failed'].includes(s.status as string) &&
-    typeof s.epoch === 'number' &&
-    typeof s.step === 'number'
-  );
 }
 
 export function isProcessAlive(pid: number): boolean {

@@ -107,8 +107,9 @@ export function isMetricsRecord(x: unknown): x is MetricsRecord {
   return Object.values(x.metrics).every((v) => typeof v === 'number');
 }
 
-function isRunState(x: unknown): x is RunState {
-  return isObj(x) && isStr(x.id) && isStr(x.name) && isStr(x.status) && RUN_STATUSES.includes(x.status);
+/** The fields of a RunState that readers rely on (state.json, runState messages). */
+export function isRunState(x: unknown): x is RunState {
+  return isObj(x) && isStr(x.id) && isStr(x.name) && isStr(x.status) && RUN_STATUSES.includes(x.status) && isNum(x.epoch) && isNum(x.step);
 }
 
 function isRunSeries(x: unknown): x is RunSeriesData {

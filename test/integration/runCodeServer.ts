@@ -16,19 +16,9 @@ import * as os from 'os';
 import * as path from 'path';
 import * as util from 'util';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../webview/harness';
 import { checkBuilt, makeScratch, RESULTS, ROOT, SUITE_INDEX } from './common';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-breakpad',
-];
 
 export function codeServerPath(): string {
   const cache = process.env.ADVMOE_UI_CACHE ?? path.join(os.homedir(), '.cache', 'advmoe-ui-tests');
