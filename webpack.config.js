@@ -1,16 +1,14 @@
 // Three bundle groups (select one with `webpack --config-name <name>`):
 //   extension — dist/extension.js, the VS Code extension host code (target node, `vscode` external);
-//   engine    — dist/engine.js, the engine's JSON-RPC server the extension forks (target node);
+//   engine    — dist/engine.js, the engine's JSON-RPC server the extension forks, and dist/cli.js, the
+//               headless `advmoe` CLI (bin/advmoe.js runs it) (target node);
 //   webviews  — dist/webview/<view>.js, browser code, one entry per view (target web).
 // The engine bundle leaves TensorFlow.js and the MNIST data package external: they are shipped in the
 // .vsix as node_modules (vsce packs the production dependencies), so tfjs-backend-wasm finds its .wasm
 // files and worker script next to its own code, and the optional native backends (@tensorflow/tfjs-node,
 // -node-gpu) are loaded when installed.
 'use strict';
-const fs = require('fs');
 const path = require('path');
-
-const ENGINE_ENTRY = path.resolve(__dirname, 'engine/rpc/main.ts');
 
 /** Packages the engine loads from node_modules at run time instead of from the bundle. */
 function engineExternals({ request }, callback) {
@@ -50,7 +48,7 @@ module.exports = (_env, argv) => {
     name: 'engine',
     mode,
     target: 'node',
-    entry: { engine: ENGINE_ENTRY },
+    entry: { engine: './engine/rpc/main.ts', cli: './engine/cli/main.ts' },
     output: { path: path.resolve(__dirname, 'dist'), filename: '[name].js', library: { type: 'commonjs2' } },
     externals: [engineExternals],
     resolve: { extensions: ['.ts', '.js', '.json'] },
@@ -82,21 +80,5 @@ module.exports = (_env, argv) => {
     performance: { maxAssetSize: 600_000, maxEntrypointSize: 600_000 },
   };
 
-  const configs = [extension, webviews];
-  if (fs.existsSync(ENGINE_ENTRY)) {
-    configs.splice(1, 0, engine);
-  } else {
-    // Say it loudly and fail the build, unless only other groups were asked for (`--config-name`).
-    const wanted = process.argv.slice(2).join(' ');
-    const onlyOthers = /--config-name[= ](extension|webviews)\b/.test(wanted) && !/--config-name[= ]engine\b/.test(wanted);
-    if (!onlyOthers) {
-      console.error(
-        '\n[webpack] ERROR: engine/rpc/main.ts (the engine entry point) does not exist, so dist/engine.js ' +
-          'cannot be built and the extension has no engine to start.\n' +
-          '[webpack] Build the other bundles alone with `npx webpack --config-name extension --config-name webviews`.\n',
-      );
-      process.exitCode = 1;
-    }
-  }
-  return configs;
+  return [extension, engine, webviews];
 };

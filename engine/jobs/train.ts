@@ -146,6 +146,10 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       if (step % cfg.logEverySteps === 0 || step === totalSteps) {
         pending.push({ kind: 'train', step, epoch, time: now(), metrics: values });
         flush();
+        // Readers of state.json (the Runs view, `advmoe runs`) see progress at the logging rate.
+        state.step = step;
+        state.epoch = Math.floor(epoch);
+        writeState(runsDir, state);
       }
       const rate = (step - stepsAtStart) / Math.max(1e-3, (Date.now() - segmentStart) / 1000);
       reporter.progress({
