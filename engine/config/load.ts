@@ -134,6 +134,7 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
       kind: methodKind,
       tradesBeta: r.method?.tradesBeta ?? 6,
       officialRouterAlpha: r.method?.officialRouterAlpha ?? 6,
+      routerBalance: r.method?.routerBalance ?? 0,
       epsWarmupEpochs: r.method?.epsWarmupEpochs ?? d.epsWarmupEpochs,
       attack: attack(r.method?.attack, trainAttackDefaults),
       advmoe: {

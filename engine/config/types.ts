@@ -82,6 +82,9 @@ export interface MethodConfig {
   officialRouterAlpha: number;
   /** Attack used to make training adversarial examples. */
   attack: AttackConfig;
+  /** Weight λ of the load-balancing loss (Switch Transformer) added wherever routers are updated; 0 = off
+   * (the paper's AdvMoE has none). Counters router collapse. */
+  routerBalance: number;
   /** Ramp ε linearly from 0 over this many epochs (helps large-ε MNIST training start). 0 = off. */
   epsWarmupEpochs: number;
 }

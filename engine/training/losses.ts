@@ -83,3 +83,29 @@ export function routerKl(
 export function accuracy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(labels, 'int32')), 'float32')) as tf.Scalar);
 }
+
+/** Identity forward, zero gradient: the expert shares below are measured, not optimised. */
+const stopGradient = tf.customGrad(((x: tf.Tensor) => ({
+  value: tf.clone(x),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * Load-balancing loss (Switch Transformer): for each distinct router, N · Σ_e f_e · P_e with f_e the share
+ * of the batch's selections that went to expert e (no gradient) and P_e the mean router probability of e;
+ * averaged over routers. It is 1 when routing is balanced and approaches N when one expert takes every
+ * input, so its gradient lowers the probability of overloaded experts. Counters the rich-get-richer
+ * collapse of hard top-k routing, where an expert that is never chosen never trains.
+ */
+export function routerBalanceLoss(routing: readonly LayerRouting[], layers: readonly MoeLayerInfo[], numExperts: number, topK: number): tf.Scalar {
+  return tf.tidy(() => {
+    const routers = distinctRouters(routing, layers);
+    if (routers.length === 0) throw new RangeError('the router balance loss needs an MoE model');
+    const terms = routers.map((r) => {
+      const share = tf.div(tf.mean(stopGradient(r.mask), 0), topK);
+      const meanProb = tf.mean(r.probs, 0);
+      return tf.mul(tf.sum(tf.mul(share, meanProb)), numExperts);
+    });
+    return tf.div(tf.addN(terms), routers.length) as tf.Scalar;
+  });
+}

@@ -30,7 +30,7 @@ import type { MethodConfig, MethodName, ScheduleConfig } from '../config/types';
 import type { ForwardOptions, LayerRouting, Model } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import type { CollapseDetector } from './collapse';
-import { accuracy, crossEntropy, routerCrossEntropy, routerKl, tradesKl } from './losses';
+import { accuracy, crossEntropy, routerBalanceLoss, routerCrossEntropy, routerKl, tradesKl } from './losses';
 import { SgdMomentum } from './optimizer';
 
 /** Which loss the attack maximises: CE on the labels, or TRADES' KL(f(x) ‖ f(x')). */
@@ -160,6 +160,12 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
     { opt: optimizers.router, lr },
   ];
   const beta = method.tradesBeta;
+  // Router balance (method.routerBalance): added to every loss that updates routers.
+  const lambda = model.moeLayers.length ? method.routerBalance : 0;
+  const withBalance = (pass: PassOutput): PassOutput =>
+    lambda > 0 && pass.routing?.length
+      ? { ...pass, loss: tf.add(pass.loss, tf.mul(routerBalanceLoss(pass.routing, model.moeLayers, model.numExperts, model.topK), lambda)) as tf.Scalar }
+      : pass;
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must
@@ -168,17 +174,17 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   };
   switch (method.kind) {
     case 'standard': {
-      rec.main(update(rec, 'loss', all, () => classify(model.forward(x, UPDATE_PASS), y)));
+      rec.main(update(rec, 'loss', all, () => withBalance(classify(model.forward(x, UPDATE_PASS), y))));
       return;
     }
     case 'pgd-at': {
       const xAdv = await attack('ce');
-      rec.main(update(rec, 'loss', all, () => classify(model.forward(xAdv, UPDATE_PASS), y)));
+      rec.main(update(rec, 'loss', all, () => withBalance(classify(model.forward(xAdv, UPDATE_PASS), y))));
       return;
     }
     case 'trades': {
       const xAdv = await attack('trades-kl');
-      rec.main(update(rec, 'loss', all, () => tradesPass(model, x, xAdv, y, beta)));
+      rec.main(update(rec, 'loss', all, () => withBalance(tradesPass(model, x, xAdv, y, beta))));
       return;
     }
     case 'advmoe': {
@@ -190,7 +196,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       const routerStep = async (): Promise<void> => {
         const xAdv = await attack('ce');
         const u = update(rec, 'router loss', [{ opt: optimizers.router, lr: lr * routerLrScale }], () =>
-          classify(model.forward(xAdv, ROUTER_PASS), y),
+          withBalance(classify(model.forward(xAdv, ROUTER_PASS), y)),
         );
         rec.value('routerLoss', u.loss);
         rec.value('routerGradNorm', u.gradNorm);

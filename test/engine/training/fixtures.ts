@@ -136,6 +136,7 @@ export function methodConfig(kind: MethodConfig['kind'], over: Partial<MethodCon
     tradesBeta: 6,
     advmoe: { period: 1, order: 'router-first', routerLrScale: 1 },
     officialRouterAlpha: 6,
+    routerBalance: 0,
     attack: { norm: 'linf', eps: 0.1, stepSize: 0.05, steps: 2, randomStart: true, restarts: 1 },
     epsWarmupEpochs: 0,
     ...over,

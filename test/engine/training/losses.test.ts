@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerRouting, MoeLayerInfo } from '../../../engine/models/types';
-import { accuracy, crossEntropy, routerCrossEntropy, routerKl, tradesKl } from '../../../engine/training/losses';
+import { accuracy, crossEntropy, routerBalanceLoss, routerCrossEntropy, routerKl, tradesKl } from '../../../engine/training/losses';
 import { setupTestBackend } from '../helpers';
 
 const softmax = (z: number[]) => {
@@ -99,5 +99,31 @@ describe('losses', () => {
     const expected = (tradesKl(c0.logits, a0.logits).dataSync()[0] + 0) / 2;
     assert.ok(expected > 0.1);
     near(routerKl([c0, c1], [a0, a1], layers).dataSync()[0], expected);
+  });
+});
+
+describe('routerBalanceLoss', () => {
+  const layers: MoeLayerInfo[] = [{ name: 'a', router: 0, outChannels: 4, expertChannels: 2 }];
+  const routingOf = (logits: tf.Tensor2D, mask: number[][]): LayerRouting[] => [
+    { logits, probs: tf.softmax(logits) as tf.Tensor2D, mask: tf.tensor2d(mask) },
+  ];
+
+  it('is 1 for balanced routing and N·max-probability-mean for a collapsed router (hand computation)', () => {
+    const balanced = routingOf(tf.tensor2d([[0, 0], [0, 0], [0, 0], [0, 0]]), [[1, 0], [0, 1], [1, 0], [0, 1]]);
+    assert.ok(Math.abs(routerBalanceLoss(balanced, layers, 2, 1).dataSync()[0] - 1) < 1e-6);
+    const logits = tf.tensor2d([[2, 0], [3, 0], [1, 0], [4, 0]]);
+    const collapsed = routingOf(logits, [[1, 0], [1, 0], [1, 0], [1, 0]]);
+    const p0 = tf.mean(tf.softmax(logits), 0).dataSync()[0];
+    assert.ok(Math.abs(routerBalanceLoss(collapsed, layers, 2, 1).dataSync()[0] - 2 * p0) < 1e-6);
+  });
+
+  it('pushes the overloaded expert down: gradient on its logit is positive, none reaches the mask', () => {
+    const mask = tf.tensor2d([[1, 0], [1, 0], [1, 0], [0, 1]]);
+    const g = tf.grads((lg: tf.Tensor, m: tf.Tensor) =>
+      routerBalanceLoss([{ logits: lg as tf.Tensor2D, probs: tf.softmax(lg) as tf.Tensor2D, mask: m as tf.Tensor2D }], layers, 2, 1),
+    )([tf.zeros([4, 2]), mask]);
+    const dl = g[0].arraySync() as number[][];
+    for (const row of dl) assert.ok(row[0] > 0 && row[1] < 0, `overloaded expert 0 must be pushed down: ${row}`);
+    assert.equal(tf.abs(g[1]).sum().dataSync()[0], 0);
   });
 });
