@@ -14,6 +14,7 @@ import { AdvMoEError, errorMessage } from '../util/errors';
 const APP_ERROR = -32000;
 
 export function toResponseError(e: unknown): ResponseError<{ code: string; details?: unknown }> {
+  if (e instanceof ResponseError) return e;
   if (e instanceof AdvMoEError) return new ResponseError(APP_ERROR, e.message, { code: e.code, details: e.details });
   return new ResponseError(APP_ERROR, errorMessage(e), { code: 'INTERNAL' });
 }
@@ -52,16 +53,22 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
   }
 
   const requireString = (value: unknown, field: string): string => {
-    if (typeof value !== 'string' || !value) throw toResponseError(new AdvMoEError('INVALID_ARGUMENT', `${field} must be a non-empty string`));
+    if (typeof value !== 'string' || !value) throw new AdvMoEError('INVALID_ARGUMENT', `${field} must be a non-empty string`);
     return value;
+  };
+  /** Requests on an existing run: check the two fields every job needs before it starts. */
+  const onRun = <P extends { runsDir: string; runId: string }>(p: P): P => {
+    requireString(p.runsDir, 'runsDir');
+    requireString(p.runId, 'runId');
+    return p;
   };
 
   connection.onRequest(Requests.train, (p, token) =>
     runJob(p?.jobId, token, (ctx) => trainJob({ runsDir: requireString(p.runsDir, 'runsDir'), configPath: p.configPath, resumeRunId: p.resumeRunId }, ctx)),
   );
-  connection.onRequest(Requests.evaluate, (p, token) => runJob(p?.jobId, token, (ctx) => evaluateJob(p, ctx)));
-  connection.onRequest(Requests.attack, (p, token) => runJob(p?.jobId, token, (ctx) => attackJob(p, ctx)));
-  connection.onRequest(Requests.inspect, (p, token) => runJob(p?.jobId, token, (ctx) => inspectJob(p, ctx)));
+  connection.onRequest(Requests.evaluate, (p, token) => runJob(p?.jobId, token, (ctx) => evaluateJob(onRun(p), ctx)));
+  connection.onRequest(Requests.attack, (p, token) => runJob(p?.jobId, token, (ctx) => attackJob(onRun(p), ctx)));
+  connection.onRequest(Requests.inspect, (p, token) => runJob(p?.jobId, token, (ctx) => inspectJob(onRun(p), ctx)));
   connection.onRequest(Requests.cancel, (p) => {
     const c = jobs.get(p?.jobId);
     c?.abort();
@@ -73,14 +80,14 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
         reporterFor(undefined).log('warn', `skipped ${dir}: ${reason}`),
       );
     } catch (e) {
-      throw e instanceof ResponseError ? e : toResponseError(e);
+      throw toResponseError(e);
     }
   });
   connection.onRequest(Requests.loadRun, (p) => {
     try {
       return loadRunJob(requireString(p?.runsDir, 'runsDir'), requireString(p?.runId, 'runId'));
     } catch (e) {
-      throw e instanceof ResponseError ? e : toResponseError(e);
+      throw toResponseError(e);
     }
   });
   connection.onRequest(Requests.backendInfo, async () => {

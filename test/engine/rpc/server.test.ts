@@ -1,0 +1,79 @@
+/** The JSON-RPC server over an in-memory connection pair: requests, typed errors, cancellation by jobId. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, it } from 'node:test';
+import { createMessageConnection, type MessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { Notifications, Requests, type RunStateNotification } from '../../../engine/protocol';
+import { serve } from '../../../engine/rpc/server';
+import { setupTestBackend } from '../helpers';
+
+let client: MessageConnection;
+let server: MessageConnection;
+const states: RunStateNotification[] = [];
+
+before(async () => {
+  const info = await setupTestBackend();
+  const toServer = new PassThrough();
+  const toClient = new PassThrough();
+  server = createMessageConnection(new StreamMessageReader(toServer), new StreamMessageWriter(toClient));
+  client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
+  serve(server, { ready: Promise.resolve(info) });
+  client.onNotification(Notifications.runState, (n) => void states.push(n));
+  server.listen();
+  client.listen();
+});
+
+after(() => {
+  client.dispose();
+  server.dispose();
+});
+
+async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  await assert.rejects(p, (e) => e instanceof ResponseError && (e.data as { code: string }).code === code && message.test(e.message));
+}
+
+it('backendInfo and listRuns answer', async () => {
+  const info = await client.sendRequest(Requests.backendInfo);
+  assert.equal(info.name, 'wasm');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
+  assert.deepEqual(await client.sendRequest(Requests.listRuns, { runsDir: dir }), []);
+});
+
+it('bad requests get typed errors that name the problem', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
+  await rejectsWith(client.sendRequest(Requests.listRuns, {} as never), 'INVALID_ARGUMENT', /runsDir must be a non-empty string/);
+  await rejectsWith(client.sendRequest(Requests.evaluate, { jobId: 'e1', runsDir: dir } as never), 'INVALID_ARGUMENT', /runId must be a non-empty string/);
+  await rejectsWith(client.sendRequest(Requests.evaluate, { jobId: 'e2', runsDir: dir, runId: 'missing' }), 'RUN_NOT_FOUND', /no run "missing"/);
+  await rejectsWith(client.sendRequest(Requests.train, { jobId: '', runsDir: dir }), 'INVALID_ARGUMENT', /jobId/);
+  await rejectsWith(client.sendRequest(Requests.train, { jobId: 't', runsDir: dir, configPath: path.join(dir, 'nope.advmoe.json') }), 'CONFIG_NOT_FOUND', /nope\.advmoe\.json/);
+  await rejectsWith(client.sendRequest(Requests.loadRun, { runsDir: dir, runId: '../x' }), 'INVALID_ARGUMENT', /not a valid run id/);
+});
+
+it('train streams runState and is cancelled by jobId, leaving a resumable run', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
+  const cfg = path.join(dir, 'tiny.advmoe.json');
+  fs.writeFileSync(cfg, JSON.stringify({
+    model: { backbone: 'vgg16', preset: 'tiny', widthMultiplier: 0.25 },
+    method: { kind: 'advmoe', attack: { steps: 1, stepSize: 0.3 } },
+    data: { trainSamples: 256, testSamples: 16 },
+    schedule: { epochs: 1, batchSize: 16 },
+    eval: { samples: 16, everyEpochs: 0 },
+  }));
+  let cancelled = false;
+  client.onNotification(Notifications.progress, (p) => {
+    if (p.jobId === 'train-1' && p.done >= 2 && !cancelled) {
+      cancelled = true;
+      void client.sendRequest(Requests.cancel, { jobId: 'train-1' });
+    }
+  });
+  const result = await client.sendRequest(Requests.train, { jobId: 'train-1', runsDir: dir, configPath: cfg });
+  assert.equal(result.status, 'interrupted');
+  assert.ok(states.some((s) => s.jobId === 'train-1' && s.state.status === 'running'));
+  const loaded = await client.sendRequest(Requests.loadRun, { runsDir: dir, runId: result.runId });
+  assert.equal(loaded.state.status, 'interrupted');
+  assert.equal(loaded.checkpoints.length, 1);
+  assert.deepEqual(await client.sendRequest(Requests.cancel, { jobId: 'train-1' }), { cancelled: false });
+});
