@@ -243,26 +243,22 @@ export function checkpointPath(runsDir: string, runId: string, name: string): st
   return path.join(runDir(runsDir, runId), CHECKPOINT_DIR, name);
 }
 
-export function listCheckpoints(runsDir: string, runId: string): string[] {
+/** Sorted names of a run sub-folder's files with the given ending; none when the folder is missing. */
+function listRunFiles(runsDir: string, runId: string, folder: string, ending: string): string[] {
+  const dir = path.join(runDir(runsDir, runId), folder);
   try {
-    return fs
-      .readdirSync(path.join(runDir(runsDir, runId), CHECKPOINT_DIR))
-      .filter((f) => f.endsWith('.ckpt'))
-      .sort();
+    return fs.readdirSync(dir).filter((f) => f.endsWith(ending)).sort();
   } catch {
     return [];
   }
 }
 
+export function listCheckpoints(runsDir: string, runId: string): string[] {
+  return listRunFiles(runsDir, runId, CHECKPOINT_DIR, '.ckpt');
+}
+
 export function listAnalyses(runsDir: string, runId: string): string[] {
-  try {
-    return fs
-      .readdirSync(path.join(runDir(runsDir, runId), ANALYSIS_DIR))
-      .filter((f) => f.endsWith('.json'))
-      .sort();
-  } catch {
-    return [];
-  }
+  return listRunFiles(runsDir, runId, ANALYSIS_DIR, '.json');
 }
 
 export function writeAnalysis(runsDir: string, runId: string, name: string, report: unknown): string {
