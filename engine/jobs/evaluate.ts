@@ -1,7 +1,6 @@
 /** Jobs on a trained run: full robustness analysis, a single attack, sample inspection, and loading a run. */
 import * as path from 'node:path';
-import { analyzeRobustness, evaluateAttack, inspectSamples } from '../analysis';
-import { atEps } from '../analysis';
+import { analyzeRobustness, atEps, evaluateAttack, inspectSamples } from '../analysis';
 import type { ExperimentConfig } from '../config/types';
 import type { Dataset } from '../data';
 import type { Model } from '../models/types';
@@ -46,12 +45,12 @@ async function openRun(runsDir: string, runId: string, checkpoint: string | unde
   if (!available.includes(name)) {
     throw new AdvMoEError('RUN_NOT_FOUND', `run "${runId}" has no checkpoint "${name}" (available: ${available.join(', ') || 'none'})`);
   }
-  const runCfg = readRunConfig(runsDir, runId);
   ctx.reporter.log('info', `loading ${runId}/${name}…`);
   const { model, cfg } = await loadModelCheckpoint(checkpointPath(runsDir, runId, name), (spec, c) => buildModel(c, spec));
   try {
     const baseDir = state.configPath ? path.dirname(state.configPath) : process.cwd();
-    const { test } = await loadSplits({ ...cfg, data: runCfg.data }, baseDir, { train: false });
+    // The checkpoint holds the run's resolved config (data.root already absolute).
+    const { test } = await loadSplits(cfg, baseDir, { train: false });
     return { cfg, model, test, checkpoint: name };
   } catch (e) {
     model.dispose();
