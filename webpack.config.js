@@ -72,7 +72,12 @@ module.exports = (_env, argv) => {
     name: 'webviews',
     mode,
     target: 'web',
-    entry: { training: './webview/training/main.ts' },
+    entry: {
+      training: './webview/training/main.ts',
+      robustness: './webview/robustness/main.ts',
+      routing: './webview/routing/main.ts',
+      inspector: './webview/inspector/main.ts',
+    },
     output: { path: path.resolve(__dirname, 'dist/webview'), filename: '[name].js' },
     resolve: { extensions: ['.ts', '.js'] },
     module: { rules: [tsRule('webview/tsconfig.json')] },

@@ -12,6 +12,7 @@ import type { RobustnessReport, SampleInspection } from './analysis/types';
 import type { MetricsRecord, RunState } from './runs/types';
 
 export type { RobustnessReport, SampleInspection, MetricsRecord, RunState };
+export type { PerSampleData } from './analysis/types';
 
 /** Error codes of failed requests (ResponseError.data.code), see engine/util/errors.ts. */
 export { type ErrorCode } from './util/errors';
@@ -64,19 +65,47 @@ export interface AttackRunResult {
   samples: number;
 }
 
+export type DataSplit = 'test' | 'train';
+
 export interface InspectParams extends JobParams {
   runId: string;
   checkpoint?: string;
-  /** Test-set sample ids to inspect. */
+  /** Sample ids (indices into `split`) to inspect. */
   sampleIds: number[];
+  /** Default 'test'. */
+  split?: DataSplit;
   attack?: 'fgsm' | 'pgd' | 'apgd-ce' | 'router' | 'expert';
   eps?: number;
+  /** Attack iterations (default: the run's eval attack). */
+  steps?: number;
   /** Attack the experts with routing frozen to the clean decision. */
   freezeRouting?: boolean;
 }
 export interface InspectResult {
   runId: string;
   samples: SampleInspection[];
+}
+
+/** Images of samples, for galleries: no model is loaded, only the data (and a saved analysis). */
+export interface SamplesParams {
+  runsDir: string;
+  runId: string;
+  ids: number[];
+  /** Default 'test'. */
+  split?: DataSplit;
+  /** An `analysis/*.json` name of this run: also return the adversarial inputs of its full attack (test split only). */
+  analysis?: string;
+}
+export interface SamplesResult {
+  /** H, W, C of every image. */
+  shape: [number, number, number];
+  labels: number[];
+  /** Per id: HWC bytes (pixel·255, rounded), base64. */
+  clean: string[];
+  /** Per id, as `clean`, when `analysis` was given; null for an id that analysis did not evaluate. */
+  adversarial?: (string | null)[];
+  /** Samples in the split. */
+  count: number;
 }
 
 export interface CancelParams {
@@ -132,6 +161,16 @@ export interface LogNotification {
   level: 'debug' | 'info' | 'warn' | 'error';
   message: string;
 }
+/** The robustness analysis of an `evaluate` job so far, after each batch (the view fills in as results arrive). */
+export interface AnalysisNotification {
+  jobId: string;
+  runId: string;
+  /** Over the samples done so far; `perSample` only in the final one. */
+  report: RobustnessReport;
+  samplesDone: number;
+  samplesTotal: number;
+  final: boolean;
+}
 export interface RunStateNotification {
   jobId?: string;
   state: RunState;
@@ -142,6 +181,7 @@ export const Requests = {
   evaluate: new RequestType<EvaluateParams, EvaluateResult, void>('advmoe/evaluate'),
   attack: new RequestType<AttackParams, AttackRunResult, void>('advmoe/attack'),
   inspect: new RequestType<InspectParams, InspectResult, void>('advmoe/inspect'),
+  samples: new RequestType<SamplesParams, SamplesResult, void>('advmoe/samples'),
   cancel: new RequestType<CancelParams, { cancelled: boolean }, void>('advmoe/cancel'),
   listRuns: new RequestType<ListRunsParams, RunState[], void>('advmoe/listRuns'),
   loadRun: new RequestType<LoadRunParams, LoadRunResult, void>('advmoe/loadRun'),
@@ -153,4 +193,5 @@ export const Notifications = {
   metrics: new NotificationType<MetricsNotification>('advmoe/metrics'),
   log: new NotificationType<LogNotification>('advmoe/log'),
   runState: new NotificationType<RunStateNotification>('advmoe/runState'),
+  analysis: new NotificationType<AnalysisNotification>('advmoe/analysis'),
 } as const;

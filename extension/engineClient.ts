@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import { ResponseError, type RequestType, type RequestType0 } from 'vscode-jsonrpc';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import {
+  type AnalysisNotification,
   Notifications,
   type LogNotification,
   type MetricsNotification,
@@ -52,6 +53,9 @@ export class EngineClient implements vscode.Disposable {
   private readonly metricsEmitter = new vscode.EventEmitter<MetricsNotification>();
   private readonly runStateEmitter = new vscode.EventEmitter<RunStateNotification>();
   private readonly crashEmitter = new vscode.EventEmitter<EngineExit>();
+  private readonly analysisEmitter = new vscode.EventEmitter<AnalysisNotification>();
+  /** Partial and final robustness reports of evaluate jobs. */
+  readonly onAnalysis = this.analysisEmitter.event;
   readonly onProgress = this.progressEmitter.event;
   readonly onMetrics = this.metricsEmitter.event;
   readonly onRunState = this.runStateEmitter.event;
@@ -62,7 +66,7 @@ export class EngineClient implements vscode.Disposable {
     private readonly enginePath: string,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.disposables.push(this.progressEmitter, this.metricsEmitter, this.runStateEmitter, this.crashEmitter);
+    this.disposables.push(this.progressEmitter, this.metricsEmitter, this.runStateEmitter, this.crashEmitter, this.analysisEmitter);
   }
 
   get running(): boolean {
@@ -126,6 +130,7 @@ export class EngineClient implements vscode.Disposable {
     conn.onNotification(Notifications.progress, (p) => this.progressEmitter.fire(p));
     conn.onNotification(Notifications.metrics, (m) => this.metricsEmitter.fire(m));
     conn.onNotification(Notifications.runState, (s) => this.runStateEmitter.fire(s));
+    conn.onNotification(Notifications.analysis, (a) => this.analysisEmitter.fire(a));
     conn.onNotification(Notifications.log, (l: LogNotification) => {
       const text = l.jobId ? `[${l.jobId}] ${l.message}` : l.message;
       this.log[l.level === 'warn' ? 'warn' : l.level](text);

@@ -6,6 +6,7 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
+import { parseRobustnessReport, type StoredAnalysis } from '../webview/analysisProtocol';
 import { isMetricsRecord, isRunState } from '../webview/protocol';
 
 export function runDir(runsDir: string, runId: string): string {
@@ -95,4 +96,64 @@ export async function readMetrics(runsDir: string, runId: string, offset = 0): P
     }
   }
   return { records, nextOffset: offset + end + 1, bad };
+}
+
+/** Names of a run's `analysis/*.json`, newest first (by modification time). */
+export async function listAnalysisFiles(runsDir: string, runId: string): Promise<{ name: string; mtime: number }[]> {
+  const dir = path.join(runDir(runsDir, runId), 'analysis');
+  let names: string[];
+  try {
+    names = (await fs.readdir(dir)).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const stats = await Promise.all(
+    names.map(async (name) => {
+      try {
+        return { name, mtime: (await fs.stat(path.join(dir, name))).mtimeMs };
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  return stats.filter((s): s is { name: string; mtime: number } => !!s).sort((a, b) => b.mtime - a.mtime || b.name.localeCompare(a.name));
+}
+
+/**
+ * Reads one `analysis/*.json`. Throws an Error naming the file and the problem when it is missing, not JSON, or
+ * not a robustness report (the views show that message instead of drawing garbage).
+ */
+export async function readAnalysis(runsDir: string, runId: string, name: string): Promise<StoredAnalysis> {
+  if (!/^[\w.\-]+\.json$/.test(name)) throw new Error(`"${name}" is not an analysis file name`);
+  const file = path.join(runDir(runsDir, runId), 'analysis', name);
+  let text: string;
+  let mtime: number;
+  try {
+    text = await fs.readFile(file, 'utf8');
+    mtime = (await fs.stat(file)).mtimeMs;
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message})`);
+  }
+  const parsed = parseRobustnessReport(json);
+  if (!parsed.ok) throw new Error(`${file} is not a robustness report: ${parsed.error}`);
+  const checkpoint = (json as { checkpoint?: unknown }).checkpoint;
+  return { name, checkpoint: typeof checkpoint === 'string' ? checkpoint : undefined, report: parsed.value, mtime };
+}
+
+/** The newest readable analysis of a run, or undefined when it has none. Unreadable files are reported to `onBad`. */
+export async function latestAnalysis(runsDir: string, runId: string, onBad?: (error: string) => void): Promise<StoredAnalysis | undefined> {
+  for (const { name } of await listAnalysisFiles(runsDir, runId)) {
+    try {
+      return await readAnalysis(runsDir, runId, name);
+    } catch (e) {
+      onBad?.((e as Error).message);
+    }
+  }
+  return undefined;
 }

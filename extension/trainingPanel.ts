@@ -261,7 +261,7 @@ export interface PanelContext {
   log: vscode.LogOutputChannel;
 }
 
-function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
   return {
     enableScripts: true,
     retainContextWhenHidden: false,

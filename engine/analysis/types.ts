@@ -70,6 +70,26 @@ export interface InferenceCost {
   latencyMs?: { dense?: number; moe?: number; batch: number };
 }
 
+/**
+ * Per-sample results of the full attack (the one that defines RA), column by column so that 10,000 samples stay
+ * compact. Index i of every column is the i-th evaluated sample; `ids[i]` is its index in the run's test split
+ * (what `inspect` and `samples` take).
+ */
+export interface PerSampleData {
+  ids: number[];
+  labels: number[];
+  predClean: number[];
+  /** Max softmax probability on the clean input. */
+  confClean: number[];
+  predAdv: number[];
+  confAdv: number[];
+  /** `k` = experts chosen per layer. */
+  k: number;
+  /** Per MoE layer (order of `layers`): the chosen experts, ascending, k per sample: sample i at [i·k, (i+1)·k). */
+  routeClean: number[][];
+  routeAdv: number[][];
+}
+
 export interface RobustnessReport {
   /** Number of test samples evaluated. */
   samples: number;
@@ -85,6 +105,8 @@ export interface RobustnessReport {
   layers: LayerRoutingStats[];
   mismatch: MismatchCells | null;
   cost: InferenceCost;
+  /** Per-sample predictions and routing under the full attack (absent in reports written before it existed). */
+  perSample?: PerSampleData;
   /** Wall time of the analysis, seconds. */
   seconds: number;
 }

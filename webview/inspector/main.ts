@@ -1,0 +1,2 @@
+// The inspector view: being built (placeholder so that the webview bundle builds).
+export {};

@@ -1,0 +1,2 @@
+// The routing view: being built (placeholder so that the webview bundle builds).
+export {};
