@@ -65,6 +65,7 @@ export class DenseNet extends Net {
         const conv2 = this.convUnit(`${name}.conv2`, conv1.outChannels, growth, {
           candidate: true,
           inputFrom: conv1,
+          sparseInput: true,
           bn: false,
         });
         layers.push({ bn1, conv1, conv2 });

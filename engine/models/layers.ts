@@ -16,14 +16,56 @@ export function conv(x: tf.Tensor4D, w: ConvWeights, stride: 1 | 2 = 1): tf.Tens
 
 export function batchNorm(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
   if (!opts.training) {
-    const scale = tf.mul(tf.rsqrt(tf.add(bn.movingVar, BN_EPSILON)), bn.gamma);
-    const shift = tf.sub(bn.beta, tf.mul(bn.movingMean, scale));
+    const { scale, shift } = inferenceAffine(bn);
     return tf.add(tf.mul(x, scale), shift);
   }
   const { mean, variance } = tf.moments(x, [0, 1, 2]);
   if (opts.updateBnStats) updateRunningStats(bn, mean, variance, x.size / bn.channels);
   const scale = tf.mul(tf.rsqrt(tf.add(variance, BN_EPSILON)), bn.gamma);
   return tf.add(tf.mul(tf.sub(x, mean), scale), bn.beta);
+}
+
+interface AffineEntry {
+  /** The data of gamma, beta, movingMean, movingVar the entry was computed from (a variable's assign() gives it new data). */
+  ids: object[];
+  scale: tf.Tensor1D;
+  shift: tf.Tensor1D;
+}
+const affineCache = new Map<tf.Variable, AffineEntry>();
+
+function dataIds(bn: BatchNormWeights): object[] {
+  return [bn.gamma.dataId, bn.beta.dataId, bn.movingMean.dataId, bn.movingVar.dataId];
+}
+
+/**
+ * Inference BatchNorm as one affine map per channel, y = x·scale + shift, computed once per version of the
+ * BN's weights and statistics (cached; recomputed when any of them is assigned) instead of on every forward.
+ */
+export function inferenceAffine(bn: BatchNormWeights): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+  const ids = dataIds(bn);
+  const hit = affineCache.get(bn.gamma);
+  if (hit && hit.ids.every((id, i) => id === ids[i])) return hit;
+  if (hit) {
+    hit.scale.dispose();
+    hit.shift.dispose();
+  }
+  const entry = tf.tidy(() => {
+    const scale = tf.mul(tf.rsqrt(tf.add(bn.movingVar, BN_EPSILON)), bn.gamma) as tf.Tensor1D;
+    const shift = tf.sub(bn.beta, tf.mul(bn.movingMean, scale)) as tf.Tensor1D;
+    return { scale: tf.keep(scale), shift: tf.keep(shift) };
+  });
+  const e: AffineEntry = { ids, ...entry };
+  affineCache.set(bn.gamma, e);
+  return e;
+}
+
+/** Frees what `inferenceAffine` cached for a BN whose gamma is `gamma` (on model disposal). */
+export function releaseInferenceCache(gamma: tf.Variable): void {
+  const hit = affineCache.get(gamma);
+  if (!hit) return;
+  hit.scale.dispose();
+  hit.shift.dispose();
+  affineCache.delete(gamma);
 }
 
 /** Folds batch statistics into the running ones (unbiased variance, as PyTorch). Runs outside any gradient. */

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../util/registerGradients';
 import type { ModelConfig } from '../config/types';
 import type { Rng } from '../util/rng';
-import { batchNorm, conv, globalAvgPool, linear, normalize } from './layers';
+import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
 import { expertToChannelMatrix, forcedMask, straightThroughTopK } from './routing';
 import type {
@@ -50,6 +50,9 @@ export class ForwardContext {
   readonly routing: LayerRouting[] = [];
   shared: LayerRouting | null = null;
   flops: { dense: number; active: number; router: number } | null = null;
+  /** Sparse inference only: per MoE layer whose output was handed on compact (only the active experts'
+   * channels, in expert order), each sample's sorted expert indices. Null in every other forward. */
+  sparseSets: Map<number, number[][]> | null = null;
   constructor(
     readonly opts: ForwardOptions,
     readonly image: tf.Tensor4D,
@@ -69,6 +72,29 @@ export interface ConvUnitOptions {
    * false where the next op is another layer's BN-ReLU or a residual sum: the unit is then the bare conv,
    * and an MoE mask multiplies the conv's output directly. */
   bn?: boolean;
+  /** Sparse inference may hand this unit its input compact: `x` is exactly `inputFrom`'s output after
+   * channel-wise ops that keep zeros (ReLU, max-pool), and nothing else reads that output. Then, when both
+   * are MoE units, `inputFrom` passes on only its active experts' channels and this unit reads only the
+   * matching weight rows. */
+  sparseInput?: boolean;
+}
+
+/** What sparse inference needs of an MoE unit. */
+interface MoeUnitSpec {
+  name: string;
+  layer: number;
+  w: ConvWeights;
+  bn: BatchNormWeights | null;
+  stride: 1 | 2;
+  expertChannels: number;
+  /** MoE layer whose compact output this unit may receive (see ConvUnitOptions.sparseInput). */
+  producer: number | null;
+}
+
+/** A cached slice of weights, valid while the variables it came from keep their data. */
+interface SliceEntry {
+  ids: object[];
+  tensors: tf.Tensor[];
 }
 
 export abstract class Net implements Model {
@@ -85,6 +111,9 @@ export abstract class Net implements Model {
   private sharedRouter: SharedRouter | null = null;
   private readonly expand = new Map<number, tf.Tensor2D>();
   private cachedFlops: FlopsReport | null = null;
+  /** MoE layers whose output a sparse-aware consumer reads (handed on compact in sparse inference). */
+  private readonly compactOut = new Set<number>();
+  private readonly sliceCache = new Map<string, SliceEntry>();
 
   constructor(
     readonly config: ModelConfig,
@@ -141,11 +170,15 @@ export abstract class Net implements Model {
     if (m.router === 'per-layer') this.perLayerRouters.push(this.factory.linear(`${name}.router`, inChannels, m.experts, 'router'));
     this.moeLayers.push({ name, router: routerIndex, outChannels, expertChannels });
     const layer = moeIndex;
+    const producer = o.sparseInput && inputFrom && inputFrom.moeIndex !== null ? inputFrom.moeIndex : null;
+    if (producer !== null) this.compactOut.add(producer);
+    const spec: MoeUnitSpec = { name, layer, w, bn, stride, expertChannels, producer };
     const unit: ConvUnit = {
       name,
       outChannels,
       moeIndex: layer,
       apply: (x, ctx) => {
+        if (ctx.sparseSets) return this.sparseMoe(spec, x, ctx);
         const routing = this.route(layer, x, ctx);
         const y = conv(x, w, stride);
         countConv(ctx, y, w, this.topK / this.numExperts, this.liveInput(inputFrom));
@@ -186,29 +219,44 @@ export abstract class Net implements Model {
     if (routing.kind === 'fixed' && routing.masks.length !== this.moeLayers.length) {
       throw new RangeError(`fixed routing needs ${this.moeLayers.length} masks, got ${routing.masks.length}`);
     }
+    if (opts.sparse && opts.training) throw new RangeError('sparse forward is inference only (training: false)');
     const image = normalize(x, this.data.mean, this.data.std);
     const ctx = new ForwardContext(opts, image, x.shape[0]);
     ctx.flops = flops;
+    if (opts.sparse && !flops && this.moeLayers.length > 0) ctx.sparseSets = new Map();
     const logits = this.body(image, ctx);
     return { logits, routing: ctx.routing };
   }
 
-  private route(layer: number, input: tf.Tensor4D, ctx: ForwardContext): LayerRouting {
+  /**
+   * Routing of one MoE layer. In sparse inference the top-k is taken on the host (the host needs the choice
+   * anyway to group the samples), and `compactIn` describes an input that holds only its producer's active
+   * channels: the router then reads the matching rows of its weights.
+   */
+  private route(
+    layer: number,
+    input: tf.Tensor4D,
+    ctx: ForwardContext,
+    compactIn: { sets: number[][]; channels: number } | null = null,
+  ): LayerRouting {
     const mode = ctx.opts.routing ?? { kind: 'router' };
+    const hard = (probs: tf.Tensor2D): tf.Tensor2D =>
+      ctx.sparseSets ? hostTopKMask(probs, this.topK) : straightThroughTopK(probs, this.topK);
     let decided: LayerRouting;
     if (this.sharedRouter) {
       if (!ctx.shared) {
         const logits = this.sharedRouter.apply(ctx.image, ctx);
         const probs = tf.softmax(logits);
-        ctx.shared = { logits, probs, mask: mode.kind === 'router' ? straightThroughTopK(probs, this.topK) : probs };
+        ctx.shared = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
       }
       decided = ctx.shared;
     } else {
       const router = this.perLayerRouters[this.moeLayers[layer].router];
-      const logits = linear(globalAvgPool(input), router);
+      const pooled = globalAvgPool(input);
+      const logits = compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router);
       if (ctx.flops) ctx.flops.router += 2 * router.inFeatures * router.outFeatures + input.shape[1]! * input.shape[2]! * router.inFeatures;
       const probs = tf.softmax(logits);
-      decided = { logits, probs, mask: mode.kind === 'router' ? straightThroughTopK(probs, this.topK) : probs };
+      decided = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
     }
     let mask = decided.mask;
     if (mode.kind === 'fixed') mask = mode.masks[layer];
@@ -216,6 +264,85 @@ export abstract class Net implements Model {
     const result = mask === decided.mask ? decided : { ...decided, mask };
     ctx.routing.push(result);
     return result;
+  }
+
+  /**
+   * An MoE conv in sparse inference. Samples are grouped by (input expert set, output expert set); each group
+   * runs one conv with the pre-sliced weights of its active input rows and output columns, and the groups are
+   * put back in batch order. The output is compact (active channels only, see `ForwardContext.sparseSets`)
+   * when a sparse-aware MoE unit consumes it, else dense with the inactive channels zero.
+   */
+  private sparseMoe(u: MoeUnitSpec, x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+    const sets = ctx.sparseSets!;
+    const n = this.numExperts;
+    const c = u.expertChannels;
+    const compactIn =
+      u.producer !== null && x.shape[3] !== u.w.inChannels
+        ? { sets: sets.get(u.producer)!, channels: this.moeLayers[u.producer].expertChannels }
+        : null;
+    if (x.shape[3] !== u.w.inChannels && !compactIn) throw new Error(`${u.name}: unexpected compact input`);
+    const routing = this.route(u.layer, x, ctx, compactIn);
+    const maskValues = routing.mask.dataSync();
+    const outSets: number[][] = [];
+    for (let b = 0; b < ctx.batch; b++) {
+      const set: number[] = [];
+      for (let e = 0; e < n; e++) {
+        const m = maskValues[b * n + e];
+        if (m === 1) set.push(e);
+        else if (m !== 0) throw new RangeError(`sparse forward needs 0/1 routing masks; ${u.name} got ${m}`);
+      }
+      outSets.push(set);
+    }
+    // Compact hand-over needs one width for every sample (fixed/forced masks may select other than k experts).
+    const compactOut = this.compactOut.has(u.layer) && outSets.every((s) => s.length === outSets[0].length && s.length > 0);
+    const groups = groupBy(ctx.batch, (b) => `${compactIn ? compactIn.sets[b].join(',') : '*'}/${outSets[b].join(',')}`);
+    const outs: tf.Tensor4D[] = [];
+    for (const g of groups) {
+      const b0 = g.indices[0];
+      const inSet = compactIn ? compactIn.sets[b0] : null;
+      const outSet = outSets[b0];
+      const [kernel, scale, shift] = outSet.length === 0 ? [] : this.sliced(`${u.name}|${g.key}`, u.bn ? [u.w.kernel, u.bn.gamma, u.bn.beta, u.bn.movingMean, u.bn.movingVar] : [u.w.kernel], () => {
+        let k: tf.Tensor = blocks(u.w.kernel, 3, outSet, c);
+        if (inSet) k = blocks(k, 2, inSet, compactIn!.channels);
+        if (!u.bn) return [k];
+        const { scale: sc, shift: sh } = inferenceAffine(u.bn);
+        return [k, blocks(sc, 0, outSet, c), blocks(sh, 0, outSet, c)];
+      });
+      if (outSet.length === 0) {
+        const [, h, w] = x.shape;
+        outs.push(tf.zeros([g.indices.length, Math.ceil(h / u.stride), Math.ceil(w / u.stride), n * c]));
+        continue;
+      }
+      const xg = groups.length === 1 ? x : tf.gather(x, tf.tensor1d(g.indices, 'int32'), 0);
+      let y = tf.conv2d(xg, kernel as tf.Tensor4D, u.stride, 'same');
+      if (scale) y = tf.add(tf.mul(y, scale), shift!);
+      if (!compactOut) y = expandBlocks(y, outSet, c, n);
+      outs.push(y);
+    }
+    if (compactOut) sets.set(u.layer, outSets);
+    return ungroup(outs, groups);
+  }
+
+  /** `linear` on a compact input: per group of equal input sets, the matching rows of the weights. */
+  private compactLinear(key: string, x: tf.Tensor2D, w: LinearWeights, compactIn: { sets: number[][]; channels: number }): tf.Tensor2D {
+    const groups = groupBy(x.shape[0], (b) => compactIn.sets[b].join(','));
+    const outs = groups.map((g) => {
+      const [rows] = this.sliced(`${key}|${g.key}`, [w.kernel], () => [blocks(w.kernel, 0, compactIn.sets[g.indices[0]], compactIn.channels)]);
+      const xg = groups.length === 1 ? x : tf.gather(x, tf.tensor1d(g.indices, 'int32'), 0);
+      return tf.add(tf.matMul(xg, rows as tf.Tensor2D), w.bias) as tf.Tensor2D;
+    });
+    return ungroup(outs, groups);
+  }
+
+  /** Weight slices made by `make` from `sources`, cached until one of the sources is assigned new data. */
+  private sliced(key: string, sources: tf.Variable[], make: () => tf.Tensor[]): tf.Tensor[] {
+    const ids = sources.map((v) => v.dataId);
+    const hit = this.sliceCache.get(key);
+    if (hit && hit.ids.length === ids.length && hit.ids.every((id, i) => id === ids[i])) return hit.tensors;
+    hit?.tensors.forEach((t) => t.dispose());
+    const tensors = tf.tidy(() => make().map((t) => tf.keep(t.clone())));
+    this.sliceCache.set(key, { ids, tensors });
+    return tensors;
   }
 
   /** Live fraction of a unit's input channels: k/N straight after an MoE unit, else 1. */
@@ -252,7 +379,81 @@ export abstract class Net implements Model {
     for (const p of this.params) p.variable.dispose();
     for (const e of this.expand.values()) e.dispose();
     this.expand.clear();
+    for (const e of this.sliceCache.values()) e.tensors.forEach((t) => t.dispose());
+    this.sliceCache.clear();
+    for (const p of this.params) releaseInferenceCache(p.variable);
   }
+}
+
+/** Hard 0/1 top-k mask of `probs` computed on the host (inference only; ties go to the lower index, as topKMask). */
+function hostTopKMask(probs: tf.Tensor2D, k: number): tf.Tensor2D {
+  const [rows, n] = probs.shape;
+  const p = probs.dataSync();
+  const mask = new Float32Array(rows * n);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let r = 0; r < rows; r++) {
+    const row = p.subarray(r * n, (r + 1) * n);
+    const sorted = [...order].sort((a, b) => row[b] - row[a] || a - b);
+    for (let j = 0; j < Math.min(k, n); j++) mask[r * n + sorted[j]] = 1;
+  }
+  return tf.tensor2d(mask, [rows, n]);
+}
+
+interface Group {
+  key: string;
+  indices: number[];
+}
+
+/** Samples 0..batch−1 grouped by key, in order of first appearance. */
+function groupBy(batch: number, keyOf: (b: number) => string): Group[] {
+  const map = new Map<string, Group>();
+  for (let b = 0; b < batch; b++) {
+    const key = keyOf(b);
+    let g = map.get(key);
+    if (!g) map.set(key, (g = { key, indices: [] }));
+    g.indices.push(b);
+  }
+  return [...map.values()];
+}
+
+/** Puts per-group results (rows in group order) back in batch order. */
+function ungroup<T extends tf.Tensor>(outs: T[], groups: Group[]): T {
+  if (groups.length === 1) return outs[0];
+  const order = groups.flatMap((g) => g.indices);
+  const inverse = new Int32Array(order.length);
+  order.forEach((b, i) => (inverse[b] = i));
+  return tf.gather(tf.concat(outs, 0), tf.tensor1d(inverse, 'int32'), 0) as T;
+}
+
+/** The channel blocks `set` (each `c` wide, in set order) of `t` along `axis`. */
+function blocks(t: tf.Tensor, axis: number, set: number[], c: number): tf.Tensor {
+  const parts: tf.Tensor[] = [];
+  let i = 0;
+  while (i < set.length) {
+    let j = i;
+    while (j + 1 < set.length && set[j + 1] === set[j] + 1) j++; // contiguous run set[i..j]
+    const begin = t.shape.map(() => 0);
+    const size = [...t.shape];
+    begin[axis] = set[i] * c;
+    size[axis] = (j - i + 1) * c;
+    parts.push(tf.slice(t, begin, size));
+    i = j + 1;
+  }
+  return parts.length === 1 ? parts[0] : tf.concat(parts, axis);
+}
+
+/** A compact [B, H, W, |set|·c] tensor laid out as the dense [B, H, W, n·c] one, inactive channels zero. */
+function expandBlocks(y: tf.Tensor4D, set: number[], c: number, n: number): tf.Tensor4D {
+  if (set.length === n) return y;
+  const contiguous = set.every((e, i) => i === 0 || e === set[i - 1] + 1);
+  if (contiguous) return tf.pad(y, [[0, 0], [0, 0], [0, 0], [set[0] * c, (n - 1 - set[set.length - 1]) * c]]);
+  const [b, h, w] = y.shape;
+  const parts: tf.Tensor4D[] = [];
+  for (let e = 0, j = 0; e < n; e++) {
+    if (set[j] === e) parts.push(tf.slice(y, [0, 0, 0, j++ * c], [b, h, w, c]));
+    else parts.push(tf.zeros([b, h, w, c]));
+  }
+  return tf.concat(parts, 3);
 }
 
 /**

@@ -36,7 +36,7 @@ export class ResNet extends Net {
         const stride: 1 | 2 = stage > 0 && b === 0 ? 2 : 1;
         const name = `layer${stage + 1}.${b}`;
         const conv1 = this.convUnit(`${name}.conv1`, inChannels, widths[stage], { stride, candidate: true });
-        const conv2 = this.convUnit(`${name}.conv2`, conv1.outChannels, widths[stage], { candidate: true, inputFrom: conv1 });
+        const conv2 = this.convUnit(`${name}.conv2`, conv1.outChannels, widths[stage], { candidate: true, inputFrom: conv1, sparseInput: true });
         const shortcut =
           stride !== 1 || inChannels !== conv2.outChannels
             ? this.convUnit(`${name}.shortcut`, inChannels, conv2.outChannels, { size: 1, stride })

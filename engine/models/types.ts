@@ -36,6 +36,13 @@ export interface ForwardOptions {
   /** With `training`, fold the batch statistics into the running ones (only in the weight-update pass). */
   updateBnStats?: boolean;
   routing?: RoutingMode;
+  /**
+   * Sparse inference (needs `training: false`): inactive experts are not computed. Each MoE conv runs only the
+   * output channels of the chosen experts, samples grouped by their choice, and where its input comes straight
+   * from another MoE conv, only the weight rows of that conv's active experts. Same logits as the masked dense
+   * forward up to float rounding; not differentiable with respect to the routing (inference only).
+   */
+  sparse?: boolean;
 }
 
 /** One MoE layer's routing in one forward pass. */

@@ -43,6 +43,7 @@ export class Vgg extends Net {
         const unit = this.convUnit(`features.${stage + 1}.${i}`, inChannels, widths[stage], {
           candidate: !first,
           inputFrom: previous,
+          sparseInput: true, // its input is ReLU (+ max-pool) of `previous` alone
         });
         first = false;
         units.push(unit);

@@ -66,6 +66,7 @@ export class WideResNet extends Net {
         const conv2 = this.convUnit(`${name}.conv2`, conv1.outChannels, width, {
           candidate: true,
           inputFrom: conv1,
+          sparseInput: true,
           bn: false,
         });
         const shortcut =
