@@ -17,7 +17,7 @@ import type { ForwardOptions, Model, RoutingMode } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import type { Rng } from '../util/rng';
 import { Batches, type EvalData, predictions } from './data';
-import type { AttackResult, InferenceCost, LayerRoutingStats, MismatchCells, RobustnessReport } from './types';
+import type { AttackResult, InferenceCost, LayerRoutingStats, MismatchCells, PerSampleData, RobustnessReport } from './types';
 
 /** Which parts to compute; all default to true. SA, RA, layer stats and mismatch are always computed. */
 export interface AnalysisParts {
@@ -58,6 +58,8 @@ export interface AnalysisOptions {
   signal?: CancelSignal;
   parts?: AnalysisParts;
   onBatch?: (detail: BatchDetail) => void;
+  /** The report over the samples done so far, after each batch but the last (no `perSample`; `seconds` so far). */
+  onPartial?: (report: RobustnessReport, samplesDone: number, samplesTotal: number) => void;
 }
 
 const EVAL: ForwardOptions = { training: false, updateBnStats: false };
@@ -66,12 +68,18 @@ function attackPasses(cfg: AttackConfig): number {
   return cfg.restarts * (cfg.steps + 1);
 }
 
-/** Correct predictions of `model` on x under `routing`, and the predictions. */
+/** Predictions (argmax) of `model` on x under `routing`. */
 async function predict(model: Model, x: tf.Tensor4D, routing?: RoutingMode): Promise<Int32Array> {
+  return (await predictWithConf(model, x, routing)).pred;
+}
+
+async function predictWithConf(model: Model, x: tf.Tensor4D, routing?: RoutingMode): Promise<{ pred: Int32Array; conf: Float32Array }> {
   const logits = tf.tidy(() => model.forward(x, { ...EVAL, routing }).logits);
-  const { pred } = await predictions(logits);
-  logits.dispose();
-  return pred;
+  try {
+    return await predictions(logits);
+  } finally {
+    logits.dispose();
+  }
 }
 
 function countCorrect(pred: Int32Array, y: Int32Array): number {
@@ -183,6 +191,12 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
   const top1 = Array.from({ length: L }, () => new Array<number>(N).fill(0));
   const nonFinite = new Array<number>(L).fill(0);
   const cells: MismatchCells = { keptRight: [], keptWrong: [], changedRight: [], changedWrong: [] };
+  const k = model.topK;
+  const perSample: PerSampleData = {
+    ids: [], labels: [], predClean: [], confClean: [], predAdv: [], confAdv: [], k,
+    routeClean: Array.from({ length: L }, () => []),
+    routeAdv: Array.from({ length: L }, () => []),
+  };
   let latency: InferenceCost['latencyMs'];
 
   for (let b = 0; b < numBatches; b++) {
@@ -204,7 +218,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
       const ids = Array.from({ length: B }, (_, i) => from + i);
 
       // Clean pass: predictions and routing.
-      const predClean = await predict(model, x);
+      const { pred: predClean, conf: confClean } = await predictWithConf(model, x);
       correctClean += countCorrect(predClean, yv);
       const clean = await routerMasks(model, x);
       clean.masks.forEach(own);
@@ -218,15 +232,23 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
       cancelled();
       const full = await pgd(model, x, y, attack, { rng: opts.rng, signal: opts.signal });
       own(full.xAdv);
-      const predAdv = await predict(model, full.xAdv);
+      const { pred: predAdv, conf: confAdv } = await predictWithConf(model, full.xAdv);
       correctAdv += countCorrect(predAdv, yv);
       const adv = await routerMasks(model, full.xAdv);
       adv.masks.forEach(own);
       progress(pgdPasses + 1, `${tag}: PGD-${attack.steps}`);
 
       for (let i = 0; i < B; i++) {
+        perSample.ids.push(ids[i]);
+        perSample.labels.push(yv[i]);
+        perSample.predClean.push(predClean[i]);
+        perSample.confClean.push(round6(confClean[i]));
+        perSample.predAdv.push(predAdv[i]);
+        perSample.confAdv.push(round6(confAdv[i]));
         let anyChanged = false;
         for (let l = 0; l < L; l++) {
+          pushExperts(perSample.routeClean[l], clean.values[l], N, i, k);
+          pushExperts(perSample.routeAdv[l], adv.values[l], N, i, k);
           const differs = maskDiffers(clean.values[l], adv.values[l], N, i);
           if (differs) {
             changed[l]++;
@@ -314,52 +336,74 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
     } finally {
       tf.dispose(owned);
     }
+    if (to < n) opts.onPartial?.(report(to, false), to, n);
     await yieldToLoop();
   }
+  return report(n, true);
 
-  const sa = correctClean / n;
-  const ra = correctAdv / n;
-  const k = model.topK;
-  const layers: LayerRoutingStats[] = model.moeLayers.map((info, l) => {
-    const share = Math.max(...top1[l]) / n;
+  /** The report over the first `m` samples (all accumulators hold exactly those). */
+  function report(m: number, final: boolean): RobustnessReport {
+    const sa = correctClean / m;
+    const ra = correctAdv / m;
+    const layers: LayerRoutingStats[] = model.moeLayers.map((info, l) => {
+      const share = Math.max(...top1[l]) / m;
+      return {
+        layer: info.name,
+        changeRate: changed[l] / m,
+        loadClean: loadClean[l].map((c) => c / m),
+        loadAdv: loadAdv[l].map((c) => c / m),
+        perClassClean: perClassClean[l].map((row) => row.slice()),
+        perClassAdv: perClassAdv[l].map((row) => row.slice()),
+        // With k = N every expert is always active, so the top-1 share says nothing about collapse.
+        collapsed: nonFinite[l] > 0 || (k < N && share > 0.9),
+        top1Share: share,
+        nonFinite: nonFinite[l],
+      };
+    });
+
+    const attacks: AttackResult[] = [];
+    if (parts.attackTable) {
+      attacks.push({ name: 'fgsm', settings: fgsmSettings(attack), accuracy: correctFgsm / m });
+      attacks.push({ name: 'pgd', settings: attack, accuracy: ra });
+      attacks.push({ name: 'apgd-ce', settings: apgdSettings(attack), accuracy: correctApgd / m });
+      if (moe && parts.routing) {
+        attacks.push({ name: 'router', settings: attack, accuracy: correctRouter / m });
+        attacks.push({ name: 'expert', settings: attack, accuracy: correctExpert / m });
+      }
+    }
+
     return {
-      layer: info.name,
-      changeRate: changed[l] / n,
-      loadClean: loadClean[l].map((c) => c / n),
-      loadAdv: loadAdv[l].map((c) => c / n),
-      perClassClean: perClassClean[l],
-      perClassAdv: perClassAdv[l],
-      // With k = N every expert is always active, so the top-1 share says nothing about collapse.
-      collapsed: nonFinite[l] > 0 || (k < N && share > 0.9),
-      top1Share: share,
-      nonFinite: nonFinite[l],
+      samples: m,
+      sa,
+      ra,
+      attack,
+      routerRobustness: moe && parts.routing ? { settings: attack, decisionsKept: keptDecisions / (m * L), accuracy: correctRouter / m } : null,
+      expertRobustness: moe && parts.routing ? { settings: attack, accuracy: correctExpert / m } : null,
+      perExpert: moe && parts.perExpert ? perExpertSa.map((c, e) => ({ expert: e, sa: c / m, ra: perExpertRa[e] / m })) : [],
+      attacks,
+      raCurve: curveEps.map((eps) => ({ eps, ra: eps === 0 ? sa : eps === attack.eps ? ra : curveCorrect.get(eps)! / m })),
+      layers,
+      mismatch: moe
+        ? { keptRight: cells.keptRight.slice(), keptWrong: cells.keptWrong.slice(), changedRight: cells.changedRight.slice(), changedWrong: cells.changedWrong.slice() }
+        : null,
+      cost: inferenceCost(model, latency),
+      ...(final ? { perSample } : {}),
+      seconds: (performance.now() - started) / 1000,
     };
-  });
+  }
+}
 
-  const attacks: AttackResult[] = [];
-  if (parts.attackTable) {
-    attacks.push({ name: 'fgsm', settings: fgsmSettings(attack), accuracy: correctFgsm / n });
-    attacks.push({ name: 'pgd', settings: attack, accuracy: ra });
-    attacks.push({ name: 'apgd-ce', settings: apgdSettings(attack), accuracy: correctApgd / n });
-    if (moe && parts.routing) {
-      attacks.push({ name: 'router', settings: attack, accuracy: correctRouter / n });
-      attacks.push({ name: 'expert', settings: attack, accuracy: correctExpert / n });
+/** Appends the k experts selected for sample i (ascending) from a hard [B, N] mask's values. */
+function pushExperts(out: number[], mask: Float32Array, n: number, i: number, k: number): void {
+  let pushed = 0;
+  for (let e = 0; e < n && pushed < k; e++) {
+    if (mask[i * n + e] > 0.5) {
+      out.push(e);
+      pushed++;
     }
   }
-
-  return {
-    samples: n,
-    sa,
-    ra,
-    attack,
-    routerRobustness: moe && parts.routing ? { settings: attack, decisionsKept: keptDecisions / (n * L), accuracy: correctRouter / n } : null,
-    expertRobustness: moe && parts.routing ? { settings: attack, accuracy: correctExpert / n } : null,
-    perExpert: moe && parts.perExpert ? perExpertSa.map((c, e) => ({ expert: e, sa: c / n, ra: perExpertRa[e] / n })) : [],
-    attacks,
-    raCurve: curveEps.map((eps) => ({ eps, ra: eps === 0 ? sa : eps === attack.eps ? ra : curveCorrect.get(eps)! / n })),
-    layers,
-    mismatch: moe ? cells : null,
-    cost: inferenceCost(model, latency),
-    seconds: (performance.now() - started) / 1000,
-  };
+  // A mask with fewer than k ones (not produced by top-k routing) is padded with -1 rather than shifting columns.
+  for (; pushed < k; pushed++) out.push(-1);
 }
+
+const round6 = (v: number) => Math.round(v * 1e6) / 1e6;

@@ -2,7 +2,7 @@
  * What a long-running job (train, evaluate, attack, inspect) reports and how it is cancelled. The RPC
  * server turns reports into notifications; the CLI into a progress bar and log lines.
  */
-import type { LogNotification, ProgressNotification } from '../protocol';
+import type { AnalysisNotification, LogNotification, ProgressNotification } from '../protocol';
 import type { MetricsRecord, RunState } from '../runs/types';
 import { AdvMoEError } from '../util/errors';
 
@@ -11,6 +11,8 @@ export interface JobReporter {
   metrics(runId: string, records: MetricsRecord[]): void;
   runState(state: RunState): void;
   log(level: LogNotification['level'], message: string): void;
+  /** A robustness report so far (evaluate jobs); optional: the CLI shows progress instead. */
+  analysis?(a: Omit<AnalysisNotification, 'jobId'>): void;
 }
 
 export interface JobContext {

@@ -3,7 +3,7 @@
  * not dominate training time) and, at the end, the headline analysis: SA, RA, router and expert robustness.
  * The full analysis (per-expert, attack table, RA-vs-ε curve) is `advmoe eval` / the Evaluate command.
  */
-import { analyzeRobustness, quickEval, type RobustnessReport } from '../analysis';
+import { analyzeRobustness, quickEval, type BatchDetail, type RobustnessReport } from '../analysis';
 import type { ExperimentConfig } from '../config/types';
 import { type Dataset, gatherImages, gatherLabels } from '../data';
 import type { Model } from '../models/types';
@@ -26,16 +26,35 @@ export async function periodicEval(model: Model, test: Dataset, cfg: ExperimentC
   return quickEval(model, x, y, cfg.eval.attack, { rng: new Rng(cfg.seed ^ 0xe7a1), batchSize: 128, signal: ctx.signal });
 }
 
-export async function finalAnalysis(model: Model, test: Dataset, cfg: ExperimentConfig, ctx: JobContext, runId: string): Promise<RobustnessReport> {
+/** Pixels in [0,1] → bytes (·255, rounded, clamped): how images are stored for the Inspector. */
+export function toBytes(v: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(v[i] * 255)));
+  return out;
+}
+
+/** Collects the full attack's inputs of an analysis (BatchDetail.xAdv) as bytes, sample i at i·H·W·C. */
+export function adversarialRecorder(model: Model, n: number): { bytes: Uint8Array; onBatch: (d: BatchDetail) => void } {
+  const [h, w, c] = model.inputShape;
+  const per = h * w * c;
+  const bytes = new Uint8Array(n * per);
+  return { bytes, onBatch: (d) => bytes.set(toBytes(d.xAdv.dataSync()), d.ids[0] * per) };
+}
+
+/** The headline analysis at the end of training, with the adversarial inputs it attacked (for the Inspector). */
+export async function finalAnalysis(model: Model, test: Dataset, cfg: ExperimentConfig, ctx: JobContext, runId: string): Promise<{ report: RobustnessReport; adversarial: Uint8Array }> {
   const { x, y, n } = evalArrays(test, cfg.eval.samples);
+  const recorder = adversarialRecorder(model, n);
   ctx.reporter.log('info', `final analysis on ${n} test samples: SA, RA (${cfg.eval.attack.norm} ε=${+cfg.eval.attack.eps.toFixed(4)}, PGD-${cfg.eval.attack.steps}), router and expert robustness`);
   const started = Date.now();
-  return analyzeRobustness(model, { x, y }, cfg.eval, {
+  const report = await analyzeRobustness(model, { x, y }, cfg.eval, {
     rng: new Rng(cfg.seed ^ 0xf1a1),
     batchSize: 128,
     signal: ctx.signal,
+    onBatch: recorder.onBatch,
     parts: { routing: true, perExpert: false, attackTable: false, curve: false, latency: false },
     onProgress: (done, total, message) =>
       ctx.reporter.progress({ runId, message: `final analysis: ${message}`, done, total, eta: done > 0 ? ((Date.now() - started) / 1000) * (total / done - 1) : undefined }),
   });
+  return { report, adversarial: recorder.bytes };
 }

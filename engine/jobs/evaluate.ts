@@ -2,16 +2,19 @@
 import * as path from 'node:path';
 import { analyzeRobustness, atEps, evaluateAttack, inspectSamples } from '../analysis';
 import type { ExperimentConfig } from '../config/types';
-import type { Dataset } from '../data';
+import { gatherImages, gatherLabels, type Dataset } from '../data';
 import type { Model } from '../models/types';
 import type {
   AttackParams,
   AttackRunResult,
   EvaluateParams,
   EvaluateResult,
+  DataSplit,
   InspectParams,
   InspectResult,
   LoadRunResult,
+  SamplesParams,
+  SamplesResult,
 } from '../protocol';
 import {
   checkpointPath,
@@ -19,14 +22,16 @@ import {
   listCheckpoints,
   readMetrics,
   readRunConfig,
+  readAnalysisImages,
   readState,
   writeAnalysis,
+  writeAnalysisImages,
 } from '../runs/store';
 import { AdvMoEError } from '../util/errors';
 import { Rng } from '../util/rng';
 import { loadModelCheckpoint } from './checkpoints';
 import type { JobContext } from './context';
-import { evalArrays } from './evalSteps';
+import { adversarialRecorder, evalArrays, toBytes } from './evalSteps';
 import { buildModel, loadSplits } from './setup';
 
 interface LoadedRun {
@@ -37,7 +42,7 @@ interface LoadedRun {
 }
 
 /** The run's model at a checkpoint (default: the last one written) and its test split. */
-async function openRun(runsDir: string, runId: string, checkpoint: string | undefined, ctx: JobContext): Promise<LoadedRun> {
+async function openRun(runsDir: string, runId: string, checkpoint: string | undefined, ctx: JobContext, split: DataSplit = 'test'): Promise<LoadedRun> {
   const state = readState(runsDir, runId);
   const available = listCheckpoints(runsDir, runId);
   const name = checkpoint ?? state.lastCheckpoint ?? available[available.length - 1];
@@ -50,7 +55,7 @@ async function openRun(runsDir: string, runId: string, checkpoint: string | unde
   try {
     const baseDir = state.configPath ? path.dirname(state.configPath) : process.cwd();
     // The checkpoint holds the run's resolved config (data.root already absolute).
-    const { test } = await loadSplits(cfg, baseDir, { train: false });
+    const test = split === 'test' ? (await loadSplits(cfg, baseDir, { train: false })).test : await loadSplitData(cfg, baseDir, split);
     return { cfg, model, test, checkpoint: name };
   } catch (e) {
     model.dispose();
@@ -70,10 +75,14 @@ export async function evaluateJob(p: EvaluateParams, ctx: JobContext): Promise<E
   try {
     const { x, y, n } = evalArrays(run.test, sampleCount(p.samples, run.cfg));
     const started = Date.now();
+    // The full attack's inputs, as bytes, for the Inspector's gallery.
+    const recorder = adversarialRecorder(run.model, n);
     const report = await analyzeRobustness(run.model, { x, y }, run.cfg.eval, {
       rng: new Rng(run.cfg.seed ^ 0xf1a1),
       batchSize: 128,
       signal: ctx.signal,
+      onBatch: recorder.onBatch,
+      onPartial: (partial, samplesDone, samplesTotal) => ctx.reporter.analysis?.({ runId: p.runId, report: partial, samplesDone, samplesTotal, final: false }),
       onProgress: (done, total, message) =>
         ctx.reporter.progress({
           runId: p.runId,
@@ -84,10 +93,11 @@ export async function evaluateJob(p: EvaluateParams, ctx: JobContext): Promise<E
         }),
     });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const savedTo = writeAnalysis(p.runsDir, p.runId, `eval-${run.checkpoint.replace(/\.ckpt$/, '')}-${n}-${stamp}.json`, {
-      checkpoint: run.checkpoint,
-      ...report,
-    });
+    const name = `eval-${run.checkpoint.replace(/\.ckpt$/, '')}-${n}-${stamp}.json`;
+    // The images first: a reader that sees the report can rely on its images being there.
+    writeAnalysisImages(p.runsDir, p.runId, name, recorder.bytes);
+    const savedTo = writeAnalysis(p.runsDir, p.runId, name, { checkpoint: run.checkpoint, ...report });
+    ctx.reporter.analysis?.({ runId: p.runId, report, samplesDone: n, samplesTotal: n, final: true });
     return { runId: p.runId, report, savedTo };
   } finally {
     run.model.dispose();
@@ -116,23 +126,83 @@ export async function inspectJob(p: InspectParams, ctx: JobContext): Promise<Ins
   if (!Array.isArray(p.sampleIds) || p.sampleIds.some((i) => !Number.isInteger(i) || i < 0)) {
     throw new AdvMoEError('INVALID_ARGUMENT', 'sampleIds must be a list of non-negative integers');
   }
-  const run = await openRun(p.runsDir, p.runId, p.checkpoint, ctx);
+  const split = checkSplit(p.split);
+  if (p.steps !== undefined && !(Number.isInteger(p.steps) && p.steps >= 1)) throw new AdvMoEError('INVALID_ARGUMENT', `steps must be a positive integer, got ${p.steps}`);
+  const run = await openRun(p.runsDir, p.runId, p.checkpoint, ctx, split);
   try {
     const bad = p.sampleIds.filter((i) => i >= run.test.count);
-    if (bad.length) throw new AdvMoEError('INVALID_ARGUMENT', `sample ids ${bad.join(', ')} are outside the ${run.test.count} test samples of this run`);
-    const { x, y } = evalArrays(run.test, run.test.count);
-    const samples = await inspectSamples(run.model, x, y, p.sampleIds, {
+    if (bad.length) throw new AdvMoEError('INVALID_ARGUMENT', `sample ids ${bad.join(', ')} are outside the ${run.test.count} ${split} samples of this run`);
+    const idx = Int32Array.from(p.sampleIds);
+    const x = gatherImages(run.test, idx);
+    const y = gatherLabels(run.test, idx);
+    const attackCfg = p.steps === undefined ? run.cfg.eval.attack : { ...run.cfg.eval.attack, steps: p.steps };
+    // Samples are gathered in request order, so the ids inspectSamples sees are 0..n-1; the real ids are put back below.
+    const inspected = await inspectSamples(run.model, x, y, p.sampleIds.map((_, i) => i), {
       attack: p.attack ?? 'pgd',
-      config: run.cfg.eval.attack,
+      config: attackCfg,
       eps: p.eps,
       freezeRouting: p.freezeRouting,
       rng: new Rng(run.cfg.seed ^ 0x1a5c),
       signal: ctx.signal,
     });
-    return { runId: p.runId, samples };
+    return { runId: p.runId, samples: inspected.map((s, i) => ({ ...s, id: p.sampleIds[i] })) };
   } finally {
     run.model.dispose();
   }
+}
+
+function checkSplit(split: unknown): DataSplit {
+  if (split === undefined) return 'test';
+  if (split !== 'test' && split !== 'train') throw new AdvMoEError('INVALID_ARGUMENT', `split must be "test" or "train", got ${JSON.stringify(split)}`);
+  return split;
+}
+
+async function loadSplitData(cfg: ExperimentConfig, baseDir: string, split: DataSplit): Promise<Dataset> {
+  const { train, test } = await loadSplits(cfg, baseDir, { train: split === 'train' });
+  return split === 'train' && train ? train : test;
+}
+
+/** The last dataset `samplesJob` loaded: a gallery asks for page after page of the same run. */
+let samplesCache: { key: string; data: Dataset } | undefined;
+
+/**
+ * Images of samples by id, as bytes (no model is loaded): the clean inputs from the run's data, and with
+ * `analysis`, the adversarial inputs that analysis stored.
+ */
+export async function samplesJob(p: SamplesParams): Promise<SamplesResult> {
+  if (!Array.isArray(p.ids) || p.ids.some((i) => !Number.isInteger(i) || i < 0)) {
+    throw new AdvMoEError('INVALID_ARGUMENT', 'ids must be a list of non-negative integers');
+  }
+  if (p.ids.length > 4096) throw new AdvMoEError('INVALID_ARGUMENT', `at most 4096 ids per request, got ${p.ids.length}`);
+  const split = checkSplit(p.split);
+  if (p.analysis !== undefined && split !== 'test') throw new AdvMoEError('INVALID_ARGUMENT', 'analyses are computed on the test split');
+  const state = readState(p.runsDir, p.runId);
+  const cfg = readRunConfig(p.runsDir, p.runId);
+  const key = `${path.resolve(p.runsDir)}\0${p.runId}\0${split}`;
+  if (samplesCache?.key !== key) {
+    samplesCache = undefined;
+    const baseDir = state.configPath ? path.dirname(state.configPath) : process.cwd();
+    samplesCache = { key, data: await loadSplitData(cfg, baseDir, split) };
+  }
+  const data = samplesCache.data;
+  const bad = p.ids.filter((i) => i >= data.count);
+  if (bad.length) throw new AdvMoEError('INVALID_ARGUMENT', `sample ids ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? '…' : ''} are outside the ${data.count} ${split} samples of this run`);
+  const [h, w, c] = data.shape;
+  const per = h * w * c;
+  const idx = Int32Array.from(p.ids);
+  const x = gatherImages(data, idx);
+  const labels = Array.from(gatherLabels(data, idx));
+  const clean = p.ids.map((_, i) => Buffer.from(toBytes(x.subarray(i * per, (i + 1) * per))).toString('base64'));
+  const result: SamplesResult = { shape: [h, w, c], labels, clean, count: data.count };
+  if (p.analysis !== undefined) {
+    const bytes = readAnalysisImages(p.runsDir, p.runId, p.analysis);
+    if (!bytes) throw new AdvMoEError('DATA_NOT_FOUND', `analysis "${p.analysis}" of run "${p.runId}" has no stored adversarial images (evaluate the run again to get them)`);
+    if (bytes.length % per !== 0) throw new AdvMoEError('DATA_CORRUPT', `the adversarial images of "${p.analysis}" do not match the ${h}×${w}×${c} input shape`);
+    const stored = bytes.length / per;
+    // Analyses evaluate the first n test samples, so sample id i is image i.
+    result.adversarial = p.ids.map((id) => (id < stored ? Buffer.from(bytes.subarray(id * per, (id + 1) * per)).toString('base64') : null));
+  }
+  return result;
 }
 
 export function loadRunJob(runsDir: string, runId: string): LoadRunResult {

@@ -21,6 +21,7 @@ import {
   readState,
   truncateMetricsAfter,
   writeAnalysis,
+  writeAnalysisImages,
   writeState,
 } from '../runs/store';
 import type { MetricsRecord, RunState } from '../runs/types';
@@ -184,7 +185,8 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     }
 
     // 4. Final analysis: SA, RA, router and expert robustness on eval.samples.
-    const report = await finalAnalysis(model, test, cfg, ctx, state.id);
+    const { report, adversarial } = await finalAnalysis(model, test, cfg, ctx, state.id);
+    writeAnalysisImages(runsDir, state.id, `final-step-${step}.json`, adversarial);
     writeAnalysis(runsDir, state.id, `final-step-${step}.json`, report);
     state.headline = {
       sa: report.sa,

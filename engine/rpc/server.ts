@@ -4,7 +4,7 @@
  */
 import { type CancellationToken, type MessageConnection, ResponseError } from 'vscode-jsonrpc';
 import type { JobContext, JobReporter } from '../jobs/context';
-import { attackJob, evaluateJob, inspectJob, loadRunJob } from '../jobs/evaluate';
+import { attackJob, evaluateJob, inspectJob, samplesJob, loadRunJob } from '../jobs/evaluate';
 import { trainJob } from '../jobs/train';
 import { type BackendInfo, Notifications, Requests } from '../protocol';
 import { listRuns } from '../runs/store';
@@ -32,6 +32,7 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
     metrics: (runId, records) => jobId && void connection.sendNotification(Notifications.metrics, { jobId, runId, records }),
     runState: (state) => void connection.sendNotification(Notifications.runState, { jobId, state }),
     log: (level, message) => void connection.sendNotification(Notifications.log, { jobId, level, message }),
+    analysis: (a) => jobId && void connection.sendNotification(Notifications.analysis, { jobId, ...a }),
   });
 
   /** Runs a job with its own AbortController; a second job with a live jobId is refused. */
@@ -69,6 +70,13 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
   connection.onRequest(Requests.evaluate, (p, token) => runJob(p?.jobId, token, (ctx) => evaluateJob(onRun(p), ctx)));
   connection.onRequest(Requests.attack, (p, token) => runJob(p?.jobId, token, (ctx) => attackJob(onRun(p), ctx)));
   connection.onRequest(Requests.inspect, (p, token) => runJob(p?.jobId, token, (ctx) => inspectJob(onRun(p), ctx)));
+  connection.onRequest(Requests.samples, async (p) => {
+    try {
+      return await samplesJob(onRun(p ?? ({} as never)));
+    } catch (e) {
+      throw toResponseError(e);
+    }
+  });
   connection.onRequest(Requests.cancel, (p) => {
     const c = jobs.get(p?.jobId);
     c?.abort();

@@ -275,3 +275,46 @@ export function deleteRun(runsDir: string, runId: string): void {
   if (state.status === 'running') throw new AdvMoEError('RUN_BUSY', `run "${runId}" is still running; stop it first`);
   fs.rmSync(runDir(runsDir, runId), { recursive: true, force: true });
 }
+
+/** The adversarial inputs of an analysis, stored next to its JSON: `<name>.adv.u8` (name without `.json`). */
+export function analysisImagesPath(runsDir: string, runId: string, analysisName: string): string {
+  if (!/^[A-Za-z0-9._-]+\.json$/.test(analysisName)) throw new AdvMoEError('INVALID_ARGUMENT', `"${analysisName}" is not an analysis file name`);
+  return path.join(runDir(runsDir, runId), ANALYSIS_DIR, analysisName.replace(/\.json$/, '.adv.u8'));
+}
+
+const IMAGES_MAGIC = 'ADVMOE-U8 1\n';
+
+/** Writes n images of h·w·c bytes (pixel·255) as one file: a magic line, a JSON header line, the bytes. */
+export function writeAnalysisImages(runsDir: string, runId: string, analysisName: string, bytes: Uint8Array, shape?: [number, number, number]): string {
+  const file = analysisImagesPath(runsDir, runId, analysisName);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const header = Buffer.from(IMAGES_MAGIC + JSON.stringify({ bytes: bytes.length, ...(shape ? { shape } : {}) }) + '\n', 'utf8');
+  writeFileAtomic(file, Buffer.concat([header, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]));
+  return file;
+}
+
+/** Reads what writeAnalysisImages wrote; null when the file does not exist; a clear error when it is damaged. */
+export function readAnalysisImages(runsDir: string, runId: string, analysisName: string): Uint8Array | null {
+  const file = analysisImagesPath(runsDir, runId, analysisName);
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new AdvMoEError('DATA_NOT_FOUND', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const magicEnd = IMAGES_MAGIC.length;
+  const headerEnd = buf.indexOf(0x0a, magicEnd);
+  if (buf.subarray(0, magicEnd).toString('utf8') !== IMAGES_MAGIC || headerEnd < 0) {
+    throw new AdvMoEError('DATA_CORRUPT', `${file} is not an AdvMoE image file`);
+  }
+  let header: { bytes?: unknown };
+  try {
+    header = JSON.parse(buf.subarray(magicEnd, headerEnd).toString('utf8')) as { bytes?: unknown };
+  } catch {
+    throw new AdvMoEError('DATA_CORRUPT', `${file} has a damaged header`);
+  }
+  const body = buf.subarray(headerEnd + 1);
+  if (header.bytes !== body.length) throw new AdvMoEError('DATA_CORRUPT', `${file} is truncated or damaged: ${body.length} bytes, header says ${String(header.bytes)}`);
+  return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { fgsm, routingMasks } from '../../../engine/attacks';
-import { analyzeRobustness, type BatchDetail, evaluateAttack, fgsmSettings, inspectSamples, quickEval } from '../../../engine/analysis';
+import { analyzeRobustness, type BatchDetail, evaluateAttack, fgsmSettings, inspectSamples, quickEval, type RobustnessReport } from '../../../engine/analysis';
 import type { EvalConfig } from '../../../engine/config/types';
 import { createModel } from '../../../engine/models/factory';
 import type { ForwardOptions, Model } from '../../../engine/models/types';
@@ -60,11 +60,13 @@ describe('robustness analysis', () => {
   it('every figure equals a direct computation from the model and the attacked inputs', async () => {
     const rec = recorder();
     const progress: [number, number][] = [];
+    const partials: { report: RobustnessReport; done: number; total: number }[] = [];
     const report = await analyzeRobustness(toy, { x: data.x, y: data.y }, CFG, {
       rng: new Rng(1),
       batchSize: 16,
       onBatch: rec.onBatch,
       onProgress: (d, t) => progress.push([d, t]),
+      onPartial: (r, done, total) => partials.push({ report: structuredClone(r), done, total }),
     });
     const n = 40;
     assert.equal(report.samples, n);
@@ -82,6 +84,8 @@ describe('robustness analysis', () => {
     const pa = Array.from({ length: L }, () => Array.from({ length: 4 }, () => [0, 0, 0]));
     const top1 = Array.from({ length: L }, () => [0, 0, 0]);
     const cells = { keptRight: [] as number[], keptWrong: [] as number[], changedRight: [] as number[], changedWrong: [] as number[] };
+    const per = { labels: [] as number[], predClean: [] as number[], predAdv: [] as number[], routeClean: [[], []] as number[][], routeAdv: [[], []] as number[][] };
+    const correctAfter: number[] = [];
     for (const k of rec.kept) {
       const y = Array.from(k.y.dataSync());
       const clean = routingMasks(toy, k.x);
@@ -100,6 +104,13 @@ describe('robustness analysis', () => {
         perRa[ex] += preds(toy, k.xPerExpert![ex], force).filter((p, i) => p === y[i]).length;
       }
       y.forEach((label, i) => {
+        per.labels.push(label);
+        per.predClean.push(pClean[i]);
+        per.predAdv.push(pAdv[i]);
+        for (let l = 0; l < L; l++) {
+          per.routeClean[l].push(...eClean[l][i]);
+          per.routeAdv[l].push(...eAdv[l][i]);
+        }
         saC += +(pClean[i] === label);
         raC += +(pAdv[i] === label);
         routerC += +(pRouter[i] === label);
@@ -122,6 +133,7 @@ describe('robustness analysis', () => {
         (any ? (right ? cells.changedRight : cells.changedWrong) : right ? cells.keptRight : cells.keptWrong).push(k.ids[i]);
       });
       tf.dispose([...clean, ...adv, f.xAdv]);
+      correctAfter.push(saC);
     }
     close(report.sa, saC / n, 'SA');
     close(report.ra, raC / n, 'RA');
@@ -159,6 +171,22 @@ describe('robustness analysis', () => {
       assert.equal(layer.collapsed, Math.max(...top1[l]) / n > 0.9);
     });
     assert.ok(report.layers.some((l) => l.changeRate > 0), 'the attack changed some routing: the check above is not vacuous');
+    // Per-sample columns: the same predictions and expert sets, consistent with the cells.
+    const ps = report.perSample!;
+    assert.deepEqual(ps.ids, Array.from({ length: n }, (_, i) => i));
+    assert.equal(ps.k, 2);
+    assert.deepEqual([ps.labels, ps.predClean, ps.predAdv], [per.labels, per.predClean, per.predAdv]);
+    assert.deepEqual([ps.routeClean, ps.routeAdv], [per.routeClean, per.routeAdv]);
+    for (const c of [ps.confClean, ps.confAdv]) assert.ok(c.length === n && c.every((v) => v >= 1 / 4 - 1e-6 && v <= 1), 'confidences are max softmax probabilities');
+    // Partial reports after each batch but the last: the figures over the samples done so far.
+    assert.deepEqual(partials.map((p) => [p.done, p.total]), [[16, n], [32, n]]);
+    partials.forEach((p, b) => {
+      assert.equal(p.report.samples, p.done);
+      close(p.report.sa, correctAfter[b] / p.done, `partial SA after batch ${b + 1}`);
+      assert.equal(p.report.perSample, undefined, 'per-sample columns come with the final report only');
+      const m = p.report.mismatch!;
+      assert.equal(m.keptRight.length + m.keptWrong.length + m.changedRight.length + m.changedWrong.length, p.done);
+    });
     const f = toy.flops();
     assert.deepEqual([report.cost.denseFlops, report.cost.activeFlops], [f.dense, f.active]);
     close(report.cost.reduction, 1 - f.active / f.dense, 'FLOP reduction');

@@ -9,10 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveConfig } from '../../../engine/config/load';
 import { silentReporter, type JobContext } from '../../../engine/jobs/context';
-import { attackJob, evaluateJob, inspectJob, loadRunJob } from '../../../engine/jobs/evaluate';
+import { attackJob, evaluateJob, inspectJob, loadRunJob, samplesJob } from '../../../engine/jobs/evaluate';
+import { toBytes } from '../../../engine/jobs/evalSteps';
+import type { AnalysisNotification } from '../../../engine/protocol';
 import { trainJob } from '../../../engine/jobs/train';
 import { readCheckpoint } from '../../../engine/models/checkpoint';
-import { readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
+import { analysisImagesPath, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { setupTestBackend } from '../helpers';
 
@@ -93,9 +95,40 @@ test('an interrupted and resumed run ends exactly where the uninterrupted run en
 test('evaluate, attack, inspect and loadRun work on the trained run', async () => {
   assert.ok(finishedRun, 'needs the run of the previous test');
   const { runsDir, runId } = finishedRun;
-  const ev = await evaluateJob({ jobId: 'e', runsDir, runId, samples: 8 }, ctx());
+  const notes: Omit<AnalysisNotification, 'jobId'>[] = [];
+  const ev = await evaluateJob({ jobId: 'e', runsDir, runId, samples: 8 }, { ...ctx(), reporter: { ...silentReporter, analysis: (a) => notes.push(a) } });
   assert.equal(ev.report.samples, 8);
   assert.ok(fs.existsSync(ev.savedTo));
+  // One batch: the only notification is the final report, with per-sample columns.
+  assert.deepEqual(notes.map((a) => [a.samplesDone, a.samplesTotal, a.final]), [[8, 8, true]]);
+  assert.equal(notes[0].report.perSample?.ids.length, 8);
+  // The attacked inputs are stored beside the report and served by `samples` with the clean ones.
+  const name = path.basename(ev.savedTo);
+  assert.equal(readAnalysisImages(runsDir, runId, name)?.length, 8 * 28 * 28);
+  const sm = await samplesJob({ runsDir, runId, ids: [3, 0], analysis: name });
+  assert.deepEqual(sm.shape, [28, 28, 1]);
+  assert.equal(sm.count, 16);
+  const ins0 = await inspectJob({ jobId: 'i0', runsDir, runId, sampleIds: [3, 0], steps: 1, eps: 0 }, ctx());
+  assert.deepEqual(sm.labels, ins0.samples.map((s) => s.label));
+  assert.deepEqual(sm.clean.map((b) => Buffer.from(b, 'base64')), ins0.samples.map((s) => Buffer.from(toBytes(s.clean))), 'clean bytes are the test images');
+  assert.equal(sm.adversarial?.length, 2);
+  const adv3 = Buffer.from(sm.adversarial![0]!, 'base64');
+  const clean3 = Buffer.from(sm.clean[0], 'base64');
+  assert.ok(adv3.some((v, i) => v !== clean3[i]), 'the stored adversarial image differs from the clean one');
+  assert.ok(adv3.every((v, i) => Math.abs(v - clean3[i]) <= Math.ceil(0.3 * 255) + 1), 'and stays within ε (0.3) of it');
+  const beyond = await samplesJob({ runsDir, runId, ids: [12], analysis: name });
+  assert.deepEqual(beyond.adversarial, [null], 'a sample the analysis did not evaluate has no adversarial image');
+  await assert.rejects(samplesJob({ runsDir, runId, ids: [16] }), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /outside the 16 test samples/.test((e as Error).message));
+  await assert.rejects(samplesJob({ runsDir, runId, ids: [0], analysis: 'missing.json' }), (e) => isAdvMoEError(e, 'DATA_NOT_FOUND'));
+  const imgFile = analysisImagesPath(runsDir, runId, name);
+  fs.writeFileSync(imgFile, fs.readFileSync(imgFile).subarray(0, 100));
+  await assert.rejects(samplesJob({ runsDir, runId, ids: [0], analysis: name }), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && /truncated or damaged/.test((e as Error).message));
+  const train = await samplesJob({ runsDir, runId, ids: [47], split: 'train' });
+  assert.equal(train.count, 48);
+  await assert.rejects(inspectJob({ jobId: 'i1', runsDir, runId, sampleIds: [0], split: 'validation' as never }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /split must be/.test((e as Error).message));
+  const insTrain = await inspectJob({ jobId: 'i2', runsDir, runId, sampleIds: [40], split: 'train', steps: 1 }, ctx());
+  assert.equal(insTrain.samples[0].id, 40);
+  assert.equal(insTrain.samples[0].label, (await samplesJob({ runsDir, runId, ids: [40], split: 'train' })).labels[0]);
   assert.ok(ev.report.routerRobustness && ev.report.expertRobustness);
   assert.equal(ev.report.layers.length, 8);
   const at = await attackJob({ jobId: 'a', runsDir, runId, attack: 'fgsm', eps: 0.1, samples: 8 }, ctx());
@@ -111,6 +144,8 @@ test('evaluate, attack, inspect and loadRun work on the trained run', async () =
   assert.equal(loaded.state.status, 'finished');
   assert.ok(loaded.metrics.length >= 8);
   assert.equal(loaded.analyses.length, 2);
+  // The training job's final analysis stored its adversarial inputs too.
+  assert.equal(readAnalysisImages(runsDir, runId, loaded.analyses.find((a) => a.startsWith('final-'))!)?.length, 16 * 28 * 28);
   await assert.rejects(trainJob({ runsDir, resumeRunId: runId }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /already finished/.test((e as Error).message));
 });
 
