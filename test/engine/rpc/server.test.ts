@@ -50,6 +50,9 @@ it('bad requests get typed errors that name the problem', async () => {
   await rejectsWith(client.sendRequest(Requests.train, { jobId: '', runsDir: dir }), 'INVALID_ARGUMENT', /jobId/);
   await rejectsWith(client.sendRequest(Requests.train, { jobId: 't', runsDir: dir, configPath: path.join(dir, 'nope.advmoe.json') }), 'CONFIG_NOT_FOUND', /nope\.advmoe\.json/);
   await rejectsWith(client.sendRequest(Requests.loadRun, { runsDir: dir, runId: '../x' }), 'INVALID_ARGUMENT', /not a valid run id/);
+  await rejectsWith(client.sendRequest(Requests.samples, { runsDir: dir, runId: 'missing', ids: [0] }), 'RUN_NOT_FOUND', /no run "missing"/);
+  await rejectsWith(client.sendRequest(Requests.samples, { runsDir: dir, runId: 'missing', ids: [-1] }), 'INVALID_ARGUMENT', /ids must be a list of non-negative integers/);
+  await rejectsWith(client.sendRequest(Requests.samples, { runsDir: dir } as never), 'INVALID_ARGUMENT', /runId must be a non-empty string/);
 });
 
 it('train streams runState and is cancelled by jobId, leaving a resumable run', async () => {
