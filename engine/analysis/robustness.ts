@@ -14,6 +14,7 @@ import { expertAttack, routerAttack } from '../attacks/routing';
 import type { CancelSignal } from '../attacks/types';
 import type { AttackConfig, EvalConfig } from '../config/types';
 import type { ForwardOptions, Model, RoutingMode } from '../models/types';
+import { measureLatency } from '../models/sparse';
 import { AdvMoEError } from '../util/errors';
 import type { Rng } from '../util/rng';
 import { Batches, type EvalData, predictions } from './data';
@@ -58,6 +59,8 @@ export interface AnalysisOptions {
   signal?: CancelSignal;
   parts?: AnalysisParts;
   onBatch?: (detail: BatchDetail) => void;
+  /** A dense counterpart of an MoE model (same backbone and width) to time beside it for `cost.latencyMs`. */
+  denseCounterpart?: Model;
   /** The report over the samples done so far, after each batch but the last (no `perSample`; `seconds` so far). */
   onPartial?: (report: RobustnessReport, samplesDone: number, samplesTotal: number) => void;
 }
@@ -122,20 +125,6 @@ export function apgdSettings(cfg: AttackConfig): AttackConfig {
 export function inferenceCost(model: Model, latency?: InferenceCost['latencyMs']): InferenceCost {
   const f = model.flops();
   return { denseFlops: f.dense, activeFlops: f.active, reduction: f.dense > 0 ? 1 - f.active / f.dense : 0, ...(latency ? { latencyMs: latency } : {}) };
-}
-
-/** Median ms per image of a plain eval forward pass on x (3 timed passes after one warm-up). */
-async function measureLatency(model: Model, x: tf.Tensor4D): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < 4; r++) {
-    const t0 = performance.now();
-    const logits = tf.tidy(() => model.forward(x, EVAL).logits);
-    await logits.data();
-    logits.dispose();
-    if (r > 0) times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[1] / x.shape[0];
 }
 
 export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalConfig, opts: AnalysisOptions): Promise<RobustnessReport> {
@@ -223,8 +212,13 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
       const clean = await routerMasks(model, x);
       clean.masks.forEach(own);
       if (b === 0 && parts.latency) {
-        const ms = await measureLatency(model, x);
-        latency = moe ? { moe: ms, batch: B } : { dense: ms, batch: B };
+        if (moe) {
+          const lat = measureLatency(model, B, 5, { input: x, dense: opts.denseCounterpart });
+          latency = { moe: lat.sparse.median / B, moeMasked: lat.masked.median / B, batch: B };
+          if (lat.dense) latency.dense = lat.dense.median / B;
+        } else {
+          latency = { dense: measureLatency(model, B, 5, { input: x }).masked.median / B, batch: B };
+        }
       }
       progress(2, `${tag}: clean`);
 

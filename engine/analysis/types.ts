@@ -66,8 +66,12 @@ export interface InferenceCost {
   activeFlops: number;
   /** 1 − active / dense. */
   reduction: number;
-  /** Measured ms per image (batch as stated), where measured. */
-  latencyMs?: { dense?: number; moe?: number; batch: number };
+  /**
+   * Measured ms per image at the stated batch (medians), where measured: `moe` with inactive experts skipped,
+   * `moeMasked` the same MoE computed densely with the mask, `dense` the dense counterpart (same backbone and
+   * width, MoE off; random weights: latency does not depend on them).
+   */
+  latencyMs?: { dense?: number; moe?: number; moeMasked?: number; batch: number };
 }
 
 /**

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { analyzeRobustness, atEps, evaluateAttack, inspectSamples } from '../analysis';
 import type { ExperimentConfig } from '../config/types';
 import { gatherImages, gatherLabels, type Dataset } from '../data';
+import type { DataSpec } from '../models/net';
 import type { Model } from '../models/types';
 import type {
   AttackParams,
@@ -37,6 +38,7 @@ import { buildModel, loadSplits } from './setup';
 interface LoadedRun {
   cfg: ExperimentConfig;
   model: Model;
+  spec: DataSpec;
   test: Dataset;
   checkpoint: string;
 }
@@ -51,12 +53,12 @@ async function openRun(runsDir: string, runId: string, checkpoint: string | unde
     throw new AdvMoEError('RUN_NOT_FOUND', `run "${runId}" has no checkpoint "${name}" (available: ${available.join(', ') || 'none'})`);
   }
   ctx.reporter.log('info', `loading ${runId}/${name}…`);
-  const { model, cfg } = await loadModelCheckpoint(checkpointPath(runsDir, runId, name), (spec, c) => buildModel(c, spec));
+  const { model, cfg, spec } = await loadModelCheckpoint(checkpointPath(runsDir, runId, name), (spec, c) => buildModel(c, spec));
   try {
     const baseDir = state.configPath ? path.dirname(state.configPath) : process.cwd();
     // The checkpoint holds the run's resolved config (data.root already absolute).
     const test = split === 'test' ? (await loadSplits(cfg, baseDir, { train: false })).test : await loadSplitData(cfg, baseDir, split);
-    return { cfg, model, test, checkpoint: name };
+    return { cfg, model, spec, test, checkpoint: name };
   } catch (e) {
     model.dispose();
     throw e;
@@ -72,16 +74,21 @@ function sampleCount(requested: number | undefined, cfg: ExperimentConfig): numb
 
 export async function evaluateJob(p: EvaluateParams, ctx: JobContext): Promise<EvaluateResult> {
   const run = await openRun(p.runsDir, p.runId, p.checkpoint, ctx);
+  let dense: Model | undefined;
   try {
     const { x, y, n } = evalArrays(run.test, sampleCount(p.samples, run.cfg));
     const started = Date.now();
     // The full attack's inputs, as bytes, for the Inspector's gallery.
     const recorder = adversarialRecorder(run.model, n);
+    // Timed beside the MoE model for the latency part of the inference cost (its weights do not matter).
+    const moe = run.cfg.model.moe;
+    dense = moe.enabled ? buildModel({ ...run.cfg, model: { ...run.cfg.model, moe: { ...moe, enabled: false } } }, run.spec) : undefined;
     const report = await analyzeRobustness(run.model, { x, y }, run.cfg.eval, {
       rng: new Rng(run.cfg.seed ^ 0xf1a1),
       batchSize: 128,
       signal: ctx.signal,
       onBatch: recorder.onBatch,
+      denseCounterpart: dense,
       onPartial: (partial, samplesDone, samplesTotal) => ctx.reporter.analysis?.({ runId: p.runId, report: partial, samplesDone, samplesTotal, final: false }),
       onProgress: (done, total, message) =>
         ctx.reporter.progress({
@@ -101,6 +108,7 @@ export async function evaluateJob(p: EvaluateParams, ctx: JobContext): Promise<E
     return { runId: p.runId, report, savedTo };
   } finally {
     run.model.dispose();
+    dense?.dispose();
   }
 }
 

@@ -131,6 +131,8 @@ test('evaluate, attack, inspect and loadRun work on the trained run', async () =
   assert.equal(insTrain.samples[0].label, (await samplesJob({ runsDir, runId, ids: [40], split: 'train' })).labels[0]);
   assert.ok(ev.report.routerRobustness && ev.report.expertRobustness);
   assert.equal(ev.report.layers.length, 8);
+  const lat = ev.report.cost.latencyMs!;
+  assert.ok(lat.moe! > 0 && lat.moeMasked! > 0 && lat.dense! > 0 && lat.batch === 8, `latency of sparse, masked and dense inference: ${JSON.stringify(lat)}`);
   const at = await attackJob({ jobId: 'a', runsDir, runId, attack: 'fgsm', eps: 0.1, samples: 8 }, ctx());
   assert.equal(at.samples, 8);
   assert.equal(at.eps, 0.1);
