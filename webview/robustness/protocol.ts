@@ -1,0 +1,364 @@
+/**
+ * Messages between the extension host and the Robustness view, with validators for both directions.
+ * Types and plain functions only (both sides import it; no DOM, no Node).
+ *
+ * Handshake: the view posts `ready`; the host answers with `init` (every shown run with its analysis), then
+ * `run` whenever one run's data changes (another analysis picked, a new file on disk), `job` when an evaluation
+ * of a shown run starts or ends, and `partial` for each report an evaluation streams (the last one `final`).
+ */
+import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../analysisProtocol';
+
+export type { RobustnessReport, StoredAnalysis };
+
+export type RobustnessExportFormat = 'png' | 'svg' | 'csv' | 'json';
+
+/** One analysis file of a run, for the picker. */
+export interface AnalysisFileInfo {
+  name: string;
+  mtime: number;
+}
+
+/** One run as the Robustness view shows it. */
+export interface RobustnessRunData {
+  runId: string;
+  name: string;
+  method: string;
+  status: string;
+  /** The run's analysis files, newest first. */
+  files: AnalysisFileInfo[];
+  /** The analysis shown (absent when the run has none, or the chosen file is unreadable: see `error`). */
+  analysis?: StoredAnalysis;
+  /** Why nothing is shown for this run (readAnalysis' message, "no analysis yet", run not found). */
+  error?: string;
+  /** Files skipped because they could not be read (the newest readable one is shown instead). */
+  warnings?: string[];
+}
+
+/** What the view persists with setState (and the serializer restores after a reload). */
+export interface RobustnessViewState {
+  runIds: string[];
+  /** Analysis file chosen per run (absent = the newest). */
+  selected: Record<string, string>;
+  /** Draw the RA-vs-ε x axis in units of 1/255. */
+  epsIn255: boolean;
+}
+
+// ---- host → view ----
+export interface RobInitMessage {
+  type: 'init';
+  runs: RobustnessRunData[];
+  /** The workspace is trusted: evaluations may start. */
+  trusted: boolean;
+  /** Evaluations of shown runs already running. */
+  running?: string[];
+}
+export interface RobRunMessage {
+  type: 'run';
+  run: RobustnessRunData;
+}
+export interface RobJobMessage {
+  type: 'job';
+  runId: string;
+  running: boolean;
+  /** Why it ended, when it ended without a report (cancelled, failed). */
+  message?: string;
+}
+export interface RobPartialMessage {
+  type: 'partial';
+  runId: string;
+  report: RobustnessReport;
+  samplesDone: number;
+  samplesTotal: number;
+  final: boolean;
+}
+export interface RobDescribeMessage {
+  type: 'describe';
+  requestId: number;
+}
+export type HostToRobustness = RobInitMessage | RobRunMessage | RobJobMessage | RobPartialMessage | RobDescribeMessage;
+
+// ---- view → host ----
+export type RobustnessToHost =
+  | { type: 'ready' }
+  | { type: 'addRuns' }
+  | { type: 'removeRun'; runId: string }
+  | { type: 'selectAnalysis'; runId: string; name: string }
+  | { type: 'evaluate'; runId: string }
+  | { type: 'cancel'; runId: string }
+  | { type: 'openRouting'; runId: string; analysis?: string }
+  | { type: 'export'; format: RobustnessExportFormat; fileName: string; data: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | RobDescriptionMessage;
+
+/** What is drawn, for the tests and diagnostics (answer to `describe`). */
+export interface RobDescriptionMessage {
+  type: 'description';
+  requestId: number;
+  runs: { runId: string; analysis?: string; error?: string; progress?: string; live: boolean }[];
+  /** One entry per (metric, run): the value drawn, or null where it is n/a (dense run) or missing. */
+  bars: { metric: string; runId: string; value: number | null }[];
+  curves: { runId: string; points: { eps: number; ra: number }[] }[];
+  layers: { layer: string; runId: string; changeRate: number; collapsed: boolean }[];
+  attackRows: number;
+  error?: string;
+}
+
+// ---- validation ----
+type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStr = (x: unknown): x is string => typeof x === 'string';
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const fail = <T>(error: string): Result<T> => ({ ok: false, error });
+/** Run ids and analysis names as the engine writes them (also what the host accepts from the view). */
+const RUN_ID = /^[\w.\-]{1,200}$/;
+const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
+export const isRunId = (x: unknown): x is string => isStr(x) && RUN_ID.test(x);
+export const isAnalysisName = (x: unknown): x is string => isStr(x) && ANALYSIS_NAME.test(x);
+
+function parseStored(x: unknown, where: string): Result<StoredAnalysis> {
+  if (!isObj(x) || !isAnalysisName(x.name) || !isNum(x.mtime)) return fail(`${where}: expected {name, mtime, report}`);
+  if (x.checkpoint !== undefined && !isStr(x.checkpoint)) return fail(`${where}.checkpoint: expected a string`);
+  const r = parseRobustnessReport(x.report);
+  if (!r.ok) return fail(`${where}.report.${r.error}`);
+  return { ok: true, value: { name: x.name, mtime: x.mtime, checkpoint: x.checkpoint, report: r.value } };
+}
+
+function parseRun(x: unknown, where: string): Result<RobustnessRunData> {
+  if (!isObj(x) || !isRunId(x.runId) || !isStr(x.name) || !isStr(x.method) || !isStr(x.status)) {
+    return fail(`${where}: expected {runId, name, method, status}`);
+  }
+  if (!Array.isArray(x.files) || !x.files.every((f) => isObj(f) && isAnalysisName(f.name) && isNum(f.mtime))) {
+    return fail(`${where}.files: expected [{name, mtime}]`);
+  }
+  if (x.error !== undefined && !isStr(x.error)) return fail(`${where}.error: expected a string`);
+  if (x.warnings !== undefined && !(Array.isArray(x.warnings) && x.warnings.every(isStr))) return fail(`${where}.warnings: expected strings`);
+  const run: RobustnessRunData = {
+    runId: x.runId,
+    name: x.name,
+    method: x.method,
+    status: x.status,
+    files: (x.files as AnalysisFileInfo[]).map((f) => ({ name: f.name, mtime: f.mtime })),
+    error: x.error,
+    warnings: x.warnings as string[] | undefined,
+  };
+  if (x.analysis !== undefined) {
+    const a = parseStored(x.analysis, `${where}.analysis`);
+    if (!a.ok) return a;
+    run.analysis = a.value;
+  }
+  return { ok: true, value: run };
+}
+
+/** Validates a message the view received from the host. */
+export function parseHostToRobustness(x: unknown): Result<HostToRobustness> {
+  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
+  switch (x.type) {
+    case 'init': {
+      if (!Array.isArray(x.runs)) return fail('init: bad `runs`');
+      if (typeof x.trusted !== 'boolean') return fail('init: bad `trusted`');
+      if (x.running !== undefined && !(Array.isArray(x.running) && x.running.every(isRunId))) return fail('init: bad `running`');
+      const runs: RobustnessRunData[] = [];
+      for (const [i, r] of x.runs.entries()) {
+        const p = parseRun(r, `init: runs[${i}]`);
+        if (!p.ok) return p;
+        runs.push(p.value);
+      }
+      return { ok: true, value: { type: 'init', runs, trusted: x.trusted, running: x.running as string[] | undefined } };
+    }
+    case 'run': {
+      const p = parseRun(x.run, 'run');
+      return p.ok ? { ok: true, value: { type: 'run', run: p.value } } : p;
+    }
+    case 'job':
+      if (!isRunId(x.runId) || typeof x.running !== 'boolean') return fail('job: bad fields');
+      if (x.message !== undefined && !isStr(x.message)) return fail('job: bad `message`');
+      return { ok: true, value: { type: 'job', runId: x.runId, running: x.running, message: x.message as string | undefined } };
+    case 'partial': {
+      if (!isRunId(x.runId)) return fail('partial: bad `runId`');
+      if (!isNum(x.samplesDone) || !isNum(x.samplesTotal) || x.samplesDone < 0 || x.samplesTotal < x.samplesDone) {
+        return fail('partial: bad `samplesDone`/`samplesTotal`');
+      }
+      if (typeof x.final !== 'boolean') return fail('partial: bad `final`');
+      const r = parseRobustnessReport(x.report);
+      if (!r.ok) return fail(`partial: invalid report (${r.error})`);
+      return {
+        ok: true,
+        value: { type: 'partial', runId: x.runId, report: r.value, samplesDone: x.samplesDone, samplesTotal: x.samplesTotal, final: x.final },
+      };
+    }
+    case 'describe':
+      if (!isNum(x.requestId)) return fail('describe: bad `requestId`');
+      return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+    default:
+      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+  }
+}
+
+/** Validates a persisted view state (storage of an older version, maybe). */
+export function parseRobustnessViewState(x: unknown): RobustnessViewState | undefined {
+  if (!isObj(x) || !Array.isArray(x.runIds) || !x.runIds.every(isRunId)) return undefined;
+  const selected: Record<string, string> = {};
+  if (isObj(x.selected)) for (const [k, v] of Object.entries(x.selected)) if (isRunId(k) && isAnalysisName(v)) selected[k] = v;
+  return { runIds: [...x.runIds], selected, epsIn255: x.epsIn255 === true };
+}
+
+/** Validates a message the host received from the view. */
+export function parseRobustnessToHost(x: unknown): Result<RobustnessToHost> {
+  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
+  switch (x.type) {
+    case 'ready':
+    case 'addRuns':
+      return { ok: true, value: { type: x.type } };
+    case 'removeRun':
+    case 'evaluate':
+    case 'cancel':
+      if (!isRunId(x.runId)) return fail(`${x.type}: bad \`runId\``);
+      return { ok: true, value: { type: x.type, runId: x.runId } };
+    case 'selectAnalysis':
+      if (!isRunId(x.runId) || !isAnalysisName(x.name)) return fail('selectAnalysis: bad fields');
+      return { ok: true, value: { type: 'selectAnalysis', runId: x.runId, name: x.name } };
+    case 'openRouting':
+      if (!isRunId(x.runId) || (x.analysis !== undefined && !isAnalysisName(x.analysis))) return fail('openRouting: bad fields');
+      return { ok: true, value: { type: 'openRouting', runId: x.runId, analysis: x.analysis as string | undefined } };
+    case 'export':
+      if (x.format !== 'png' && x.format !== 'svg' && x.format !== 'csv' && x.format !== 'json') return fail('export: bad `format`');
+      if (!isStr(x.fileName) || !/^[\w.\- ]{1,120}$/.test(x.fileName) || !x.fileName.endsWith(`.${x.format}`)) return fail('export: bad `fileName`');
+      if (!isStr(x.data)) return fail('export: `data` must be a string');
+      return { ok: true, value: { type: 'export', format: x.format, fileName: x.fileName, data: x.data } };
+    case 'log':
+      if (x.level !== 'info' && x.level !== 'warn' && x.level !== 'error') return fail('log: bad `level`');
+      if (!isStr(x.message)) return fail('log: `message` must be a string');
+      return { ok: true, value: { type: 'log', level: x.level, message: x.message.slice(0, 4000) } };
+    case 'description':
+      if (!isNum(x.requestId) || !Array.isArray(x.runs) || !Array.isArray(x.bars) || !Array.isArray(x.curves) || !Array.isArray(x.layers)) {
+        return fail('description: bad fields');
+      }
+      return { ok: true, value: x as unknown as RobDescriptionMessage };
+    default:
+      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+  }
+}
+
+// ---- what the view shows, as numbers (shared by the bars, the CSV and the JSON export) ----
+
+export const ATTACK_ORDER = ['fgsm', 'pgd', 'apgd-ce', 'router', 'expert'] as const;
+
+/** The grouped-bar metrics, in drawing order. `value` is null where the metric does not apply (dense model). */
+export const BAR_METRICS: { key: string; label: string; value: (r: RobustnessReport) => number | null }[] = [
+  { key: 'sa', label: 'SA (clean)', value: (r) => r.sa },
+  { key: 'ra', label: 'RA', value: (r) => r.ra },
+  { key: 'routerKept', label: 'Router robustness (decisions kept)', value: (r) => r.routerRobustness?.decisionsKept ?? null },
+  { key: 'routerAcc', label: 'Accuracy under router attack', value: (r) => r.routerRobustness?.accuracy ?? null },
+  { key: 'expertAcc', label: 'Expert robustness', value: (r) => r.expertRobustness?.accuracy ?? null },
+];
+
+/** A dense model: no MoE layers and no router robustness. */
+export function isDense(r: RobustnessReport): boolean {
+  return r.routerRobustness === null && r.layers.length === 0;
+}
+
+function csvField(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export interface ExportRun {
+  runId: string;
+  name: string;
+  method: string;
+  /** Analysis file, or a live label. */
+  analysis: string;
+  checkpoint?: string;
+  samplesDone?: number;
+  samplesTotal?: number;
+  report: RobustnessReport;
+}
+
+/**
+ * Every number the view shows, one per line: `run_id,run_name,analysis,section,item,metric,value`. Values are the
+ * report's own numbers, written in their shortest round-trip form (never rounded).
+ */
+export function robustnessCsv(runs: readonly ExportRun[]): string {
+  const lines = ['run_id,run_name,analysis,section,item,metric,value'];
+  for (const run of runs) {
+    const r = run.report;
+    const row = (section: string, item: string, metric: string, value: number | string | boolean) =>
+      lines.push([run.runId, run.name, run.analysis, section, item, metric, String(value)].map(csvField).join(','));
+    row('summary', '', 'samples', r.samples);
+    if (run.samplesDone !== undefined && run.samplesTotal !== undefined) {
+      row('summary', '', 'samplesDone', run.samplesDone);
+      row('summary', '', 'samplesTotal', run.samplesTotal);
+    }
+    for (const m of BAR_METRICS) {
+      const v = m.value(r);
+      row('summary', '', m.key, v === null ? 'n/a' : v);
+    }
+    row('summary', '', 'seconds', r.seconds);
+    for (const a of r.attacks) {
+      row('attack', a.name, 'accuracy', a.accuracy);
+      row('attack', a.name, 'norm', a.settings.norm);
+      row('attack', a.name, 'eps', a.settings.eps);
+      row('attack', a.name, 'stepSize', a.settings.stepSize);
+      row('attack', a.name, 'steps', a.settings.steps);
+      row('attack', a.name, 'restarts', a.settings.restarts);
+      row('attack', a.name, 'randomStart', a.settings.randomStart);
+    }
+    for (const p of r.raCurve) row('raCurve', String(p.eps), 'ra', p.ra);
+    for (const p of r.perExpert) {
+      row('perExpert', String(p.expert), 'sa', p.sa);
+      row('perExpert', String(p.expert), 'ra', p.ra);
+    }
+    for (const l of r.layers) {
+      row('layer', l.layer, 'changeRate', l.changeRate);
+      row('layer', l.layer, 'collapsed', l.collapsed);
+      if (l.top1Share !== undefined) row('layer', l.layer, 'top1Share', l.top1Share);
+    }
+    row('cost', '', 'denseFlops', r.cost.denseFlops);
+    row('cost', '', 'activeFlops', r.cost.activeFlops);
+    row('cost', '', 'reduction', r.cost.reduction);
+    const lat = r.cost.latencyMs;
+    if (lat) {
+      if (lat.dense !== undefined) row('cost', '', 'latencyDenseMs', lat.dense);
+      if (lat.moe !== undefined) row('cost', '', 'latencyMoeMs', lat.moe);
+      row('cost', '', 'latencyBatch', lat.batch);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** The shown part of each report (everything but per-class counts, mismatch ids and per-sample columns), as JSON. */
+export function robustnessJson(runs: readonly ExportRun[]): string {
+  return (
+    JSON.stringify(
+      {
+        runs: runs.map((run) => {
+          const r = run.report;
+          return {
+            runId: run.runId,
+            name: run.name,
+            method: run.method,
+            analysis: run.analysis,
+            checkpoint: run.checkpoint,
+            samplesDone: run.samplesDone,
+            samplesTotal: run.samplesTotal,
+            report: {
+              samples: r.samples,
+              sa: r.sa,
+              ra: r.ra,
+              attack: r.attack,
+              routerRobustness: r.routerRobustness,
+              expertRobustness: r.expertRobustness,
+              perExpert: r.perExpert,
+              attacks: r.attacks,
+              raCurve: r.raCurve,
+              layers: r.layers.map((l) => ({ layer: l.layer, changeRate: l.changeRate, collapsed: l.collapsed, top1Share: l.top1Share })),
+              cost: r.cost,
+              seconds: r.seconds,
+            },
+          };
+        }),
+      },
+      null,
+      2,
+    ) + '\n'
+  );
+}
