@@ -1,0 +1,445 @@
+/**
+ * The Inspector's host side: one webview panel on one run (and one of its analyses). Reads the analysis from disk,
+ * fetches gallery images from the engine's `samples` request, runs live re-attacks with `inspect` (cancelling the
+ * previous one), writes exports into a folder the user picks, and is restored after a reload by its serializer.
+ * Every message from the webview is validated before use; the engine is never started in an untrusted workspace.
+ */
+import { promises as fs } from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { Requests, type DataSplit, type SamplesResult } from '../engine/protocol';
+import { parseInspectorFilter, type StoredAnalysis } from '../webview/analysisProtocol';
+import {
+  exportFileName,
+  isBase64,
+  parseInspectorToHost,
+  parseInspectorViewState,
+  type AnalysisListItem,
+  type ExportSampleMessage,
+  type HostToInspector,
+  type InitMessage,
+  type InspectMessage,
+  type InspectorDescription,
+  type InspectorTargetState,
+} from '../webview/inspector/protocol';
+import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
+import { EngineError } from './engineClient';
+import { errorText } from './jobs';
+import { listAnalysisFiles, readAnalysis, readRunState, runDir } from './runsDisk';
+import type { RunEntry } from './runsStore';
+import { webviewHtml } from './webviewHtml';
+import { webviewOptions } from './trainingPanel';
+
+export const INSPECTOR_VIEW_TYPE = 'advmoe.inspector';
+
+/** Class names of the datasets that have them (MNIST digits are their own names). */
+const CLASS_NAMES: Record<string, string[]> = {
+  cifar10: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
+  'fashion-mnist': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+};
+
+let jobCounter = 0;
+
+export class InspectorPanel implements vscode.Disposable {
+  private static current: InspectorPanel | undefined;
+
+  private target: InspectorTarget | undefined;
+  private analysis: StoredAnalysis | undefined;
+  private ready = false;
+  private restore: InitMessage['restore'];
+  private inFlight: string | undefined;
+  private readonly describeWaiters = new Map<number, (d: InspectorDescription) => void>();
+  private nextRequestId = 1;
+  private readonly disposables: vscode.Disposable[] = [];
+  private disposed = false;
+
+  static get instance(): InspectorPanel | undefined {
+    return InspectorPanel.current;
+  }
+
+  /** Shows the Inspector on `target` (beside the active editor, or the panel already open, replacing its target). */
+  static show(
+    ctx: AnalysisPanelContext,
+    target: InspectorTarget,
+    opts: { column?: vscode.ViewColumn; preserveFocus?: boolean } = {},
+  ): InspectorPanel {
+    let p = InspectorPanel.current;
+    if (!p) {
+      const panel = vscode.window.createWebviewPanel(
+        INSPECTOR_VIEW_TYPE,
+        'Inspector',
+        { viewColumn: opts.column ?? vscode.ViewColumn.Beside, preserveFocus: opts.preserveFocus ?? false },
+        webviewOptions(ctx.extensionUri),
+      );
+      p = new InspectorPanel(panel, ctx);
+    } else {
+      p.panel.reveal(opts.column, opts.preserveFocus ?? false);
+    }
+    p.restore = undefined;
+    void p.setTarget(target);
+    return p;
+  }
+
+  /** Adopts a panel VS Code restores after a reload. */
+  static revive(panel: vscode.WebviewPanel, ctx: AnalysisPanelContext, state: unknown): InspectorPanel {
+    InspectorPanel.current?.dispose();
+    panel.webview.options = webviewOptions(ctx.extensionUri);
+    const p = new InspectorPanel(panel, ctx);
+    const s = parseInspectorViewState(state);
+    if (s) {
+      p.restore = { selected: s.selected, selectedSplit: s.selectedSplit, controls: s.controls };
+      void p.setTarget(s.target);
+    } else {
+      // The webview keeps saying "Waiting for the run…" until a command shows a target.
+      ctx.log.warn('Inspector: could not restore the saved state; open it again from an experiment file or a run');
+    }
+    return p;
+  }
+
+  private constructor(
+    readonly panel: vscode.WebviewPanel,
+    private readonly ctx: AnalysisPanelContext,
+  ) {
+    InspectorPanel.current = this;
+    const webview = panel.webview;
+    webview.html = webviewHtml({
+      cspSource: webview.cspSource,
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'webview', 'inspector.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'media', 'inspector.css')).toString(),
+      title: 'Inspector',
+    });
+    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'advmoe.svg');
+    this.disposables.push(
+      webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
+      panel.onDidDispose(() => this.dispose()),
+    );
+  }
+
+  get shownTarget(): InspectorTarget | undefined {
+    return this.target;
+  }
+
+  async setTarget(target: InspectorTarget): Promise<void> {
+    const filter = target.filter ? parseInspectorFilter(target.filter) : undefined;
+    this.target = { ...target, filter };
+    this.analysis = undefined;
+    this.cancelInFlight();
+    this.updateTitle();
+    if (this.ready) await this.sendInit();
+  }
+
+  private runName(): string {
+    if (!this.target) return '';
+    return this.ctx.store.get(this.target.runId)?.state.name ?? this.target.runId;
+  }
+
+  private updateTitle(): void {
+    this.panel.title = this.target ? `Inspector: ${this.runName()}` : 'Inspector';
+  }
+
+  private post(msg: HostToInspector): void {
+    if (this.ready && !this.disposed) void this.panel.webview.postMessage(msg);
+  }
+
+
+  /** Reads the analysis (the target's, or the newest with per-sample data) and posts `init`. */
+  private async sendInit(): Promise<void> {
+    const t = this.target;
+    if (!t) return;
+    const files = await listAnalysisFiles(t.runsDir, t.runId);
+    const analyses: AnalysisListItem[] = files.map((f) => ({ name: f.name, mtime: f.mtime }));
+    let error: string | undefined;
+    let chosen: StoredAnalysis | undefined;
+    if (t.analysis) {
+      try {
+        chosen = await readAnalysis(t.runsDir, t.runId, t.analysis);
+      } catch (e) {
+        error = (e as Error).message;
+      }
+    } else {
+      let firstReadable: StoredAnalysis | undefined;
+      const problems: string[] = [];
+      for (const f of files) {
+        try {
+          const a = await readAnalysis(t.runsDir, t.runId, f.name);
+          firstReadable ??= a;
+          if (a.report.perSample) {
+            chosen = a;
+            break;
+          }
+        } catch (e) {
+          problems.push((e as Error).message);
+        }
+      }
+      chosen ??= firstReadable;
+      if (!chosen && problems.length) error = problems[0];
+      for (const p of problems) this.ctx.log.warn(`Inspector: ${p}`);
+    }
+    if (t !== this.target) return; // replaced meanwhile
+    this.analysis = chosen;
+    const targetState: InspectorTargetState = {
+      runsDir: t.runsDir,
+      runId: t.runId,
+      ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
+      ...(t.split ? { split: t.split } : {}),
+      ...(chosen ? { analysis: chosen.name } : {}),
+      ...(t.filter ? { filter: t.filter } : {}),
+    };
+    const restore = this.restore;
+    this.restore = undefined;
+    this.post({
+      type: 'init',
+      target: targetState,
+      runName: this.runName(),
+      analyses,
+      analysis: chosen ? { name: chosen.name, checkpoint: chosen.checkpoint, report: chosen.report } : undefined,
+      error,
+      trusted: this.ctx.trusted(),
+      classNames: await this.classNames(t),
+      restore,
+    });
+  }
+
+  private async classNames(t: InspectorTarget): Promise<string[] | undefined> {
+    try {
+      const cfg: unknown = JSON.parse(await fs.readFile(path.join(runDir(t.runsDir, t.runId), 'config.json'), 'utf8'));
+      const ds = (cfg as { data?: { dataset?: unknown } }).data?.dataset;
+      return typeof ds === 'string' ? CLASS_NAMES[ds] : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Asks the webview what it has drawn (used by the integration tests and diagnostics). */
+  describe(timeoutMs = 5000): Promise<InspectorDescription> {
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.describeWaiters.delete(requestId);
+        reject(new Error('the Inspector view did not answer'));
+      }, timeoutMs);
+      this.describeWaiters.set(requestId, (d) => {
+        clearTimeout(timer);
+        resolve(d);
+      });
+      if (this.ready) void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToInspector);
+    });
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const parsed = parseInspectorToHost(raw);
+    if (!parsed.ok) {
+      this.ctx.log.warn(`Inspector view: rejected a message: ${parsed.error}`);
+      return;
+    }
+    const msg = parsed.value;
+    switch (msg.type) {
+      case 'ready':
+        this.ready = true;
+        await this.sendInit();
+        for (const id of this.describeWaiters.keys()) void this.panel.webview.postMessage({ type: 'describe', requestId: id } satisfies HostToInspector);
+        break;
+      case 'needImages':
+        await this.sendImages(msg.ids);
+        break;
+      case 'inspect':
+        await this.inspect(msg);
+        break;
+      case 'selectAnalysis':
+        if (this.target) await this.setTarget({ ...this.target, analysis: msg.name });
+        break;
+      case 'evaluate':
+        await this.evaluate();
+        break;
+      case 'exportSample':
+        await this.saveExport(msg);
+        break;
+      case 'log':
+        this.ctx.log[msg.level](`[inspector view] ${msg.message}`);
+        break;
+      case 'description': {
+        const w = this.describeWaiters.get(msg.requestId);
+        this.describeWaiters.delete(msg.requestId);
+        const { type: _t, requestId: _r, ...d } = msg;
+        w?.(d);
+        break;
+      }
+    }
+  }
+
+  private async sendImages(ids: number[]): Promise<void> {
+    const t = this.target;
+    const a = this.analysis;
+    if (!t) return;
+    if (!this.ctx.trusted()) {
+      this.post({ type: 'imagesUnavailable', ids, message: 'Images need the engine, which does not run in an untrusted workspace.' });
+      return;
+    }
+    let r: SamplesResult;
+    try {
+      // Gallery rows are samples of the analysis, i.e. of the test split.
+      r = await this.ctx.engine.request(Requests.samples, { runsDir: t.runsDir, runId: t.runId, ids, split: 'test', analysis: a?.name });
+    } catch (e) {
+      this.ctx.log.warn(`Inspector: images of ${ids.length} samples: ${errorText(e)}`);
+      this.post({ type: 'imagesUnavailable', ids, message: `Images could not be loaded from the engine: ${errorText(e)}.` });
+      return;
+    }
+    if (t !== this.target) return;
+    const [h, w, c] = r.shape ?? [0, 0, 0];
+    const len = 4 * Math.ceil((h * w * c) / 3);
+    const ok = Array.isArray(r.clean) && r.clean.length === ids.length && (c === 1 || c === 3) && r.clean.every((s) => isBase64(s) && s.length === len);
+    if (!ok) {
+      this.post({ type: 'imagesUnavailable', ids, message: 'The engine answered with images of an unexpected shape.' });
+      return;
+    }
+    const items = ids.map((id, k) => {
+      const adv = r.adversarial?.[k];
+      return { id, clean: r.clean[k], adversarial: typeof adv === 'string' && isBase64(adv) && adv.length === len ? adv : null };
+    });
+    this.post({ type: 'images', shape: r.shape, items });
+  }
+
+  private cancelInFlight(): void {
+    const job = this.inFlight;
+    this.inFlight = undefined;
+    if (job) {
+      this.ctx.engine.request(Requests.cancel, { jobId: job }).then(
+        () => undefined,
+        (e: unknown) => this.ctx.log.debug(`Inspector: cancel ${job}: ${errorText(e)}`),
+      );
+    }
+  }
+
+  private async inspect(m: InspectMessage): Promise<void> {
+    const t = this.target;
+    if (!t) return;
+    if (!this.ctx.trusted()) {
+      this.post({ type: 'inspectError', requestId: m.requestId, message: 'the engine does not run in an untrusted workspace' });
+      return;
+    }
+    this.cancelInFlight();
+    const jobId = `inspector-${Date.now().toString(36)}-${++jobCounter}`;
+    this.inFlight = jobId;
+    const split: DataSplit = m.split;
+    try {
+      const r = await this.ctx.engine.request(Requests.inspect, {
+        jobId,
+        runsDir: t.runsDir,
+        runId: t.runId,
+        checkpoint: t.checkpoint ?? this.analysis?.checkpoint,
+        split,
+        sampleIds: [m.id],
+        attack: m.attack,
+        eps: m.eps,
+        ...(m.steps !== undefined ? { steps: m.steps } : {}),
+        freezeRouting: m.freezeRouting,
+      });
+      if (this.inFlight === jobId) this.inFlight = undefined;
+      const sample = r.samples.find((s) => s.id === m.id) ?? r.samples[0];
+      if (!sample) {
+        this.post({ type: 'inspectError', requestId: m.requestId, message: `the engine returned no sample ${m.id}` });
+        return;
+      }
+      this.post({ type: 'inspection', requestId: m.requestId, sample });
+    } catch (e) {
+      if (this.inFlight === jobId) this.inFlight = undefined;
+      if (e instanceof EngineError && e.code === 'CANCELLED') return; // replaced by a newer request
+      this.ctx.log.warn(`Inspector: inspect sample ${m.id}: ${errorText(e)}`);
+      this.post({ type: 'inspectError', requestId: m.requestId, message: errorText(e) });
+    }
+  }
+
+  private async evaluate(): Promise<void> {
+    const t = this.target;
+    if (!t) return;
+    if (!this.ctx.trusted()) {
+      this.post({ type: 'evaluateState', running: false, message: 'Evaluating needs a trusted workspace.' });
+      return;
+    }
+    let entry: RunEntry | undefined = this.ctx.store.get(t.runId);
+    if (!entry) {
+      const state = await readRunState(t.runsDir, t.runId);
+      if (state) entry = { runsDir: t.runsDir, state };
+    }
+    if (!entry) {
+      this.post({ type: 'evaluateState', running: false, message: `Run ${t.runId} was not found in ${t.runsDir}.` });
+      return;
+    }
+    this.post({ type: 'evaluateState', running: true, message: `Evaluating robustness of ${entry.state.name}…` });
+    const r = await this.ctx.jobs.evaluate(entry);
+    if (t !== this.target) return;
+    if (!r) {
+      this.post({ type: 'evaluateState', running: false, message: 'The evaluation did not finish.' });
+      return;
+    }
+    await this.setTarget({ ...t, analysis: path.basename(r.savedTo) });
+  }
+
+  private async saveExport(m: ExportSampleMessage): Promise<void> {
+    const t = this.target;
+    if (!t) return;
+    const picked = await vscode.window.showOpenDialog({
+      canSelectFolders: true,
+      canSelectFiles: false,
+      canSelectMany: false,
+      openLabel: 'Export here',
+      title: `Export sample ${m.id} of ${this.runName()}`,
+      defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+    });
+    const folder = picked?.[0];
+    if (!folder) return;
+    const files = m.files.map((f) => ({
+      uri: vscode.Uri.joinPath(folder, exportFileName(t.runId, m.id, f.kind)),
+      bytes: f.kind === 'json' ? Buffer.from(f.data, 'utf8') : Buffer.from(f.data, 'base64'),
+    }));
+    const existing: string[] = [];
+    for (const f of files) {
+      try {
+        await vscode.workspace.fs.stat(f.uri);
+        existing.push(path.basename(f.uri.fsPath));
+      } catch {
+        // does not exist
+      }
+    }
+    if (existing.length > 0) {
+      const pick = await vscode.window.showWarningMessage(
+        `${existing.length === 1 ? existing[0] + ' already exists' : `${existing.length} files already exist (${existing.join(', ')})`} in ${folder.fsPath}. Overwrite?`,
+        { modal: true },
+        'Overwrite',
+      );
+      if (pick !== 'Overwrite') {
+        this.post({ type: 'exportDone', ok: false, message: 'Export cancelled: nothing was overwritten.' });
+        return;
+      }
+    }
+    try {
+      for (const f of files) await vscode.workspace.fs.writeFile(f.uri, f.bytes);
+    } catch (e) {
+      this.post({ type: 'exportDone', ok: false, message: `Export failed: ${errorText(e)}` });
+      return;
+    }
+    const names = files.map((f) => path.basename(f.uri.fsPath));
+    this.ctx.log.info(`Inspector: exported ${names.join(', ')} to ${folder.fsPath}`);
+    this.post({ type: 'exportDone', ok: true, message: `Exported ${names.length} files to ${folder.fsPath}.` });
+    void vscode.window.showInformationMessage(`Exported sample ${m.id} (${names.length} files) to ${vscode.workspace.asRelativePath(folder)}.`);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (InspectorPanel.current === this) InspectorPanel.current = undefined;
+    this.cancelInFlight();
+    for (const d of this.disposables) d.dispose();
+    this.disposables.length = 0;
+    this.describeWaiters.clear();
+    this.panel.dispose();
+  }
+}
+
+export class InspectorPanelSerializer implements vscode.WebviewPanelSerializer {
+  constructor(private readonly ctx: AnalysisPanelContext) {}
+
+  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+    InspectorPanel.revive(panel, this.ctx, state);
+  }
+}
