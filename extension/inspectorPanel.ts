@@ -112,6 +112,10 @@ export class InspectorPanel implements vscode.Disposable {
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
+      // Images and live re-attacks become available once the user trusts the workspace.
+      vscode.workspace.onDidGrantWorkspaceTrust(() => {
+        if (this.ready) void this.sendInit();
+      }),
     );
   }
 

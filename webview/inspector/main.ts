@@ -46,6 +46,7 @@ const ROW_H = 48;
 const OVERSCAN = 6;
 const IMAGE_DEBOUNCE_MS = 60;
 const INSPECT_DEBOUNCE_MS = 300;
+const SELECT_DEBOUNCE_MS = 120;
 const EXPORT_SIZE = 224; // exported PNGs are upscaled by the integer factor that gets closest to this
 
 // ---------------- state ----------------
@@ -648,7 +649,8 @@ function selectSample(id: number, split: Split): void {
   saveState();
   updateRows();
   renderDetail();
-  if (!same) scheduleInspect(0);
+  // Short debounce: holding an arrow key in the gallery does not start an attack per row.
+  if (!same) scheduleInspect(SELECT_DEBOUNCE_MS);
 }
 
 function scheduleInspect(delay = INSPECT_DEBOUNCE_MS): void {
@@ -688,7 +690,9 @@ function controlsChanged(delay = INSPECT_DEBOUNCE_MS): void {
 function syncControls(): void {
   const max = epsMax();
   epsInput.max = String(max);
-  epsInput.step = String(max / 200);
+  // Steps of ε/20 (the analysis' ε and 2ε are on the grid); else 200 steps over the range.
+  const e = analysisEps();
+  epsInput.step = String(e !== undefined && e > 0 ? e / 20 : max / 200);
   epsInput.value = String(currentEps());
   epsOut.textContent = epsText(currentEps());
   attackSelect.value = controls.attack;
@@ -1161,6 +1165,7 @@ function onInit(m: InitMessage): void {
   const f = parseInspectorFilter(m.target.filter ?? {}) ?? {};
   const dropped = sanitizeFilter(f);
   statusMessage = dropped.length ? `Filter parts that do not fit this analysis were dropped: ${dropped.join(', ')}.` : '';
+  const sameView = prevRun === m.target.runId && prevAnalysis === model.analysisName && JSON.stringify(f) === JSON.stringify(filter);
   filter = f;
   applyFilter();
   if (m.restore) {
@@ -1173,7 +1178,7 @@ function onInit(m: InitMessage): void {
   live = null;
   liveError = null;
   inspectPending = false;
-  gallery.scrollTop = 0;
+  if (!sameView) gallery.scrollTop = 0;
   saveState();
   renderAll();
   if (selected) {
