@@ -4,6 +4,7 @@
  * the job manager (VS Code's cancellable progress), forwards the partial reports an evaluation streams, saves
  * exports, and is restored after a reload by its serializer. Every message from the webview is validated.
  */
+import * as path from 'path';
 import * as vscode from 'vscode';
 import type { AnalysisNotification } from '../engine/protocol';
 import {
@@ -24,6 +25,7 @@ export const ROBUSTNESS_VIEW_TYPE = 'advmoe.robustness';
 const RELOAD_TRIES = 20;
 const RELOAD_WAIT_MS = 250;
 const JOB_POLL_MS = 1000;
+const FILE_DEBOUNCE_MS = 300;
 
 /**
  * One run's data for the view: its analysis files, and the chosen one (`selected`) or else the newest readable one.
@@ -75,6 +77,9 @@ export class RobustnessPanel implements vscode.Disposable {
   private nextRequestId = 1;
   private initSeq = 0;
   private jobTimer: ReturnType<typeof setInterval> | undefined;
+  /** File watchers on the analysis files (`<runsDir>/<run>/analysis/*.json`), one per runs folder of the shown runs. */
+  private readonly watchers = new Map<string, vscode.Disposable>();
+  private readonly fileTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly disposables: vscode.Disposable[] = [];
 
   static get instance(): RobustnessPanel | undefined {
@@ -131,7 +136,10 @@ export class RobustnessPanel implements vscode.Disposable {
       ctx.engine.onAnalysis((n) => this.onAnalysis(n)),
       ctx.store.onDidChange((e) => {
         // Runs restored after a reload may reach the store after the panel asked for them.
-        if (!e) void this.sendInit();
+        if (!e) {
+          this.watchAnalyses();
+          void this.sendInit();
+        }
         else if (this.runIds.includes(e.state.id)) this.updateTitle();
       }),
     );
@@ -145,6 +153,7 @@ export class RobustnessPanel implements vscode.Disposable {
   async setRuns(runIds: string[]): Promise<void> {
     this.runIds = [...new Set(runIds)];
     this.updateTitle();
+    this.watchAnalyses();
     await this.sendInit();
   }
 
@@ -183,8 +192,40 @@ export class RobustnessPanel implements vscode.Disposable {
   private async sendRun(runId: string): Promise<RobustnessRunData | undefined> {
     if (!this.runIds.includes(runId)) return undefined;
     const run = await this.load(runId);
+    if (!this.runIds.includes(runId)) return undefined; // removed meanwhile
     this.post({ type: 'run', run });
     return run;
+  }
+
+  /** Analyses written by others (the CLI, another window) show up in the picker, and as the newest. */
+  private watchAnalyses(): void {
+    const dirs = new Set(this.runIds.map((id) => this.ctx.store.get(id)?.runsDir).filter((d): d is string => d !== undefined));
+    for (const [dir, w] of this.watchers) {
+      if (dirs.has(dir)) continue;
+      w.dispose();
+      this.watchers.delete(dir);
+    }
+    for (const dir of dirs) {
+      if (this.watchers.has(dir)) continue;
+      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dir), '*/analysis/*.json'));
+      const changed = (uri: vscode.Uri) => {
+        const runId = path.basename(path.dirname(path.dirname(uri.fsPath)));
+        if (!this.runIds.includes(runId) || this.liveRuns.has(runId) || this.ownJobs.has(runId)) return;
+        const old = this.fileTimers.get(runId);
+        if (old) clearTimeout(old);
+        this.fileTimers.set(
+          runId,
+          setTimeout(() => {
+            this.fileTimers.delete(runId);
+            void this.sendRun(runId);
+          }, FILE_DEBOUNCE_MS),
+        );
+      };
+      w.onDidCreate(changed);
+      w.onDidChange(changed);
+      w.onDidDelete(changed);
+      this.watchers.set(dir, w);
+    }
   }
 
   /** Partial and final reports of an evaluation (started here, from a command, or from the CodeLens). */
@@ -382,6 +423,10 @@ export class RobustnessPanel implements vscode.Disposable {
   dispose(): void {
     if (RobustnessPanel.current === this) RobustnessPanel.current = undefined;
     if (this.jobTimer) clearInterval(this.jobTimer);
+    for (const t of this.fileTimers.values()) clearTimeout(t);
+    this.fileTimers.clear();
+    for (const w of this.watchers.values()) w.dispose();
+    this.watchers.clear();
     for (const d of this.disposables) d.dispose();
     this.disposables.length = 0;
     this.describeWaiters.clear();

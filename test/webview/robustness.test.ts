@@ -298,9 +298,14 @@ describe('Robustness view in Chromium', () => {
     // The other runs keep their saved analyses.
     assert.equal(d.bars.find((b) => b.runId === MOE && b.metric === 'sa')!.value, rep(MOE).sa);
 
+    // Live updates keep the keyboard focus and leave the analysis pickers alone (an open one stays open).
+    await v.page.focus(`.progress[data-run="${ADV}"] button.cancel`);
+    await v.page.$eval(`select.analysis-select[data-run="${MOE}"]`, (s) => ((s as unknown as { __mark: number }).__mark = 1));
     const p2 = partial(384, 0.75);
     await v.post({ type: 'partial', runId: ADV, report: p2, samplesDone: 384, samplesTotal: 512, final: false });
     d = await describeView(v);
+    assert.equal(await v.page.evaluate(() => document.activeElement?.matches('.progress button.cancel') ?? false), true, 'focus kept');
+    assert.equal(await v.page.$eval(`select.analysis-select[data-run="${MOE}"]`, (s) => (s as unknown as { __mark?: number }).__mark), 1, 'same picker');
     assert.equal(adv(d).ra, p2.ra);
     assert.equal(d.runs.find((r) => r.runId === ADV)!.progress, 'Evaluating: 384 of 512 samples (75%)');
 
@@ -582,5 +587,65 @@ describe('Robustness protocol validators', () => {
     const badRun = parseHostToRobustness({ type: 'run', run: { ...runs[0], analysis: { ...runs[0].analysis!, report: { ...rep(DENSE), layers: 3 } } } });
     assert.equal(badRun.ok, false);
     assert.equal(parseRobustnessViewState({ runIds: ['a'], selected: { a: '../x.json', b: 'y.json' } })!.selected.a, undefined);
+  });
+});
+
+describe('Robustness host: which analysis each run shows (loadRunData)', () => {
+  /** loadRunData lives in the panel module, which imports `vscode`: give it an empty stand-in (only types are used). */
+  async function loadRunDataFn(): Promise<typeof import('../../extension/robustnessPanel').loadRunData> {
+    const Module = require('node:module') as { _resolveFilename: (req: string, ...rest: unknown[]) => string };
+    const orig = Module._resolveFilename;
+    const stub = path.join(RESULTS, 'vscode-stub.js');
+    fs.writeFileSync(stub, 'module.exports = {};\n');
+    Module._resolveFilename = (req: string, ...rest: unknown[]) => (req === 'vscode' ? stub : orig(req, ...rest));
+    try {
+      return (await import('../../extension/robustnessPanel')).loadRunData;
+    } finally {
+      Module._resolveFilename = orig;
+    }
+  }
+
+  test('newest readable file by default (unreadable newer ones become warnings), the picked one when given, clear errors otherwise', async () => {
+    const loadRunData = await loadRunDataFn();
+    const tmp = fs.mkdtempSync(path.join(RESULTS, 'robustness-runs-'));
+    try {
+      fs.cpSync(RUNS_DIR, tmp, { recursive: true });
+      const at = (id: string, name: string, minutes: number) => {
+        const t = new Date(Date.UTC(2026, 0, 20, 12, minutes));
+        fs.utimesSync(path.join(tmp, id, 'analysis', name), t, t);
+      };
+      at(ADV, FILES[ADV].others[0], 0);
+      at(ADV, FILES[ADV].shown, 10);
+      at(MOE, FILES[MOE].shown, 0);
+      at(MOE, 'broken.json', 10); // the newest file of this run is broken
+      const info = { name: 'n', method: 'advmoe', status: 'finished' };
+
+      const adv = await loadRunData(tmp, ADV, info);
+      assert.deepEqual(adv.files.map((f) => f.name), [FILES[ADV].shown, FILES[ADV].others[0]]);
+      assert.equal(adv.analysis!.name, FILES[ADV].shown);
+      assert.deepEqual(adv.analysis!.report, rep(ADV));
+      assert.equal(adv.error, undefined);
+
+      const picked = await loadRunData(tmp, ADV, info, FILES[ADV].others[0]);
+      assert.equal(picked.analysis!.name, FILES[ADV].others[0]);
+
+      const moe = await loadRunData(tmp, MOE, info);
+      assert.equal(moe.analysis!.name, FILES[MOE].shown, 'falls back to the newest readable file');
+      assert.equal(moe.warnings!.length, 1);
+      assert.match(moe.warnings![0], /^Skipped broken\.json: .*broken\.json is not valid JSON/);
+
+      const brokenPick = await loadRunData(tmp, MOE, info, 'broken.json');
+      assert.equal(brokenPick.analysis, undefined);
+      assert.match(brokenPick.error!, /broken\.json is not valid JSON/);
+
+      fs.rmSync(path.join(tmp, DENSE, 'analysis'), { recursive: true });
+      const none = await loadRunData(tmp, DENSE, { ...info, name: 'dense' });
+      assert.match(none.error!, /^Run dense has no robustness analysis yet/);
+      const missing = await loadRunData(undefined, 'gone', info);
+      assert.match(missing.error!, /Run gone was not found/);
+      for (const r of [adv, moe, brokenPick, none, missing]) assert.equal(parseHostToRobustness({ type: 'run', run: r }).ok, true, 'the view accepts it');
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

@@ -232,9 +232,16 @@ function fileLabel(name: string, mtime: number): string {
   return when ? `${name} (${when})` : name;
 }
 
-function renderRunCard(r: RunView, i: number): HTMLElement {
+/** Run headers are kept while nothing in them changes, so that a live update does not close an open picker. */
+const headCache = new Map<string, { sig: string; el: HTMLElement }>();
+
+function renderRunHead(r: RunView, i: number): HTMLElement {
   const d = r.data;
-  const card = el('article', { class: 'run-card', 'data-run': d.runId });
+  const report = reportOf(r);
+  const shown = d.analysis?.name ?? ui.selected[d.runId];
+  const sig = JSON.stringify([i, d.name, d.method, d.status, d.files, shown, trusted, r.running, !!report && isDense(report), !!report && report.layers.length > 0]);
+  const cached = headCache.get(d.runId);
+  if (cached?.sig === sig) return cached.el;
   const head = el('div', { class: 'run-head' });
   head.append(
     el('span', { class: `dot-swatch c${i % PALETTE_SIZE}` }),
@@ -242,13 +249,11 @@ function renderRunCard(r: RunView, i: number): HTMLElement {
     el('span', { class: 'badge' }, d.method),
     el('span', { class: 'run-status' }, d.status),
   );
-  const report = reportOf(r);
   if (report && isDense(report)) head.append(el('span', { class: 'badge dense' }, 'dense'));
   const actions = el('span', { class: 'run-actions' });
   if (d.files.length > 0) {
     const sel = el('select', { class: 'analysis-select', 'aria-label': `Analysis of ${d.name}`, 'data-run': d.runId });
     for (const f of d.files) sel.appendChild(el('option', { value: f.name }, fileLabel(f.name, f.mtime)));
-    const shown = d.analysis?.name ?? ui.selected[d.runId];
     if (shown && d.files.some((f) => f.name === shown)) sel.value = shown;
     sel.addEventListener('change', () => {
       ui.selected[d.runId] = sel.value;
@@ -264,14 +269,24 @@ function renderRunCard(r: RunView, i: number): HTMLElement {
   }
   if (report && report.layers.length > 0) {
     const rt = el('button', { type: 'button', class: 'secondary open-routing', 'data-run': d.runId, title: 'Open the Routing view on this analysis' }, 'Routing…');
-    rt.addEventListener('click', () => post({ type: 'openRouting', runId: d.runId, analysis: r.live ? undefined : d.analysis?.name }));
+    rt.addEventListener('click', () => {
+      const now = runs.find((x) => x.data.runId === d.runId);
+      post({ type: 'openRouting', runId: d.runId, analysis: now?.live ? undefined : now?.data.analysis?.name });
+    });
     actions.append(rt);
   }
   const rm = el('button', { type: 'button', class: 'icon remove', 'data-run': d.runId, 'aria-label': `Remove ${d.name} from the view`, title: 'Remove from the view' }, '×');
   rm.addEventListener('click', () => post({ type: 'removeRun', runId: d.runId }));
   actions.append(rm);
   head.append(actions);
-  card.append(head);
+  headCache.set(d.runId, { sig, el: head });
+  return head;
+}
+
+function renderRunCard(r: RunView, i: number): HTMLElement {
+  const d = r.data;
+  const card = el('article', { class: 'run-card', 'data-run': d.runId });
+  card.append(renderRunHead(r, i));
 
   const meta = el('div', { class: 'run-meta' });
   if (r.live) {
@@ -741,6 +756,26 @@ function renderCost(shown: number[]): void {
 }
 
 // ---------------- render ----------------
+/** Identifies a focused control or mark across re-renders (which rebuild the elements). */
+const KEY_ATTRS = ['data-run', 'data-metric', 'data-layer', 'data-attack', 'data-eps', 'data-expert', 'data-format'];
+function keyOf(e: Element | null): string | undefined {
+  if (!e || e === document.body || !app.contains(e)) return undefined;
+  const parts = [e.tagName.toLowerCase(), e.getAttribute('class') ?? ''];
+  for (const a of KEY_ATTRS) if (e.hasAttribute(a)) parts.push(`${a}=${e.getAttribute(a)}`);
+  const row = e.closest('tr[data-attack], tr[data-expert], tr[data-run]');
+  if (row && row !== e) parts.push(`row:${keyOf(row) ?? ''}`);
+  return parts.join('|');
+}
+function restoreFocus(key: string): void {
+  const [tag] = key.split('|');
+  for (const c of app.querySelectorAll<HTMLElement | SVGElement>(tag)) {
+    if (keyOf(c) === key) {
+      c.focus({ preventScroll: true });
+      return;
+    }
+  }
+}
+
 let renderCount = 0;
 function render(): void {
   renderCount++;
@@ -748,6 +783,8 @@ function render(): void {
   epsInput.checked = ui.epsIn255;
   banner.hidden = bannerText === undefined;
   bannerTextEl.textContent = bannerText ?? '';
+  const focusKey = keyOf(document.activeElement);
+  for (const id of headCache.keys()) if (!runs.some((r) => r.data.runId === id)) headCache.delete(id);
   runsEl.replaceChildren(...runs.map((r, i) => renderRunCard(r, i)));
   const shown = runs.map((_, i) => i).filter((i) => reportOf(runs[i]) !== undefined);
   emptyMsg.hidden = shown.length > 0;
@@ -763,6 +800,7 @@ function render(): void {
   renderPerExpert(shown);
   renderLayers(shown);
   renderCost(shown);
+  if (focusKey && keyOf(document.activeElement) !== focusKey) restoreFocus(focusKey);
   // What this render drew with (tests wait for it).
   document.body.dataset.rendered = runs
     .map((r) => `${r.data.runId}:${r.live ? `live-${r.live.done}-${r.live.final}` : (r.data.analysis?.name ?? 'none')}:${r.running}`)
