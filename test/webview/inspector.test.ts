@@ -461,7 +461,18 @@ describe('Inspector view in Chromium', () => {
     assert.match(text, /The analysis row is PGD at ε 0\.0314 \(8\/255\)/);
     const preds = await v.page.$$eval('#predictions tr[data-source]', (rs) => rs.map((r) => r.getAttribute('data-source')));
     assert.deepEqual(preds, ['live', 'live', 'analysis']);
-    assert.equal((await describeView(v)).changedRows, 0, 'frozen routing: nothing changed');
+    const s = inspectionEps.sample;
+    const changed = s.routing.filter((r) => r.changed).length;
+    assert.ok(changed > 0);
+    assert.equal((await describeView(v)).changedRows, changed);
+    const marks = await v.page.$$eval('#routing tr.route-row.changed .change-mark', (e) => e.map((x) => x.textContent));
+    assert.deepEqual(marks, new Array(changed).fill('⇄ router would change (frozen)'), 'a frozen attack says the routers would have changed');
+    assert.match(await v.page.$eval('.routing-legend', (e) => e.textContent ?? ''), /Routing was frozen to the clean decision/);
+    // A degenerate router's NaN probabilities arrive as null and are shown as missing, not rejected.
+    const nan = { ...s, routing: s.routing.map((r, l) => (l === 0 ? { ...r, probsClean: r.probsClean.map(() => null) } : r)) };
+    const req2 = await lastInspect(v, 1);
+    await v.post({ type: 'inspection', requestId: req2.requestId, sample: nan });
+    await v.page.waitForFunction(() => (document.querySelector('#routing tr.route-row .score')?.getAttribute('title') ?? '').includes('clean —'));
     await v.page.close();
   });
 

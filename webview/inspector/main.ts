@@ -209,7 +209,7 @@ const bigAdv = figure('adversarial', 'adversarial');
 figures.append(bigClean.fig, bigPert.fig, bigAdv.fig);
 const predTable = el('table', { id: 'predictions', class: 'predictions' });
 const routingTitle = el('h3', {}, 'Routing path');
-const routingLegend = el('div', { class: 'muted small' });
+const routingLegend = el('div', { class: 'muted small routing-legend' });
 const routingTable = el('table', { id: 'routing', class: 'routing' });
 detail.append(detailTitle, controlsBar, sourceNote, figures, predTable, routingTitle, routingLegend, routingTable);
 layout.append(left, detail);
@@ -892,8 +892,11 @@ function renderDetail(): void {
   const rr = routingRows();
   const N = Math.max(numExperts(), ...rr.map((r) => Math.max(r.probsClean?.length ?? 0, ...r.expertsClean.map((e) => e + 1), ...r.expertsAdv.map((e) => e + 1))));
   const hasProbs = rr.some((r) => r.probsClean);
+  const frozen = src === 'live' && !!live?.frozenRouting;
   routingLegend.textContent = rr.length
-    ? `${rr.filter((r) => r.changed).length} of ${rr.length} MoE layers change routing under attack (marked ⇄).` +
+    ? (frozen
+        ? `Routing was frozen to the clean decision for the attack and the prediction; in ${rr.filter((r) => r.changed).length} of ${rr.length} MoE layers the routers would choose differently on the adversarial input (marked ⇄).`
+        : `${rr.filter((r) => r.changed).length} of ${rr.length} MoE layers change routing under attack (marked ⇄).`) +
       (hasProbs ? ' Router scores per expert: upper bar clean, lower bar adversarial; ● chosen on the clean input, ◆ on the adversarial one (hover for exact values).' : ' Router scores come with the live re-attack.')
     : detailSource() === 'none' ? '' : 'No MoE layers.';
   const th = el('tr');
@@ -913,7 +916,7 @@ function renderDetail(): void {
         el('td', { class: 'layer-name' }, `${l}: ${r.layer}`),
         el('td', { class: 'experts' }, r.expertsClean.map((e) => `E${e}`).join(' ')),
         el('td', { class: 'experts' }, r.expertsAdv.map((e) => `E${e}`).join(' ')),
-        el('td', { class: 'change-mark' }, r.changed ? '⇄ changed' : '= kept'),
+        el('td', { class: 'change-mark' }, r.changed ? (frozen ? '⇄ router would change (frozen)' : '⇄ changed') : '= kept'),
       );
       if (hasProbs) {
         const td = el('td', { class: 'scores' });

@@ -263,6 +263,9 @@ export function parseInspectorViewState(x: unknown): InspectorViewState | undefi
   return s;
 }
 
+/** Router probabilities; a degenerate router's NaN arrives as null (JSON). */
+const isProbs = (x: unknown): boolean => Array.isArray(x) && x.every((v) => v === null || isNum(v));
+
 function isSampleInspection(x: unknown): x is SampleInspection {
   if (!isObj(x) || !isId(x.id) || !Number.isInteger(x.label)) return false;
   const sh = x.shape;
@@ -277,8 +280,8 @@ function isSampleInspection(x: unknown): x is SampleInspection {
     (r) =>
       isObj(r) &&
       isStr(r.layer) &&
-      isNumArray(r.probsClean) &&
-      isNumArray(r.probsAdv) &&
+      isProbs(r.probsClean) &&
+      isProbs(r.probsAdv) &&
       isNumArray(r.expertsClean) &&
       isNumArray(r.expertsAdv) &&
       typeof r.changed === 'boolean',
