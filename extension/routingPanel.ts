@@ -1,0 +1,297 @@
+/**
+ * The Routing view's host side: one webview panel showing one run's routing (layer × expert heatmaps clean,
+ * adversarial and their difference; class × expert; load balance). Reads `analysis/*.json` from disk, follows the
+ * newest unless the user picked one, reloads when a new analysis of the run appears (engine notification or file
+ * watcher), opens the Inspector on a clicked cell after checking the filter against the report, saves exports, and is
+ * restored after a reload by its serializer. Every message from the webview is validated before use.
+ */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { StoredAnalysis } from '../webview/analysisProtocol';
+import {
+  checkFilter,
+  parseRoutingToHost,
+  parseRoutingViewState,
+  type HostToRouting,
+  type RoutingDescription,
+  type RoutingExportFormat,
+  type ShowMessage,
+} from '../webview/routing/protocol';
+import type { AnalysisPanelContext } from './analysisContext';
+import { listAnalysisFiles, readAnalysis, runDir } from './runsDisk';
+import { webviewOptions } from './trainingPanel';
+import { webviewHtml } from './webviewHtml';
+
+export const ROUTING_VIEW_TYPE = 'advmoe.routing';
+const RELOAD_DELAY_MS = 250;
+
+export class RoutingPanel implements vscode.Disposable {
+  private static current: RoutingPanel | undefined;
+
+  private runsDir = '';
+  private runId = '';
+  /** The analysis the user picked; undefined = follow the newest. */
+  private picked: string | undefined;
+  private ready = false;
+  private shown: StoredAnalysis | undefined;
+  private loadSeq = 0;
+  private reloadTimer: ReturnType<typeof setTimeout> | undefined;
+  private watcher: vscode.FileSystemWatcher | undefined;
+  private readonly describeWaiters = new Map<number, (d: RoutingDescription) => void>();
+  private nextRequestId = 1;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  static get instance(): RoutingPanel | undefined {
+    return RoutingPanel.current;
+  }
+
+  /** Shows this run's routing (one panel: created beside the active editor, or revealed and switched to this run). */
+  static show(
+    ctx: AnalysisPanelContext,
+    runsDir: string,
+    runId: string,
+    opts: { analysis?: string; column?: vscode.ViewColumn; preserveFocus?: boolean } = {},
+  ): RoutingPanel {
+    let p = RoutingPanel.current;
+    if (!p) {
+      const panel = vscode.window.createWebviewPanel(
+        ROUTING_VIEW_TYPE,
+        'Routing',
+        { viewColumn: opts.column ?? vscode.ViewColumn.Beside, preserveFocus: opts.preserveFocus ?? false },
+        webviewOptions(ctx.extensionUri),
+      );
+      p = new RoutingPanel(panel, ctx);
+    } else {
+      p.panel.reveal(opts.column, opts.preserveFocus ?? false);
+    }
+    p.setRun(runsDir, runId, opts.analysis);
+    return p;
+  }
+
+  /** Adopts a panel VS Code restores after a reload. */
+  static revive(panel: vscode.WebviewPanel, ctx: AnalysisPanelContext, state: unknown): RoutingPanel {
+    RoutingPanel.current?.dispose();
+    panel.webview.options = webviewOptions(ctx.extensionUri);
+    const p = new RoutingPanel(panel, ctx);
+    const s = parseRoutingViewState(state);
+    if (s) p.setRun(s.runsDir, s.runId, s.analysis);
+    return p;
+  }
+
+  private constructor(
+    readonly panel: vscode.WebviewPanel,
+    private readonly ctx: AnalysisPanelContext,
+  ) {
+    RoutingPanel.current = this;
+    const webview = panel.webview;
+    webview.html = webviewHtml({
+      cspSource: webview.cspSource,
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'webview', 'routing.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'media', 'routing.css')).toString(),
+      title: 'Routing',
+    });
+    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'advmoe.svg');
+    this.disposables.push(
+      webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
+      panel.onDidDispose(() => this.dispose()),
+      ctx.engine.onAnalysis((n) => {
+        if (n.final && n.runId === this.runId) this.scheduleReload();
+      }),
+      ctx.store.onDidChange((e) => {
+        if (!e || e.state.id === this.runId) this.updateTitle();
+      }),
+    );
+  }
+
+  get shownRun(): { runsDir: string; runId: string; analysis?: string } {
+    return { runsDir: this.runsDir, runId: this.runId, analysis: this.shown?.name };
+  }
+
+  setRun(runsDir: string, runId: string, analysis?: string): void {
+    const changed = runsDir !== this.runsDir || runId !== this.runId;
+    this.runsDir = runsDir;
+    this.runId = runId;
+    this.picked = analysis;
+    if (changed) this.watch();
+    this.updateTitle();
+    void this.load();
+  }
+
+  /** Watches the run's `analysis/` folder: files written by the CLI or another window show up too. */
+  private watch(): void {
+    this.watcher?.dispose();
+    this.watcher = undefined;
+    if (!this.runsDir || !this.runId) return;
+    try {
+      const dir = vscode.Uri.file(path.join(runDir(this.runsDir, this.runId), 'analysis'));
+      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(dir, '*.json'));
+      w.onDidCreate(() => this.scheduleReload());
+      w.onDidChange((uri) => {
+        if (path.basename(uri.fsPath) === this.shown?.name) this.scheduleReload();
+      });
+      w.onDidDelete(() => this.scheduleReload());
+      this.watcher = w;
+    } catch (e) {
+      this.ctx.log.warn(`Routing view: cannot watch the analyses of ${this.runId}: ${(e as Error).message}`);
+    }
+  }
+
+  private scheduleReload(): void {
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => {
+      this.reloadTimer = undefined;
+      void this.load();
+    }, RELOAD_DELAY_MS);
+  }
+
+  private runName(): string {
+    return this.ctx.store.get(this.runId)?.state.name ?? this.runId;
+  }
+
+  private updateTitle(): void {
+    this.panel.title = this.runId ? `Routing: ${this.runName()}` : 'Routing';
+  }
+
+  private post(msg: HostToRouting): void {
+    if (this.ready) void this.panel.webview.postMessage(msg);
+  }
+
+  /** Lists the run's analyses, reads the one to show, and posts it (or the reason there is none). */
+  async load(): Promise<void> {
+    const seq = ++this.loadSeq;
+    const base = { type: 'show' as const, runsDir: this.runsDir, runId: this.runId, runName: this.runName() };
+    if (!this.runsDir || !this.runId) {
+      this.shown = undefined;
+      this.post({ ...base, analyses: [], followLatest: true, error: 'No run to show: open the Routing view from a run.' });
+      return;
+    }
+    const analyses = await listAnalysisFiles(this.runsDir, this.runId);
+    let notice: string | undefined;
+    if (this.picked && !analyses.some((a) => a.name === this.picked)) {
+      notice = `${this.picked} is no longer there; showing the newest analysis.`;
+      this.picked = undefined;
+    }
+    const name = this.picked ?? analyses[0]?.name;
+    let analysis: StoredAnalysis | undefined;
+    let error: string | undefined;
+    if (name) {
+      try {
+        analysis = await readAnalysis(this.runsDir, this.runId, name);
+      } catch (e) {
+        error = (e as Error).message;
+      }
+    }
+    if (seq !== this.loadSeq) return; // a newer load started meanwhile
+    if (this.picked && analyses[0] && analyses[0].name !== this.picked) {
+      notice ??= `A newer analysis exists: ${analyses[0].name} (pick “Newest” to follow it).`;
+    }
+    this.shown = analysis;
+    const entry = this.ctx.store.get(this.runId);
+    const msg: ShowMessage = {
+      ...base,
+      analyses,
+      followLatest: this.picked === undefined,
+      analysis,
+      error,
+      notice,
+      moe: entry?.state.moe,
+    };
+    this.post(msg);
+  }
+
+  /** Asks the webview what it has drawn (used by the integration tests and diagnostics). */
+  describe(timeoutMs = 5000): Promise<RoutingDescription> {
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.describeWaiters.delete(requestId);
+        reject(new Error('the Routing view did not answer'));
+      }, timeoutMs);
+      this.describeWaiters.set(requestId, (d) => {
+        clearTimeout(timer);
+        resolve(d);
+      });
+      if (this.ready) void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRouting);
+    });
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const parsed = parseRoutingToHost(raw);
+    if (!parsed.ok) {
+      this.ctx.log.warn(`Routing view: rejected a message: ${parsed.error}`);
+      return;
+    }
+    const msg = parsed.value;
+    switch (msg.type) {
+      case 'ready':
+        this.ready = true;
+        await this.load();
+        for (const id of this.describeWaiters.keys()) void this.panel.webview.postMessage({ type: 'describe', requestId: id });
+        break;
+      case 'selectAnalysis':
+        this.picked = msg.name ?? undefined;
+        await this.load();
+        break;
+      case 'refresh':
+        await this.load();
+        break;
+      case 'openInspector': {
+        const shown = this.shown;
+        if (!shown) {
+          this.ctx.log.warn('Routing view: openInspector without an analysis shown');
+          return;
+        }
+        const problem = checkFilter(msg.filter, shown.report);
+        if (problem) {
+          this.ctx.log.warn(`Routing view: rejected an Inspector filter: ${problem}`);
+          return;
+        }
+        this.ctx.openInspector({ runsDir: this.runsDir, runId: this.runId, analysis: shown.name, filter: msg.filter });
+        break;
+      }
+      case 'export':
+        await this.saveExport(msg.format, msg.fileName, msg.data);
+        break;
+      case 'log':
+        this.ctx.log[msg.level](`[routing view] ${msg.message}`);
+        break;
+      case 'description': {
+        const w = this.describeWaiters.get(msg.requestId);
+        this.describeWaiters.delete(msg.requestId);
+        w?.(msg);
+        break;
+      }
+    }
+  }
+
+  private async saveExport(format: RoutingExportFormat, fileName: string, data: string): Promise<void> {
+    const folder = this.runsDir ? vscode.Uri.file(runDir(this.runsDir, this.runId)) : vscode.workspace.workspaceFolders?.[0]?.uri;
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
+      filters: { [format.toUpperCase()]: [format] },
+      saveLabel: `Export ${format.toUpperCase()}`,
+    });
+    if (!target) return;
+    const bytes = format === 'png' ? Buffer.from(data, 'base64') : Buffer.from(data, 'utf8');
+    await vscode.workspace.fs.writeFile(target, bytes);
+    this.ctx.log.info(`exported ${format.toUpperCase()} to ${target.fsPath}`);
+    void vscode.window.showInformationMessage(`Exported ${fileName} to ${vscode.workspace.asRelativePath(target)}.`);
+  }
+
+  dispose(): void {
+    if (RoutingPanel.current === this) RoutingPanel.current = undefined;
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    this.watcher?.dispose();
+    for (const d of this.disposables) d.dispose();
+    this.disposables.length = 0;
+    this.panel.dispose();
+  }
+}
+
+export class RoutingPanelSerializer implements vscode.WebviewPanelSerializer {
+  constructor(private readonly ctx: AnalysisPanelContext) {}
+
+  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+    RoutingPanel.revive(panel, this.ctx, state);
+  }
+}
