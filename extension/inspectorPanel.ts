@@ -48,6 +48,8 @@ export class InspectorPanel implements vscode.Disposable {
   private ready = false;
   private restore: InitMessage['restore'];
   private inFlight: string | undefined;
+  /** Analyses whose adversarial images are not stored (engine's DATA_NOT_FOUND), with the engine's words. */
+  private readonly noAdvImages = new Map<string, string>();
   private readonly describeWaiters = new Map<number, (d: InspectorDescription) => void>();
   private nextRequestId = 1;
   private readonly disposables: vscode.Disposable[] = [];
@@ -280,9 +282,21 @@ export class InspectorPanel implements vscode.Disposable {
       return;
     }
     let r: SamplesResult;
+    let note: string | undefined;
     try {
       // Gallery rows are samples of the analysis, i.e. of the test split.
-      r = await this.ctx.engine.request(Requests.samples, { runsDir: t.runsDir, runId: t.runId, ids, split: 'test', analysis: a?.name });
+      const withAdv = a && !this.noAdvImages.has(a.name) ? a.name : undefined;
+      try {
+        r = await this.ctx.engine.request(Requests.samples, { runsDir: t.runsDir, runId: t.runId, ids, split: 'test', analysis: withAdv });
+      } catch (e) {
+        // An analysis without stored adversarial images: the clean images still come, with a note.
+        if (!(withAdv && e instanceof EngineError && e.code === 'DATA_NOT_FOUND')) throw e;
+        this.noAdvImages.set(withAdv, errorText(e));
+        r = await this.ctx.engine.request(Requests.samples, { runsDir: t.runsDir, runId: t.runId, ids, split: 'test' });
+      }
+      if (a && this.noAdvImages.has(a.name)) {
+        note = `Only clean images: ${this.noAdvImages.get(a.name)}. Select a sample to see its adversarial image from a live re-attack.`;
+      }
     } catch (e) {
       this.ctx.log.warn(`Inspector: images of ${ids.length} samples: ${errorText(e)}`);
       this.post({ type: 'imagesUnavailable', ids, message: `Images could not be loaded from the engine: ${errorText(e)}.` });
@@ -300,7 +314,7 @@ export class InspectorPanel implements vscode.Disposable {
       const adv = r.adversarial?.[k];
       return { id, clean: r.clean[k], adversarial: typeof adv === 'string' && isBase64(adv) && adv.length === len ? adv : null };
     });
-    this.post({ type: 'images', shape: r.shape, items });
+    this.post({ type: 'images', shape: r.shape, items, ...(note ? { note } : {}) });
   }
 
   private cancelInFlight(): void {

@@ -647,7 +647,16 @@ describe('Inspector view in Chromium', () => {
     assert.ok((await w.page.$$eval('.row.sample .placeholder.none', (e) => e.length)) > 0);
     assert.match((await describeView(w)).message ?? '', /could not be loaded/);
     await w.page.click('#retry-images');
-    await waitSent(w, 'needImages', 2);
+    const again = (await waitSent(w, 'needImages', 2))[1].ids as number[];
+    // An analysis without stored adversarial images: clean thumbnails, '—' for the others, and a note.
+    const items = again.map((id) => ({ id, clean: images.clean[images.ids.indexOf(id)], adversarial: null }));
+    await w.post({ type: 'images', shape: images.shape, items, note: 'Only clean images: analysis "eval-200.json" has no stored adversarial images.' });
+    await w.page.waitForSelector('#images-note');
+    await w.page.waitForSelector(`.row.sample[data-id="${again[0]}"] canvas[data-kind="clean"][data-drawn="1"]`);
+    const slots = await w.page.$eval(`.row.sample[data-id="${again[0]}"]`, (r) =>
+      Array.from(r.querySelectorAll('.c-img > *')).map((e) => `${e.tagName.toLowerCase()}:${e.getAttribute('data-kind')}:${e.textContent}`),
+    );
+    assert.deepEqual(slots, ['canvas:clean:', 'span:perturbation:—', 'span:adversarial:—']);
     await w.page.close();
   });
 

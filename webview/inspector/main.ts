@@ -82,6 +82,7 @@ const imageCache = new Map<number, CachedImages>();
 const requested = new Set<number>();
 const failedImages = new Set<number>();
 let imagesMessage: string | null = null;
+let imagesNote: string | null = null;
 let wantImages = new Set<number>();
 let imageTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -373,6 +374,7 @@ function renderBanner(): void {
       p.append(retryImagesBtn);
       parts.push(p);
     }
+    if (imagesNote && model.trusted) parts.push(el('p', { id: 'images-note', class: 'warn' }, imagesNote));
     if (statusMessage) parts.push(el('p', { id: 'status-message', class: 'muted' }, statusMessage));
   }
   banner.replaceChildren(...parts);
@@ -1163,6 +1165,7 @@ function onInit(m: InitMessage): void {
     requested.clear();
     failedImages.clear();
     imagesMessage = null;
+    imagesNote = null;
   }
   evaluating = false;
   const f = parseInspectorFilter(m.target.filter ?? {}) ?? {};
@@ -1225,6 +1228,10 @@ window.addEventListener('message', (ev: MessageEvent) => {
       onInit(m);
       break;
     case 'images':
+      if (m.note && m.note !== imagesNote) {
+        imagesNote = m.note;
+        renderBanner();
+      }
       onImages(m.shape, m.items);
       break;
     case 'imagesUnavailable':

@@ -78,6 +78,8 @@ export interface ImagesMessage {
   /** H, W, C. */
   shape: [number, number, number];
   items: { id: number; clean: string; adversarial: string | null }[];
+  /** Said once, e.g. that the analysis stored no adversarial images (only clean ones come). */
+  note?: string;
 }
 export interface ImagesUnavailableMessage {
   type: 'imagesUnavailable';
@@ -345,6 +347,7 @@ export function parseHostToInspector(x: unknown): Result<HostToInspector> {
         if (!isObj(it) || !isId(it.id) || !isBase64(it.clean) || it.clean.length !== len) return fail('images: bad item');
         if (it.adversarial !== null && !(isBase64(it.adversarial) && it.adversarial.length === len)) return fail('images: bad adversarial image');
       }
+      if (x.note !== undefined && !isStr(x.note)) return fail('images: bad `note`');
       return { ok: true, value: x as unknown as ImagesMessage };
     }
     case 'imagesUnavailable':
