@@ -83,7 +83,8 @@ export async function evaluateJob(p: EvaluateParams, ctx: JobContext): Promise<E
     // Timed beside the MoE model for the latency part of the inference cost (its weights do not matter).
     const moe = run.cfg.model.moe;
     dense = moe.enabled ? buildModel({ ...run.cfg, model: { ...run.cfg.model, moe: { ...moe, enabled: false } } }, run.spec) : undefined;
-    const report = await analyzeRobustness(run.model, { x, y }, run.cfg.eval, {
+    // `samples` overrides eval.samples (evalArrays took that many), so the analysis limit must follow it.
+    const report = await analyzeRobustness(run.model, { x, y }, { ...run.cfg.eval, samples: n }, {
       rng: new Rng(run.cfg.seed ^ 0xf1a1),
       batchSize: 128,
       signal: ctx.signal,

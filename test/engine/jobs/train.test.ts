@@ -25,7 +25,7 @@ const raw = {
   method: { kind: 'advmoe', attack: { steps: 1, stepSize: 0.3 }, epsWarmupEpochs: 0 },
   data: { dataset: 'mnist', trainSamples: 48, testSamples: 16 },
   schedule: { epochs: 2, batchSize: 16 },
-  eval: { samples: 16, attack: { steps: 2, stepSize: 0.15 }, everyEpochs: 1 },
+  eval: { samples: 12, attack: { steps: 2, stepSize: 0.15 }, everyEpochs: 1 },
   logEverySteps: 1,
 };
 const config = resolveConfig(raw);
@@ -142,12 +142,16 @@ test('evaluate, attack, inspect and loadRun work on the trained run', async () =
   assert.equal(ins.samples[0].clean.length, 28 * 28);
   await assert.rejects(inspectJob({ jobId: 'i', runsDir, runId, sampleIds: [16] }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /outside the 16 test samples/.test((e as Error).message));
   await assert.rejects(evaluateJob({ jobId: 'e', runsDir, runId, checkpoint: 'nope.ckpt' }, ctx()), (e) => isAdvMoEError(e, 'RUN_NOT_FOUND') && /available: epoch-0001\.ckpt, epoch-0002\.ckpt/.test((e as Error).message));
+  // A sample count above the config's eval.samples is honoured (all 16 test samples, not 12).
+  const all = await evaluateJob({ jobId: 'e3', runsDir, runId, samples: 16, checkpoint: 'epoch-0001.ckpt' }, ctx());
+  assert.equal(all.report.samples, 16);
+  assert.equal(all.report.perSample?.ids.length, 16);
   const loaded = loadRunJob(runsDir, runId);
   assert.equal(loaded.state.status, 'finished');
   assert.ok(loaded.metrics.length >= 8);
-  assert.equal(loaded.analyses.length, 2);
+  assert.equal(loaded.analyses.length, 3);
   // The training job's final analysis stored its adversarial inputs too.
-  assert.equal(readAnalysisImages(runsDir, runId, loaded.analyses.find((a) => a.startsWith('final-'))!)?.length, 16 * 28 * 28);
+  assert.equal(readAnalysisImages(runsDir, runId, loaded.analyses.find((a) => a.startsWith('final-'))!)?.length, 12 * 28 * 28);
   await assert.rejects(trainJob({ runsDir, resumeRunId: runId }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /already finished/.test((e as Error).message));
 });
 
