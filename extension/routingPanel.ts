@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import type { StoredAnalysis } from '../webview/analysisProtocol';
 import {
   checkFilter,
+  chooseAnalysis,
   parseRoutingToHost,
   parseRoutingViewState,
   type HostToRouting,
@@ -166,12 +167,9 @@ export class RoutingPanel implements vscode.Disposable {
       return;
     }
     const analyses = await listAnalysisFiles(this.runsDir, this.runId);
-    let notice: string | undefined;
-    if (this.picked && !analyses.some((a) => a.name === this.picked)) {
-      notice = `${this.picked} is no longer there; showing the newest analysis.`;
-      this.picked = undefined;
-    }
-    const name = this.picked ?? analyses[0]?.name;
+    const choice = chooseAnalysis(analyses, this.picked);
+    this.picked = choice.picked;
+    const name = choice.name;
     let analysis: StoredAnalysis | undefined;
     let error: string | undefined;
     if (name) {
@@ -182,9 +180,6 @@ export class RoutingPanel implements vscode.Disposable {
       }
     }
     if (seq !== this.loadSeq) return; // a newer load started meanwhile
-    if (this.picked && analyses[0] && analyses[0].name !== this.picked) {
-      notice ??= `A newer analysis exists: ${analyses[0].name} (pick “Newest” to follow it).`;
-    }
     this.shown = analysis;
     const entry = this.ctx.store.get(this.runId);
     const msg: ShowMessage = {
@@ -193,7 +188,7 @@ export class RoutingPanel implements vscode.Disposable {
       followLatest: this.picked === undefined,
       analysis,
       error,
-      notice,
+      notice: choice.notice,
       moe: entry?.state.moe,
     };
     this.post(msg);

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RobustnessReport, StoredAnalysis } from '../../webview/analysisProtocol';
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
-import { checkFilter, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
+import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
 import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme } from './harness';
 
@@ -202,6 +202,21 @@ describe('Routing protocol (host side)', () => {
     const b = loadBalance([0.5, 0.5, 0, 0]);
     assert.equal(b.maxShare, 0.5);
     assert.ok(Math.abs(b.cv - 1) < 1e-12 && Math.abs(b.entropy - 0.5) < 1e-12);
+  });
+
+  test('which analysis the host shows: the pick while it exists, else the newest, with a notice', () => {
+    const files = [{ name: 'new.json', mtime: 3 }, { name: 'old.json', mtime: 1 }];
+    assert.deepEqual(chooseAnalysis(files, undefined), { name: 'new.json' });
+    assert.deepEqual(chooseAnalysis(files, 'new.json'), { name: 'new.json', picked: 'new.json', notice: undefined });
+    const older = chooseAnalysis(files, 'old.json');
+    assert.equal(older.name, 'old.json');
+    assert.equal(older.picked, 'old.json');
+    assert.match(older.notice!, /A newer analysis exists: new\.json/);
+    const gone = chooseAnalysis(files, 'gone.json');
+    assert.equal(gone.name, 'new.json');
+    assert.equal(gone.picked, undefined, 'follows the newest again');
+    assert.match(gone.notice!, /gone\.json is no longer there/);
+    assert.deepEqual(chooseAnalysis([], undefined), { name: undefined });
   });
 
   test('analysis files on disk: listed, read, and an invalid one named with its problem', async () => {

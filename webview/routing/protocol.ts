@@ -234,6 +234,21 @@ export function checkFilter(f: InspectorFilter, report: RobustnessReport): strin
   return undefined;
 }
 
+/**
+ * Which analysis the host shows: the user's pick while it exists, else the newest (files newest first). Says so in
+ * `notice` when the pick is gone or a newer file exists; `picked` is the pick still in force.
+ */
+export function chooseAnalysis(files: readonly AnalysisFileEntry[], picked: string | undefined): { name?: string; picked?: string; notice?: string } {
+  const newest = files[0]?.name;
+  if (picked !== undefined && !files.some((f) => f.name === picked)) {
+    return { name: newest, notice: `${picked} is no longer there; showing ${newest ? 'the newest analysis' : 'nothing'}.` };
+  }
+  if (picked !== undefined) {
+    return { name: picked, picked, notice: newest !== picked ? `A newer analysis exists: ${newest} (pick “Newest” to follow it).` : undefined };
+  }
+  return { name: newest };
+}
+
 // ---- numbers (shared by the view, its exports and the tests) ----
 
 /** Experts chosen per input (k): from the per-sample columns, else the sum of a layer's load (which sums to k). */
