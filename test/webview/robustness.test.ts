@@ -306,6 +306,7 @@ describe('Robustness view in Chromium', () => {
     d = await describeView(v);
     assert.equal(await v.page.evaluate(() => document.activeElement?.matches('.progress button.cancel') ?? false), true, 'focus kept');
     assert.equal(await v.page.$eval(`select.analysis-select[data-run="${MOE}"]`, (s) => (s as unknown as { __mark?: number }).__mark), 1, 'same picker');
+    await v.page.screenshot({ path: path.join(RESULTS, 'robustness-live.png'), fullPage: true });
     assert.equal(adv(d).ra, p2.ra);
     assert.equal(d.runs.find((r) => r.runId === ADV)!.progress, 'Evaluating: 384 of 512 samples (75%)');
 

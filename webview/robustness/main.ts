@@ -80,7 +80,7 @@ function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<strin
 
 const pct = (v: number, digits = 1) => `${(v * 100).toFixed(digits)}%`;
 /** Exact value with its percentage, e.g. `0.8515625 (85.15625%)`. */
-const exact = (v: number) => `${formatValue(v)} (${formatValue(+(v * 100).toPrecision(12))}%)`;
+const exact = (v: number) => `${String(v)} (${String(+(v * 100).toPrecision(12))}%)`;
 function epsText(eps: number): string {
   const n = eps * 255;
   const r = Math.round(n);
@@ -95,11 +95,11 @@ function flopsText(n: number): string {
 const ATTACK_LABEL: Record<string, (steps: number) => string> = {
   fgsm: () => 'FGSM',
   pgd: (k) => `PGD-${k}`,
-  'apgd-ce': (k) => `APGD-CE (${k} steps)`,
-  router: (k) => `Router attack (${k} steps)`,
-  expert: (k) => `Expert attack, routing frozen (${k} steps)`,
+  'apgd-ce': () => 'APGD-CE',
+  router: () => 'Router attack',
+  expert: () => 'Expert attack (routing frozen)',
 };
-const attackLabel = (name: string, steps: number) => (ATTACK_LABEL[name] ?? ((k: number) => `${name} (${k} steps)`))(steps);
+const attackLabel = (name: string, steps: number) => (ATTACK_LABEL[name] ?? (() => name))(steps);
 
 // ---------------- skeleton ----------------
 const app = document.getElementById('app') ?? document.body.appendChild(el('div', { id: 'app' }));
@@ -626,7 +626,7 @@ function renderAttacks(shown: number[]): void {
   const table = el('table', { class: 'data attacks' });
   table.append(el('caption', {}, 'Accuracy of the whole model under each attack (expert attack: routing frozen to the clean decision)'));
   const head = el('tr');
-  for (const h of ['Attack', 'Norm', 'ε', 'Step size α', 'Steps', 'Restarts', 'Random start']) head.append(cell('th', h, { scope: 'col' }));
+  for (const h of ['Attack', 'Norm', 'ε', 'Step α', 'Steps', 'Restarts', 'Random start']) head.append(cell('th', h, { scope: 'col' }));
   for (const i of shown) {
     const th = cell('th', '', { scope: 'col', 'data-run': runs[i].data.runId, class: 'run-col' });
     th.append(el('span', { class: `dot-swatch c${i % PALETTE_SIZE}` }), document.createTextNode(` ${runs[i].data.name}`));
