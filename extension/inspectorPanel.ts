@@ -90,7 +90,9 @@ export class InspectorPanel implements vscode.Disposable {
     const s = parseInspectorViewState(state);
     if (s) {
       p.restore = { selected: s.selected, selectedSplit: s.selectedSplit, controls: s.controls };
-      void p.setTarget(s.target);
+      // The runs folder the extension knows for this run wins over the one the webview saved.
+      const known = ctx.store.get(s.target.runId);
+      void p.setTarget(known ? { ...s.target, runsDir: known.runsDir } : s.target);
     } else {
       // The webview keeps saying "Waiting for the run…" until a command shows a target.
       ctx.log.warn('Inspector: could not restore the saved state; open it again from an experiment file or a run');

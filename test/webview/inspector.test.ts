@@ -64,6 +64,22 @@ after(async () => {
   await h?.close();
 });
 
+function findRealAnalysis(): RobustnessReport | undefined {
+  const dir = path.join(ROOT, 'test/webview/fixtures/analysis');
+  const walk = (d: string): string[] =>
+    fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.json') ? [path.join(d, e.name)] : [])) : [];
+  for (const f of walk(dir)) {
+    try {
+      const x = JSON.parse(fs.readFileSync(f, 'utf8')) as RobustnessReport & { report?: RobustnessReport };
+      const r = x.perSample ? x : x.report?.perSample ? x.report : undefined;
+      if (r && Array.isArray(r.layers) && r.layers.length > 0) return r;
+    } catch {
+      // not JSON: skip
+    }
+  }
+  return undefined;
+}
+
 // ---------------- independent expectations ----------------
 const experts = (p: PerSampleData, which: 'c' | 'a', l: number, i: number) => (which === 'c' ? p.routeClean : p.routeAdv)[l].slice(i * p.k, (i + 1) * p.k);
 const changedIn = (p: PerSampleData, l: number, i: number) => experts(p, 'c', l, i).join() !== experts(p, 'a', l, i).join();
@@ -673,6 +689,23 @@ describe('Inspector view in Chromium', () => {
     await v.page.waitForFunction(() => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === 'log').length >= 3);
     const logs = await sentOf(v, 'log');
     assert.ok(logs.every((l) => String(l.message).startsWith('Inspector rejected a message')));
+    await v.page.close();
+  });
+
+  // The lead's analysis of a tiny trained model (test/webview/fixtures/analysis/), once it is there.
+  const realReport = findRealAnalysis();
+  test('a real analysis (tiny trained model): cells and filters agree with its per-sample columns', { skip: realReport ? false : 'no real analysis fixture yet' }, async () => {
+    const rep = realReport!;
+    const p = rep.perSample!;
+    const v = await openInspector({}, initMessage({ rep, name: 'real.json' }));
+    const counts = await v.page.$$eval('button.cell-btn', (bs) => Object.fromEntries(bs.map((b) => [b.getAttribute('data-cell'), Number(b.getAttribute('data-count'))])));
+    for (const c of ['keptRight', 'keptWrong', 'changedRight', 'changedWrong'] as const) {
+      assert.equal(counts[c], idsWhere(p, (i) => cellOf(p, i) === c).length, c);
+      if (rep.mismatch) assert.equal(counts[c], rep.mismatch[c].length, `${c} equals the report's list`);
+    }
+    await v.page.click('button.cell-btn[data-cell="changedWrong"]');
+    assert.deepEqual((await describeView(v)).filteredIds, idsWhere(p, (i) => cellOf(p, i) === 'changedWrong'));
+    await v.page.screenshot({ path: path.join(RESULTS, 'inspector-real-analysis.png') });
     await v.page.close();
   });
 
