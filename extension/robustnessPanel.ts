@@ -62,6 +62,8 @@ export async function loadRunData(
   return { ...base, error: warnings.join('\n') };
 }
 
+const infoKey = (s: { name: string; status: string; method: string }) => `${s.name}|${s.status}|${s.method}`;
+
 export class RobustnessPanel implements vscode.Disposable {
   private static current: RobustnessPanel | undefined;
 
@@ -80,6 +82,8 @@ export class RobustnessPanel implements vscode.Disposable {
   /** File watchers on the analysis files (`<runsDir>/<run>/analysis/*.json`), one per runs folder of the shown runs. */
   private readonly watchers = new Map<string, vscode.Disposable>();
   private readonly fileTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Name and status of each run as last sent. */
+  private readonly sentInfo = new Map<string, string>();
   private readonly disposables: vscode.Disposable[] = [];
 
   static get instance(): RobustnessPanel | undefined {
@@ -139,8 +143,14 @@ export class RobustnessPanel implements vscode.Disposable {
         if (!e) {
           this.watchAnalyses();
           void this.sendInit();
+        } else if (this.runIds.includes(e.state.id)) {
+          this.updateTitle();
+          // A run that was missing, renamed or changed status: its card says so.
+          if (this.sentInfo.get(e.state.id) !== infoKey(e.state)) {
+            this.watchAnalyses();
+            void this.sendRun(e.state.id);
+          }
         }
-        else if (this.runIds.includes(e.state.id)) this.updateTitle();
       }),
     );
   }
@@ -173,6 +183,7 @@ export class RobustnessPanel implements vscode.Disposable {
   private async load(runId: string): Promise<RobustnessRunData> {
     const entry = this.ctx.store.get(runId);
     const s = entry?.state;
+    this.sentInfo.set(runId, s ? infoKey(s) : '');
     return loadRunData(entry?.runsDir, runId, { name: s?.name ?? runId, method: s?.method ?? '', status: s?.status ?? 'unknown' }, this.selected[runId]);
   }
 
