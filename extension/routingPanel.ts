@@ -25,6 +25,7 @@ import { webviewHtml } from './webviewHtml';
 
 export const ROUTING_VIEW_TYPE = 'advmoe.routing';
 const RELOAD_DELAY_MS = 250;
+const PROGRESS_INTERVAL_MS = 1000;
 
 export class RoutingPanel implements vscode.Disposable {
   private static current: RoutingPanel | undefined;
@@ -36,6 +37,7 @@ export class RoutingPanel implements vscode.Disposable {
   private ready = false;
   private shown: StoredAnalysis | undefined;
   private loadSeq = 0;
+  private lastProgressAt = 0;
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
   private watcher: vscode.FileSystemWatcher | undefined;
   private readonly describeWaiters = new Map<number, (d: RoutingDescription) => void>();
@@ -96,7 +98,14 @@ export class RoutingPanel implements vscode.Disposable {
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
       ctx.engine.onAnalysis((n) => {
-        if (n.final && n.runId === this.runId) this.scheduleReload();
+        if (n.runId !== this.runId) return;
+        if (n.final) {
+          this.post({ type: 'notice', text: '' });
+          this.scheduleReload();
+        } else if (Date.now() - this.lastProgressAt > PROGRESS_INTERVAL_MS) {
+          this.lastProgressAt = Date.now();
+          this.post({ type: 'notice', text: `Evaluating this run: ${n.samplesDone} of ${n.samplesTotal} samples… (the view updates when it finishes)` });
+        }
       }),
       ctx.store.onDidChange((e) => {
         if (!e || e.state.id === this.runId) this.updateTitle();

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { RobustnessReport, StoredAnalysis } from '../../webview/analysisProtocol';
+import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../../webview/analysisProtocol';
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
 import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
@@ -602,22 +602,29 @@ describe('Routing view in Chromium', () => {
     assert.match(logs[0], /unknown message type "bogus"/);
     assert.match(logs[1], /layers\[2\]\.perClassClean/);
     assert.equal((await describeView(v)).status, 'shown', 'the last good analysis stays on screen');
+    // A passing line from the host (evaluation progress), then cleared.
+    await v.post({ type: 'notice', text: 'Evaluating this run: 64 of 200 samples…' });
+    await v.page.waitForFunction(() => !(document.getElementById('notice') as HTMLElement).hidden);
+    assert.equal(await v.page.$eval('#notice', (e) => e.textContent), 'Evaluating this run: 64 of 200 samples…');
+    await v.post({ type: 'notice', text: '' });
+    await v.page.waitForFunction(() => (document.getElementById('notice') as HTMLElement).hidden);
     await v.page.close();
   });
 
   const real = path.join(ROOT, 'test/webview/fixtures/analysis');
   test('an analysis written by the engine (fixtures/analysis, when present) is drawn cell for cell', { skip: !fs.existsSync(real) && 'no engine-written analysis fixture yet' }, async () => {
-    const files = fs.readdirSync(real, { recursive: true }).map(String).filter((f) => f.endsWith('.json') && f.includes('analysis'));
+    // Any robustness report under that folder (layout not fixed yet): the first with MoE layers.
+    const files = fs.readdirSync(real, { recursive: true }).map(String).filter((f) => f.endsWith('.json')).sort();
     let found: StoredAnalysis | undefined;
     for (const f of files) {
-      const parts = f.split(path.sep);
-      const i = parts.lastIndexOf('analysis');
-      if (i < 1) continue;
       try {
-        found = await readAnalysis(path.join(real, ...parts.slice(0, i - 1)), parts[i - 1], parts.slice(i + 1).join(path.sep));
-        if (found.report.layers.length > 0) break;
+        const parsed = parseRobustnessReport(JSON.parse(fs.readFileSync(path.join(real, f), 'utf8')));
+        if (parsed.ok && parsed.value.layers.length > 0) {
+          found = { name: path.basename(f), report: parsed.value, mtime: fs.statSync(path.join(real, f)).mtimeMs };
+          break;
+        }
       } catch {
-        found = undefined;
+        // not JSON of a report
       }
     }
     if (!found || found.report.layers.length === 0) return;

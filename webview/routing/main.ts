@@ -47,6 +47,8 @@ let report: RobustnessReport | undefined;
 let status: RoutingDescription['status'] = 'waiting';
 let statusText = 'Loading…';
 let lastRenderMs = 0;
+/** The host's passing line (evaluation progress), shown when the analysis has no notice of its own. */
+let liveNotice = '';
 
 function post(msg: RoutingToHost): void {
   vscode.postMessage(msg);
@@ -615,8 +617,8 @@ function render(): void {
   messageEl.textContent = statusText;
   messageEl.hidden = status === 'shown';
   messageEl.className = `message ${status}`;
-  noticeEl.textContent = s?.notice ?? '';
-  noticeEl.hidden = !s?.notice;
+  noticeEl.textContent = s?.notice || liveNotice;
+  noticeEl.hidden = !noticeEl.textContent;
   content.hidden = status !== 'shown';
   infoEl.hidden = status !== 'shown';
   if (status === 'shown' && report) {
@@ -741,6 +743,10 @@ function handle(msg: HostToRouting): void {
     }
     case 'describe':
       post(describe(msg.requestId));
+      break;
+    case 'notice':
+      liveNotice = msg.text;
+      showNotice(shown?.notice || liveNotice, true);
       break;
   }
 }

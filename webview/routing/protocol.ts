@@ -62,7 +62,12 @@ export interface RoutingDescribeMessage {
   type: 'describe';
   requestId: number;
 }
-export type HostToRouting = ShowMessage | RoutingDescribeMessage;
+/** A passing line for the view, e.g. the progress of an evaluation of the shown run ('' clears it). */
+export interface RoutingNoticeMessage {
+  type: 'notice';
+  text: string;
+}
+export type HostToRouting = ShowMessage | RoutingDescribeMessage | RoutingNoticeMessage;
 
 // ---- Routing view → host ----
 export interface RoutingReadyMessage {
@@ -185,6 +190,9 @@ export function parseHostToRouting(x: unknown): Result<HostToRouting> {
     case 'describe':
       if (!isNum(x.requestId)) return fail('describe: bad `requestId`');
       return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+    case 'notice':
+      if (!isStr(x.text)) return fail('notice: bad `text`');
+      return { ok: true, value: { type: 'notice', text: x.text.slice(0, 500) } };
     case 'show': {
       if (!isStr(x.runsDir) || !isStr(x.runId) || !isStr(x.runName)) return fail('show: bad run fields');
       if (!Array.isArray(x.analyses) || !x.analyses.every((a) => isObj(a) && isStr(a.name) && isNum(a.mtime))) return fail('show: bad `analyses`');
