@@ -14,8 +14,19 @@ function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 }
-const REPS = arg('reps', 7);
-const BATCH = arg('batch', 32);
+let REPS = 7;
+let BATCH = 32;
+
+export interface KernelRow {
+  name: string;
+  flops: number;
+  ours: { label: string; ms: number; min: number; max: number };
+  stock: { label: string; ms: number; min: number; max: number };
+  /** stock median / ours median. */
+  speedup: number;
+}
+const rows: KernelRow[] = [];
+let printRows = true;
 
 interface Side {
   label: string;
@@ -69,7 +80,14 @@ async function compare(
   }
   const [ma, mb] = times.map(median);
   const g = (ms: number): string => (flops / ms / 1e6).toFixed(2).padStart(7);
-  console.log(
+  rows.push({
+    name,
+    flops,
+    ours: { label: a.label, ms: ma, min: Math.min(...times[0]), max: Math.max(...times[0]) },
+    stock: { label: b.label, ms: mb, min: Math.min(...times[1]), max: Math.max(...times[1]) },
+    speedup: mb / ma,
+  });
+  if (printRows) console.log(
     `${name.padEnd(44)} ${a.label} ${ma.toFixed(2).padStart(8)} ms ${g(ma)} GFLOP/s | ` +
       `${b.label} ${mb.toFixed(2).padStart(8)} ms ${g(mb)} GFLOP/s | ×${(mb / ma).toFixed(2)}`,
   );
@@ -88,9 +106,27 @@ interface Layer {
 
 async function main(): Promise<void> {
   const info = await initBackend('wasm', { threads: arg('threads', require('os').cpus().length) });
+  REPS = arg('reps', 7);
+  BATCH = arg('batch', 32);
   console.log(`backend ${info.name}, threads ${info.threads}, simd ${info.simd}; batch ${BATCH}, ${REPS} reps, medians`);
   for (const n of info.notes ?? []) console.log(`note: ${n}`);
+  await allKernels(false);
+}
 
+/**
+ * The kernel comparisons on the current (wasm) backend, for the combined bench (bench/main.ts): rows with medians
+ * and min–max. `quick` keeps the conv layers and drops the matMul and pooling rows.
+ */
+export async function runKernelBench(opts: { reps: number; batch: number; quick: boolean }): Promise<KernelRow[]> {
+  REPS = opts.reps;
+  BATCH = opts.batch;
+  printRows = false;
+  rows.length = 0;
+  await allKernels(opts.quick);
+  return [...rows];
+}
+
+async function allKernels(quick: boolean): Promise<void> {
   const layers: Layer[] = [
     { label: 'MNIST stem 28² 1→16 3×3/1', h: 28, ci: 1, co: 16, k: 3, s: 1 },
     { label: 'CIFAR stem 32² 3→16 3×3/1', h: 32, ci: 3, co: 16, k: 3, s: 1 },
@@ -135,6 +171,7 @@ async function main(): Promise<void> {
     );
   }
 
+  if (quick) return;
   for (const [m, k, nn] of [[BATCH, 1024, 10], [BATCH, 256, 256], [512, 512, 512]]) {
     // The two products of a dense layer's backward pass: dx = dy·Wᵀ and dW = xᵀ·dy.
     await compare(
@@ -168,7 +205,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

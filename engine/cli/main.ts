@@ -8,8 +8,10 @@
  *   advmoe runs
  *   advmoe backend
  *   advmoe data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]
+ *   advmoe bench [--quick] [--only <sections>] [--reps <n>] [--out <file>]
  * Common options: --runs-dir <dir> (default ./.advmoe/runs), --backend <name>, --threads <n>, --json, --verbose
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +36,9 @@ commands:
   runs                             list the runs in the runs folder
   backend                          show which TensorFlow.js backend runs, and why others were skipped
   data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]
+  bench [--quick] [--only startup,at,sparse,kernels,scale] [--reps <n>] [--out <file.json>]
+                                   performance benchmark (a checkout after \`npm run compile\`): prints one
+                                   table, writes bench/results/<date>.json
 
 options:
   --runs-dir <dir>   runs folder (default: ./.advmoe/runs)
@@ -57,7 +62,25 @@ function num(value: string | undefined, flag: string, integer = false): number |
   return n;
 }
 
+/**
+ * `advmoe bench`: runs the benchmark (bench/main.ts) in its own process, because it starts worker processes from
+ * the tsc output of a checkout (it is not part of the bundle). Its flags go to it unchanged.
+ */
+function runBench(args: string[]): Promise<number> {
+  const candidates = [path.join(__dirname, '..', '..', 'bench', 'main.js'), path.join(__dirname, '..', 'out', 'bench', 'main.js')];
+  const script = candidates.find((c) => fs.existsSync(c));
+  if (!script) {
+    process.stderr.write('advmoe: bench runs from a checkout of the repository after `npm run compile` (or use `npm run bench`)\n');
+    return Promise.resolve(2);
+  }
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: 'inherit' });
+    child.on('exit', (code) => resolve(code ?? 1));
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'bench') return runBench(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

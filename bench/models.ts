@@ -1,0 +1,63 @@
+/**
+ * The models, data shapes and training settings the benchmark measures, shared by our worker and (as JSON) by the
+ * PyTorch reference script, so that both sides build exactly the same thing.
+ */
+import * as path from 'node:path';
+import { loadConfigFile } from '../engine/config/load';
+import type { AttackConfig, MethodConfig, ModelConfig } from '../engine/config/types';
+import type { DataSpec } from '../engine/models/net';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const DEFAULT_EXPERIMENT = path.join(ROOT, 'examples', 'mnist-advmoe.advmoe.json');
+
+export type ModelKey = 'default' | 'cifar-resnet';
+
+export interface BenchModel {
+  key: ModelKey;
+  label: string;
+  model: ModelConfig;
+  data: DataSpec;
+  /** PGD-10 of the dataset's usual ε. */
+  attack: AttackConfig;
+  batch: number;
+}
+
+const MNIST: DataSpec = { inputShape: [28, 28, 1], numClasses: 10, mean: [0.1307], std: [0.3081] };
+const CIFAR: DataSpec = { inputShape: [32, 32, 3], numClasses: 10, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] };
+
+/** The embedded default (examples/mnist-advmoe.advmoe.json) and a CIFAR-sized MoE-ResNet-18 preset. */
+export function benchModels(): Record<ModelKey, BenchModel> {
+  const cfg = loadConfigFile(DEFAULT_EXPERIMENT);
+  return {
+    default: {
+      key: 'default',
+      label: `default: ${cfg.model.backbone} ${cfg.model.preset} ×${cfg.model.widthMultiplier} MoE ${cfg.model.moe.topK}/${cfg.model.moe.experts}, MNIST`,
+      model: cfg.model,
+      data: MNIST,
+      attack: { norm: 'linf', eps: 0.3, stepSize: 0.075, steps: 10, randomStart: true, restarts: 1 },
+      batch: cfg.schedule.batchSize,
+    },
+    'cifar-resnet': {
+      key: 'cifar-resnet',
+      label: 'resnet18 tiny ×1 MoE 1/2, CIFAR 32×32×3',
+      model: {
+        backbone: 'resnet18',
+        preset: 'tiny',
+        widthMultiplier: 1,
+        moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' },
+      },
+      data: CIFAR,
+      attack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
+      batch: 64,
+    },
+  };
+}
+
+/** Method settings of the measured steps (the default experiment's, with the bench's attack). */
+export function benchMethod(kind: 'pgd-at' | 'advmoe', attack: AttackConfig): MethodConfig {
+  const cfg = loadConfigFile(DEFAULT_EXPERIMENT);
+  return { ...cfg.method, kind, attack, epsWarmupEpochs: 0, routerBalance: 0, advmoe: { period: 1, order: 'router-first', routerLrScale: 1 } };
+}
+
+/** The schedule numbers a step needs. */
+export const STEP = { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 };
