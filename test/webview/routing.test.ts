@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../../webview/analysisProtocol';
+import { filterSamples, parseRobustnessReport, type InspectorFilter, type RobustnessReport, type StoredAnalysis } from '../../webview/analysisProtocol';
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
 import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
@@ -328,6 +328,7 @@ describe('Routing view in Chromium', () => {
     await v.page.mouse.click(pt.x, pt.y);
     await waitOpenCount(v, 1);
     assert.deepEqual(await lastOpen(v), { route: { layer: 3, expert: 1, on: 'adversarial' }, label: 2 });
+    assert.equal(filterSamples(r.perSample!, (await lastOpen(v)) as InspectorFilter).length, count, 'the Inspector gets the samples the cell counts');
     await v.page.close();
   });
 
@@ -352,7 +353,7 @@ describe('Routing view in Chromium', () => {
       }
       const b = loadBalance(r.layers[i].loadClean);
       assert.equal(row.cells[3].split(' / ')[0], String(Number(b.maxShare.toPrecision(6))), `max share of layer ${i}`);
-      assert.equal(row.cells[6], `${Number((r.layers[i].top1Share! * 100).toPrecision(6))}%`);
+      assert.equal(row.cells[6], `${Number((r.layers[i].top1Share! * 100).toPrecision(4))}%`);
     });
     assert.match(rows[4].status, /3 non-finite router outputs/);
     const labels = await v.page.$$eval('figure[data-heatmap="clean"] text.row-label', (ts) =>
@@ -386,6 +387,7 @@ describe('Routing view in Chromium', () => {
     await v.page.mouse.click(pt.x, pt.y);
     await waitOpenCount(v, 1);
     assert.deepEqual(await lastOpen(v), { route: { layer: 2, expert: 1, on: 'clean' } });
+    assert.equal(filterSamples(r.perSample!, (await lastOpen(v)) as InspectorFilter).length, Number(tip.count), 'the Inspector gets as many samples as the cell counts');
     // Adversarial cell.
     pt = await cellPoint(v, map(d, 'adversarial'), 5, 3);
     await v.page.mouse.click(pt.x, pt.y);
@@ -633,6 +635,23 @@ describe('Routing view in Chromium', () => {
     assert.deepEqual(map(d, 'clean').values, found.report.layers.flatMap((l) => l.loadClean));
     assert.deepEqual(map(d, 'adversarial').values, found.report.layers.flatMap((l) => l.loadAdv));
     assert.deepEqual(map(d, 'difference').values, found.report.layers.flatMap((l) => l.loadClean.map((c, e) => c - l.loadAdv[e])));
+    const p = found.report.perSample;
+    if (p && p.ids.length === found.report.samples) {
+      // count = frequency × samples is the number of samples routed that way, and what the Inspector's filter selects.
+      const N = found.report.layers[0].loadClean.length;
+      for (let l = 0; l < found.report.layers.length; l++) {
+        for (let e = 0; e < N; e++) {
+          for (const on of ['clean', 'adversarial'] as const) {
+            const m = map(d, on);
+            assert.equal(m.counts[l * N + e], filterSamples(p, { route: { layer: l, expert: e, on } }).length, `${on} L${l} e${e}`);
+          }
+        }
+      }
+      const pt = await cellPoint(v, map(d, 'clean'), found.report.layers.length - 1, N - 1);
+      await v.page.mouse.click(pt.x, pt.y);
+      await waitOpenCount(v, 1);
+      assert.deepEqual(await lastOpen(v), { route: { layer: found.report.layers.length - 1, expert: N - 1, on: 'clean' } });
+    }
     await v.page.screenshot({ path: path.join(RESULTS, 'routing-engine.png'), fullPage: true });
     assert.deepEqual(v.errors, []);
     await v.page.close();

@@ -336,7 +336,7 @@ export class Heatmap {
       this.labels.appendChild(t);
     }
     this.drawLegend(spec, Math.max(80, Math.min(LEGEND_W, w - 2 * LEGEND_PAD - 60)));
-    this.root.style.maxWidth = `${Math.max(w, 240)}px`;
+    this.root.style.maxWidth = `${Math.max(w, 380)}px`;
     this.lastRenderMs = performance.now() - t0;
     this.root.dataset.renderMs = this.lastRenderMs.toFixed(1);
     // Keep the hovered / focused cell's tooltip current after a redraw.

@@ -71,7 +71,10 @@ function fmt(v: number): string {
   return String(Number(v.toPrecision(6)));
 }
 const signed = (v: number) => (v > 0 ? `+${fmt(v)}` : fmt(v));
-const pct = (v: number) => `${fmt(v * 100)}%`;
+const pct = (v: number) => `${Number((v * 100).toPrecision(4))}%`;
+/** Legend ticks: 3 significant digits (the tooltips give the exact numbers). */
+const tick = (v: number) => (v === 0 ? '0' : String(Number(v.toPrecision(3))));
+const signedTick = (v: number) => (v > 0 ? `+${tick(v)}` : tick(v));
 /** Two decimals with a sign, for numbers written inside cells ("0.00" without a sign). */
 function signedFixed(v: number): string {
   const t = Math.abs(v).toFixed(2);
@@ -338,7 +341,7 @@ function renderLoad(r: RobustnessReport): void {
       title: 'Clean inputs',
       values: clean,
       color: fColor,
-      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: fmt },
+      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
       tooltip: (l, e) => tip(l, e, 'clean'),
       cellText: (l, e) => clean[l * N + e].toFixed(2),
       onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on: 'clean' } }),
@@ -350,7 +353,7 @@ function renderLoad(r: RobustnessReport): void {
       title: 'Adversarial inputs',
       values: adv,
       color: fColor,
-      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: fmt },
+      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
       tooltip: (l, e) => tip(l, e, 'adversarial'),
       cellText: (l, e) => adv[l * N + e].toFixed(2),
       onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on: 'adversarial' } }),
@@ -362,7 +365,7 @@ function renderLoad(r: RobustnessReport): void {
       title: 'Difference (clean − adversarial)',
       values: diff,
       color: dColor,
-      legend: { title: 'clean − adversarial', domain: [-maxAbs, 0, maxAbs], format: signed, note: 'blue: more on clean · red: more on adversarial' },
+      legend: { title: 'clean − adversarial', domain: [-maxAbs, 0, maxAbs], format: signedTick, note: 'blue: more on clean · red: more on adversarial' },
       tooltip: (l, e) => tip(l, e, 'difference'),
       cellText: (l, e) => signedFixed(diff[l * N + e]),
       onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on: 'adversarial' } }),
@@ -419,7 +422,7 @@ function renderClass(): void {
       rowAxis: 'class',
       colAxis: 'expert',
       color,
-      legend: { title: ui.classNorm === 'count' ? 'selections' : 'share of the class’s selections', domain: [0, domainMax], format: fmt },
+      legend: { title: ui.classNorm === 'count' ? 'selections' : 'share of the class’s selections', domain: [0, domainMax], format: tick },
       cellText: (c, e) => (ui.classNorm === 'count' ? String(counts[c * N + e]) : values[c * N + e].toFixed(2)),
       tooltip: (c, e) => {
         const count = counts[c * N + e];
