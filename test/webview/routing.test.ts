@@ -393,6 +393,8 @@ describe('Routing view in Chromium', () => {
     await v.page.mouse.click(pt.x, pt.y);
     await waitOpenCount(v, 2);
     assert.deepEqual(await lastOpen(v), { route: { layer: 5, expert: 3, on: 'adversarial' } });
+    const clicked = await v.page.$eval('figure[data-heatmap="adversarial"] .tooltip', (t) => [t.getAttribute('data-row'), t.getAttribute('data-col'), (t as HTMLElement).hidden]);
+    assert.deepEqual(clicked, ['5', '3', false], 'after a click the tooltip still shows the clicked cell');
     // Difference cell: opens the adversarial side and says so.
     pt = await cellPoint(v, map(d, 'difference'), 4, 3);
     await v.page.mouse.move(pt.x, pt.y);

@@ -146,7 +146,15 @@ export class Heatmap {
       this.focus = cell;
       this.spec.onActivate(cell.r, cell.c);
     });
+    // A press puts the keyboard focus on the pressed cell (before the canvas's focus event fires).
+    this.canvas.addEventListener('mousedown', (ev) => {
+      const cell = this.cellAt(ev.offsetX, ev.offsetY);
+      this.keyboard = false;
+      if (cell) this.focus = cell;
+    });
     this.canvas.addEventListener('focus', () => {
+      // Focus by mouse shows the hovered cell; by keyboard (Tab), the focused one.
+      if (!this.canvas.matches(':focus-visible')) return;
       this.keyboard = true;
       this.showFocus();
     });
