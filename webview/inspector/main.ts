@@ -1180,6 +1180,8 @@ function onInit(m: InitMessage): void {
   } else if (prevRun !== m.target.runId || prevAnalysis !== model.analysisName) {
     selected = null;
   }
+  // Open on a sample rather than an empty detail: the gallery's first (the filter's first when filtered).
+  if (!selected && model.per && filtered.length > 0) selected = { id: model.per.ids[filtered[0]], split: 'test' };
   if (controls.eps !== undefined && controls.eps > epsMax()) controls.eps = undefined;
   live = null;
   liveError = null;
