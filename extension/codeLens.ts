@@ -10,7 +10,7 @@ export class ExperimentCodeLensProvider implements vscode.CodeLensProvider {
     return [
       new vscode.CodeLens(top, { title: '$(play) Train', command: 'advmoe.train', arguments: args, tooltip: 'Train a run from this experiment' }),
       new vscode.CodeLens(top, { title: '$(shield) Evaluate', command: 'advmoe.evaluate', arguments: args, tooltip: "Robustness analysis of this experiment's latest run" }),
-      new vscode.CodeLens(top, { title: '$(type-hierarchy) Inspect routing', command: 'advmoe.inspectRouting', arguments: args, tooltip: "Routing of a few test samples, clean vs adversarial, for this experiment's latest run" }),
+      new vscode.CodeLens(top, { title: '$(type-hierarchy) Inspect routing', command: 'advmoe.inspectRouting', arguments: args, tooltip: "Open the Inspector: routing on adversarial examples, router-expert mismatch, for this experiment's latest run" }),
     ];
   }
 }

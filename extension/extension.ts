@@ -10,11 +10,16 @@ import { EngineClient } from './engineClient';
 import { headlineText } from './format';
 import { errorText, JobManager } from './jobs';
 import { PRESETS } from './presets';
-import { runDir } from './runsDisk';
+import { listCheckpointFiles, runDir } from './runsDisk';
 import { RunsStore, type RunEntry } from './runsStore';
 import { RunsTreeProvider, runTreeItem } from './runsTree';
 import { BACKENDS, engineSettings, runsDirForUri } from './settings';
 import { TRAINING_VIEW_TYPE, TrainingPanel, TrainingPanelSerializer, type PanelContext } from './trainingPanel';
+import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
+import { INSPECTOR_VIEW_TYPE, InspectorPanel, InspectorPanelSerializer } from './inspectorPanel';
+import { ROBUSTNESS_VIEW_TYPE, RobustnessPanel, RobustnessPanelSerializer } from './robustnessPanel';
+import { ROUTING_VIEW_TYPE, RoutingPanel, RoutingPanelSerializer } from './routingPanel';
+import { parseInspectorFilter } from '../webview/analysisProtocol';
 
 /** What `activate` returns: handles for the integration tests (and other extensions). */
 export interface AdvMoEApi {
@@ -23,6 +28,9 @@ export interface AdvMoEApi {
   engine: EngineClient;
   runsTree: RunsTreeProvider;
   trainingPanel(): TrainingPanel | undefined;
+  robustnessPanel(): RobustnessPanel | undefined;
+  routingPanel(): RoutingPanel | undefined;
+  inspectorPanel(): InspectorPanel | undefined;
   treeItem(e: RunEntry): vscode.TreeItem;
 }
 
@@ -35,6 +43,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
   const store = new RunsStore(log);
   const panelCtx: PanelContext = { extensionUri: context.extensionUri, store, log };
   const jobs = new JobManager(engine, store, panelCtx, log);
+  const analysisCtx: AnalysisPanelContext = {
+    ...panelCtx,
+    engine,
+    jobs,
+    trusted: () => vscode.workspace.isTrusted,
+    openInspector: (target, opts) => void InspectorPanel.show(analysisCtx, target, { column: opts?.column ?? vscode.ViewColumn.Beside, preserveFocus: false }),
+    openRouting: (runsDir, runId, opts) => void RoutingPanel.show(analysisCtx, runsDir, runId, { analysis: opts?.analysis, column: opts?.column, preserveFocus: false }),
+    openRobustness: (runIds, opts) => void RobustnessPanel.show(analysisCtx, runIds, { column: opts?.column, preserveFocus: false }),
+  };
   const runsTree = new RunsTreeProvider(store);
   const treeView = vscode.window.createTreeView('advmoe.runs', { treeDataProvider: runsTree, showCollapseAll: false });
   context.subscriptions.push(log, engine, store, jobs, runsTree, treeView);
@@ -50,6 +67,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
 
   context.subscriptions.push(
     vscode.window.registerWebviewPanelSerializer(TRAINING_VIEW_TYPE, new TrainingPanelSerializer(panelCtx)),
+    vscode.window.registerWebviewPanelSerializer(ROBUSTNESS_VIEW_TYPE, new RobustnessPanelSerializer(analysisCtx)),
+    vscode.window.registerWebviewPanelSerializer(ROUTING_VIEW_TYPE, new RoutingPanelSerializer(analysisCtx)),
+    vscode.window.registerWebviewPanelSerializer(INSPECTOR_VIEW_TYPE, new InspectorPanelSerializer(analysisCtx)),
     vscode.languages.registerCodeLensProvider({ pattern: EXPERIMENT_GLOB }, new ExperimentCodeLensProvider()),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('advmoe.runsFolder')) void store.reloadAll(true);
@@ -148,12 +168,35 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
     'advmoe.evaluate': async (arg?: unknown) => {
       if (!requireTrust()) return;
       const run = await resolveRun(arg, hasCheckpoint, 'Evaluate the robustness of which run?');
-      return run ? jobs.evaluate(run) : undefined;
+      if (!run) return undefined;
+      // The Robustness view fills in from the engine's partial reports while the analysis runs.
+      const shown = RobustnessPanel.instance?.shownRunIds ?? [];
+      RobustnessPanel.show(analysisCtx, shown.includes(run.state.id) ? shown : [...shown, run.state.id], { column: besideColumn(arg) });
+      return jobs.evaluate(run);
     },
     'advmoe.inspectRouting': async (arg?: unknown) => {
-      if (!requireTrust()) return;
-      const run = await resolveRun(arg, hasCheckpoint, 'Inspect the routing of which run?');
-      return run ? jobs.inspect(run, [0, 1, 2, 3, 4, 5, 6, 7]) : undefined;
+      // The Inspector attacks samples live and reads images through the engine.
+      if (!requireTrust()) return undefined;
+      const target = isInspectorTarget(arg) ? arg : await pickInspectorTarget(arg);
+      if (!target) return undefined;
+      return InspectorPanel.show(analysisCtx, target, { column: besideColumn(arg), preserveFocus: false });
+    },
+    'advmoe.openRobustnessView': async (arg?: unknown) => {
+      if (isRunEntry(arg)) return RobustnessPanel.show(analysisCtx, [arg.state.id], { preserveFocus: false });
+      const withAnalyses = store.all().filter((e) => e.state.status !== 'running');
+      if (withAnalyses.length === 0) return void vscode.window.showInformationMessage('AdvMoE: no runs yet.');
+      const shown = new Set(RobustnessPanel.instance?.shownRunIds ?? []);
+      const picks = await vscode.window.showQuickPick(
+        withAnalyses.map((e) => ({ label: e.state.name, description: runDescription(e.state), detail: e.state.id, picked: shown.has(e.state.id), id: e.state.id })),
+        { canPickMany: true, placeHolder: 'Runs to compare in the Robustness view (e.g. dense AT, MoE + AT, AdvMoE)', matchOnDetail: true },
+      );
+      if (!picks || picks.length === 0) return undefined;
+      return RobustnessPanel.show(analysisCtx, picks.map((p) => p.id), { column: vscode.ViewColumn.Active, preserveFocus: false });
+    },
+    'advmoe.openRoutingView': async (arg?: unknown) => {
+      const run = await resolveRun(arg, (s) => s.status !== 'running', 'Show the routing of which run?');
+      if (!run) return undefined;
+      return RoutingPanel.show(analysisCtx, run.runsDir, run.state.id, { column: besideColumn(arg), preserveFocus: false });
     },
     'advmoe.openTrainingView': async (arg?: unknown) => {
       if (isRunEntry(arg)) return void TrainingPanel.show(panelCtx, [arg.state.id], { preserveFocus: false });
@@ -233,11 +276,67 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
   setTrainingContext();
   log.info(`AdvMoE Studio activated (engine: ${enginePath})`);
 
-  return { store, jobs, engine, runsTree, trainingPanel: () => TrainingPanel.instance, treeItem: runTreeItem };
+  return {
+    store,
+    jobs,
+    engine,
+    runsTree,
+    trainingPanel: () => TrainingPanel.instance,
+    robustnessPanel: () => RobustnessPanel.instance,
+    routingPanel: () => RoutingPanel.instance,
+    inspectorPanel: () => InspectorPanel.instance,
+    treeItem: runTreeItem,
+  };
+
+  /** Beside the experiment file when the command came from it (CodeLens, editor title); else the active column. */
+  function besideColumn(arg: unknown): vscode.ViewColumn {
+    return arg instanceof vscode.Uri || vscode.window.activeTextEditor ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active;
+  }
+
+  /** The run, then its checkpoint (when it has several) and the data split, for the Inspector. */
+  async function pickInspectorTarget(arg: unknown): Promise<InspectorTarget | undefined> {
+    const run = await resolveRun(arg, hasCheckpoint, 'Inspect the routing of which run?');
+    if (!run) return undefined;
+    let checkpoint: string | undefined;
+    const checkpoints = await listCheckpointFiles(run.runsDir, run.state.id);
+    if (checkpoints.length > 1) {
+      const last = run.state.lastCheckpoint;
+      const pick = await vscode.window.showQuickPick(
+        [...checkpoints].reverse().map((c) => ({ label: c, description: c === last ? 'latest' : undefined })),
+        { placeHolder: `Checkpoint of ${run.state.name} to inspect` },
+      );
+      if (!pick) return undefined;
+      checkpoint = pick.label === last ? undefined : pick.label;
+    }
+    const split = await vscode.window.showQuickPick(
+      [
+        { label: 'test', description: 'the split robustness analyses use; the gallery shows their per-sample results' },
+        { label: 'train', description: 'inspect training samples live (no stored analysis)' },
+      ],
+      { placeHolder: 'Data split' },
+    );
+    if (!split) return undefined;
+    return { runsDir: run.runsDir, runId: run.state.id, checkpoint, split: split.label as 'test' | 'train' };
+  }
 }
 
 export function deactivate(): void {
   // Everything is in context.subscriptions; the engine exits when its IPC channel closes.
+}
+
+/** An InspectorTarget passed by a caller (another view, a test): validated, as it may come from anywhere. */
+function isInspectorTarget(x: unknown): x is InspectorTarget {
+  if (typeof x !== 'object' || x === null || isRunEntry(x) || x instanceof vscode.Uri) return false;
+  const t = x as Record<string, unknown>;
+  const optStr = (v: unknown) => v === undefined || typeof v === 'string';
+  return (
+    typeof t.runsDir === 'string' &&
+    typeof t.runId === 'string' &&
+    optStr(t.checkpoint) &&
+    optStr(t.analysis) &&
+    (t.split === undefined || t.split === 'test' || t.split === 'train') &&
+    (t.filter === undefined || parseInspectorFilter(t.filter) !== undefined)
+  );
 }
 
 function isRunEntry(x: unknown): x is RunEntry {

@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { Requests, type EvaluateResult, type InspectResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
+import { Requests, type EvaluateResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
 import { EngineError, EngineUnavailableError, type EngineClient } from './engineClient';
 import { duration, headlineText, pct } from './format';
@@ -225,35 +225,18 @@ export class JobManager implements vscode.Disposable {
       const parts = [`SA ${pct(rep.sa)}`, `RA ${pct(rep.ra)}`];
       if (rep.routerRobustness) parts.push(`router decisions kept ${pct(rep.routerRobustness.decisionsKept)}`);
       if (rep.expertRobustness) parts.push(`expert robustness ${pct(rep.expertRobustness.accuracy)}`);
+      const analysis = path.basename(r.savedTo);
       void vscode.window
-        .showInformationMessage(`AdvMoE: ${run.state.name} on ${rep.samples} test samples — ${parts.join(', ')}.`, 'Open Report')
-        .then((open) => open && vscode.window.showTextDocument(vscode.Uri.file(r.savedTo), { preview: true }));
+        .showInformationMessage(`AdvMoE: ${run.state.name} on ${rep.samples} test samples — ${parts.join(', ')}.`, 'Show Routing', 'Inspect Samples', 'Open JSON')
+        .then((pick) => {
+          if (pick === 'Show Routing') void vscode.commands.executeCommand('advmoe.openRoutingView', run);
+          else if (pick === 'Inspect Samples') void vscode.commands.executeCommand('advmoe.inspectRouting', { runsDir: run.runsDir, runId: run.state.id, analysis });
+          else if (pick === 'Open JSON') void vscode.window.showTextDocument(vscode.Uri.file(r.savedTo), { preview: true });
+        });
       return r;
     } catch (e) {
       if (e instanceof EngineError && (e.code === 'CANCELLED' || e.code === 'ENGINE_EXITED')) return undefined;
       this.reportError(`evaluate ${run.state.name}`, e);
-      return undefined;
-    }
-  }
-
-  /** Runs the engine's `inspect` on a few test samples. The Inspector view is a later piece of work. */
-  async inspect(run: RunEntry, sampleIds: number[]): Promise<InspectResult | undefined> {
-    const job: Job = { id: newJobId('inspect'), kind: 'inspect', label: run.state.name, runsDir: run.runsDir, runId: run.state.id, cancelRequested: false, showInTrainingView: false };
-    try {
-      const r = await this.runJob(job, `AdvMoE: Inspecting routing of ${run.state.name}`, () =>
-        this.engine.request(Requests.inspect, { jobId: job.id, runsDir: run.runsDir, runId: run.state.id, sampleIds }),
-      );
-      const changed = r.samples.filter((s) => s.routing.some((l) => l.changed)).length;
-      const wrong = r.samples.filter((s) => s.predAdv !== s.label).length;
-      void vscode.window.showInformationMessage(
-        `AdvMoE: inspected ${r.samples.length} samples of ${run.state.name} (routing changed under attack for ${changed}, ` +
-          `${wrong} misclassified). The Inspector view is not yet available.`,
-      );
-      this.log.info(`inspect ${run.state.id}: ${r.samples.length} samples, ${changed} with changed routing, ${wrong} wrong under attack`);
-      return r;
-    } catch (e) {
-      if (e instanceof EngineError && (e.code === 'CANCELLED' || e.code === 'ENGINE_EXITED')) return undefined;
-      this.reportError(`inspect ${run.state.name}`, e);
       return undefined;
     }
   }

@@ -157,3 +157,15 @@ export async function latestAnalysis(runsDir: string, runId: string, onBad?: (er
   }
   return undefined;
 }
+
+/** Checkpoint file names of a run, oldest first (by modification time). */
+export async function listCheckpointFiles(runsDir: string, runId: string): Promise<string[]> {
+  const dir = path.join(runDir(runsDir, runId), 'checkpoints');
+  try {
+    const names = (await fs.readdir(dir)).filter((n) => n.endsWith('.ckpt'));
+    const times = await Promise.all(names.map(async (n) => (await fs.stat(path.join(dir, n))).mtimeMs));
+    return names.map((n, i) => ({ n, t: times[i] })).sort((a, b) => a.t - b.t || a.n.localeCompare(b.n)).map((x) => x.n);
+  } catch {
+    return [];
+  }
+}

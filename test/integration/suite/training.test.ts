@@ -9,7 +9,7 @@ import * as assert from 'assert';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import * as fs from 'fs';
-import { Requests, type EvaluateResult, type InspectResult } from '../../../engine/protocol';
+import { Requests, type EvaluateResult } from '../../../engine/protocol';
 import type { AdvMoEApi } from '../../../extension/extension';
 import type { RunEntry } from '../../../extension/runsStore';
 
@@ -95,7 +95,7 @@ describe('AdvMoE Studio in VS Code', function () {
 
   it('contributes its commands and a CodeLens on the experiment file', async function () {
     const all = await vscode.commands.getCommands(true);
-    for (const c of ['advmoe.train', 'advmoe.stopTraining', 'advmoe.resumeRun', 'advmoe.evaluate', 'advmoe.openTrainingView', 'advmoe.compareRuns', 'advmoe.newExperiment', 'advmoe.showEngineLog', 'advmoe.selectBackend', 'advmoe.inspectRouting']) {
+    for (const c of ['advmoe.train', 'advmoe.stopTraining', 'advmoe.resumeRun', 'advmoe.evaluate', 'advmoe.openTrainingView', 'advmoe.compareRuns', 'advmoe.newExperiment', 'advmoe.showEngineLog', 'advmoe.selectBackend', 'advmoe.inspectRouting', 'advmoe.openRobustnessView', 'advmoe.openRoutingView']) {
       assert.ok(all.includes(c), `command ${c}`);
     }
     const lenses = await waitFor('CodeLens', 20_000, async () => {
@@ -204,16 +204,49 @@ describe('AdvMoE Studio in VS Code', function () {
     await sleep(1500);
   });
 
-  it('evaluates the finished run and inspects its routing (the CodeLens commands on the experiment file)', async function () {
+  it('evaluates the finished run into the Robustness view, shows its routing heatmaps, and inspects samples in the Inspector', async function () {
+    // Evaluate (the CodeLens command on the experiment file): the Robustness view opens and fills in.
     const r = await vscode.commands.executeCommand<EvaluateResult | undefined>('advmoe.evaluate', config);
     assert.ok(r, 'an evaluation result');
     assert.strictEqual(r.runId, runId, 'the latest run of the experiment file');
     assert.ok(r.report.sa >= 0 && r.report.sa <= 1 && r.report.ra >= 0 && r.report.ra <= 1, `SA ${r.report.sa}, RA ${r.report.ra}`);
     assert.ok(fs.existsSync(r.savedTo), `report saved to ${r.savedTo}`);
-    const ins = await vscode.commands.executeCommand<InspectResult | undefined>('advmoe.inspectRouting', config);
-    assert.ok(ins, 'an inspection result');
-    assert.strictEqual(ins.samples.length, 8);
-    for (const s of ins.samples) assert.ok(s.routing.length > 0 && s.clean.length === s.shape[0] * s.shape[1] * s.shape[2]);
+    assert.strictEqual(r.report.perSample?.ids.length, r.report.samples, 'per-sample results for the Inspector');
+    const analysis = path.basename(r.savedTo);
+    const robustness = await waitFor('the Robustness view', 20_000, () => api.robustnessPanel());
+    const rd = await waitFor('the report drawn in the Robustness view', 30_000, async () => {
+      const d = await robustness.describe();
+      return d.runs.some((x) => x.runId === runId && x.analysis === analysis) ? d : undefined;
+    });
+    const bars = rd.bars.filter((b) => b.runId === runId);
+    const sa = bars.find((b) => b.metric === 'sa');
+    assert.ok(sa && sa.value !== null && Math.abs(sa.value - r.report.sa) < 1e-9, `SA bar ${sa?.value} = report ${r.report.sa}`);
+    mark('screenshot robustness-view');
+    await sleep(1500);
+
+    // Routing heatmaps of the same run.
+    await vscode.commands.executeCommand('advmoe.openRoutingView', entry());
+    const routing = await waitFor('the Routing view', 20_000, () => api.routingPanel());
+    const hd = await waitFor('the routing heatmaps drawn', 30_000, async () => {
+      const d = await routing.describe();
+      return d.status === 'shown' && d.analysis === analysis ? d : undefined;
+    });
+    assert.strictEqual(hd.balanceRows, r.report.layers.length, 'one load-balance row per MoE layer');
+    const clean = hd.heatmaps.find((m) => m.id === 'clean');
+    assert.ok(clean && clean.rows === r.report.layers.length, 'the clean layer × expert heatmap has a row per MoE layer');
+    mark('screenshot routing-view');
+    await sleep(1500);
+
+    // The Inspector on that analysis: a gallery of samples with images, and a sample's routing path.
+    await vscode.commands.executeCommand('advmoe.inspectRouting', { runsDir: entry()!.runsDir, runId, analysis });
+    const inspector = await waitFor('the Inspector', 20_000, () => api.inspectorPanel());
+    const id = await waitFor('the Inspector populated with samples, images and a routing path', 90_000, async () => {
+      const d = await inspector.describe();
+      return d.totalSamples === r.report.samples && d.domRows > 0 && d.drawnImages > 0 && d.routingRows === r.report.layers.length && d.detailSource === 'live' ? d : undefined;
+    });
+    assert.strictEqual(id.selectedId, r.report.perSample!.ids[0], 'the Inspector opens on the first sample, inspected live');
+    mark('screenshot inspector-view');
+    await sleep(1500);
   });
 
   it('marks a run interrupted when the engine dies under it, and starts the engine again on the next request', async function () {
