@@ -179,6 +179,8 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
   const perClassAdv = Array.from({ length: L }, () => Array.from({ length: C }, () => new Array<number>(N).fill(0)));
   const top1 = Array.from({ length: L }, () => new Array<number>(N).fill(0));
   const nonFinite = new Array<number>(L).fill(0);
+  /** Per layer: how many clean inputs got each routing decision (expert set, as "e1,e2"). */
+  const decisions = Array.from({ length: L }, () => new Map<string, number>());
   const cells: MismatchCells = { keptRight: [], keptWrong: [], changedRight: [], changedWrong: [] };
   const k = model.topK;
   const perSample: PerSampleData = {
@@ -243,6 +245,8 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
         for (let l = 0; l < L; l++) {
           pushExperts(perSample.routeClean[l], clean.values[l], N, i, k);
           pushExperts(perSample.routeAdv[l], adv.values[l], N, i, k);
+          const decision = perSample.routeClean[l].slice(-k).join();
+          decisions[l].set(decision, (decisions[l].get(decision) ?? 0) + 1);
           const differs = maskDiffers(clean.values[l], adv.values[l], N, i);
           if (differs) {
             changed[l]++;
@@ -341,6 +345,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
     const ra = correctAdv / m;
     const layers: LayerRoutingStats[] = model.moeLayers.map((info, l) => {
       const share = Math.max(...top1[l]) / m;
+      const decisionShare = Math.max(0, ...decisions[l].values()) / m;
       return {
         layer: info.name,
         changeRate: changed[l] / m,
@@ -348,9 +353,11 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
         loadAdv: loadAdv[l].map((c) => c / m),
         perClassClean: perClassClean[l].map((row) => row.slice()),
         perClassAdv: perClassAdv[l].map((row) => row.slice()),
-        // With k = N every expert is always active, so the top-1 share says nothing about collapse.
-        collapsed: nonFinite[l] > 0 || (k < N && share > 0.9),
+        // Collapsed: (nearly) every input gets the same decision, so routing carries no information (with k = N
+        // every input gets all experts: nothing to collapse). For k = 1 this is "> 90% of inputs to one expert".
+        collapsed: nonFinite[l] > 0 || (k < N && decisionShare > 0.9),
         top1Share: share,
+        decisionShare,
         nonFinite: nonFinite[l],
       };
     });

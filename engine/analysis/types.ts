@@ -44,8 +44,13 @@ export interface LayerRoutingStats {
   /** class × expert selection counts, clean and adversarial. */
   perClassClean: number[][];
   perClassAdv: number[][];
-  /** A router that sends more than 90% of inputs to one expert (top-1) or is otherwise degenerate. */
+  /**
+   * A degenerate router: more than 90% of clean inputs get the same routing decision (the same set of k experts;
+   * for k = 1, the same expert), or its probabilities are not finite.
+   */
   collapsed: boolean;
+  /** Largest share of clean inputs that get the same routing decision (expert set). */
+  decisionShare?: number;
   /** Largest share of clean inputs whose top-1 expert (highest router probability) is the same expert. */
   top1Share?: number;
   /** Clean inputs whose router probabilities were not finite (NaN/Inf): a degenerate router. */

@@ -7,15 +7,17 @@
  * Input per step: the expert load of each MoE layer, load[l][e] = fraction of the batch's routing
  * selections in layer l that went to expert e (mean of the 0/1 mask over the batch, divided by k so the
  * row sums to 1; for k = 1 it is the fraction of inputs). Over a sliding window of steps the loads are
- * averaged; a router whose largest share exceeds the threshold is reported once when it crosses, and
- * again only after it has recovered and collapsed anew.
+ * averaged; a router that gives (nearly) every input the same decision — its k most chosen experts each
+ * taken by more than `threshold` of the inputs — is reported once when it crosses, and again only after it
+ * has recovered and collapsed anew. The analysis (LayerRoutingStats.collapsed) uses the same rule on exact
+ * per-input decisions.
  */
 import type { MoeLayerInfo } from '../models/types';
 
 export interface CollapseOptions {
   /** Steps averaged (default 20). A report needs a full window, so one odd batch never triggers it. */
   window?: number;
-  /** Largest expert share above which a router counts as collapsed (default 0.9). */
+  /** Fraction of inputs given the same decision above which a router counts as collapsed (default 0.9). */
   threshold?: number;
 }
 
@@ -68,13 +70,18 @@ export class CollapseDetector {
       if (r.history.length < this.window) continue;
       const mean = new Array<number>(this.numExperts).fill(0);
       for (const h of r.history) h.forEach((v, e) => (mean[e] += v / r.history.length));
-      let top = 0;
-      for (let e = 1; e < mean.length; e++) if (mean[e] > mean[top]) top = e;
-      const isCollapsed = mean[top] > this.threshold;
+      // Collapsed = (nearly) every input gets the same decision. From loads alone: the k most chosen experts
+      // are each in more than `threshold` of the decisions (share·k = fraction of inputs choosing that expert).
+      // For k = 1 this is "more than 90% of inputs to one expert".
+      const order = mean.map((v, e) => e).sort((a, b) => mean[b] - mean[a] || a - b);
+      const chosen = order.slice(0, this.topK).sort((a, b) => a - b);
+      const inputsFraction = mean[order[this.topK - 1]] * this.topK;
+      const isCollapsed = inputsFraction > this.threshold;
       if (isCollapsed && !r.collapsed) {
         const who = r.layers.length === 1 ? `the router of ${r.layers[0]}` : `the shared router (${r.layers.length} MoE layers)`;
+        const what = this.topK === 1 ? `expert ${chosen[0]}` : `experts ${chosen.join(' and ')} together`;
         warnings.push(
-          `router collapse at step ${step}: ${who} sent ${(100 * mean[top]).toFixed(1)}% of its selections to expert ${top} ` +
+          `router collapse at step ${step}: ${who} sent ${(100 * inputsFraction).toFixed(1)}% of its inputs to ${what} ` +
             `over the last ${this.window} steps (threshold ${(100 * this.threshold).toFixed(0)}%)`,
         );
       }

@@ -353,7 +353,9 @@ describe('Routing view in Chromium', () => {
       }
       const b = loadBalance(r.layers[i].loadClean);
       assert.equal(row.cells[3].split(' / ')[0], String(Number(b.maxShare.toPrecision(6))), `max share of layer ${i}`);
-      assert.equal(row.cells[6], `${Number((r.layers[i].top1Share! * 100).toPrecision(4))}%`);
+      // "Same decision" (decisionShare: absent from this synthetic fixture, written by the engine since), then top-1 share.
+      assert.equal(row.cells[6], '—');
+      assert.equal(row.cells[7], `${Number((r.layers[i].top1Share! * 100).toPrecision(4))}%`);
     });
     assert.match(rows[4].status, /3 non-finite router outputs/);
     const labels = await v.page.$$eval('figure[data-heatmap="clean"] text.row-label', (ts) =>

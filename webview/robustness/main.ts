@@ -533,7 +533,7 @@ function renderLayers(shown: number[]): void {
   const dense = shown.filter((i) => reportOf(runs[i])!.layers.length === 0).map((i) => runs[i].data.name);
   box.root.hidden = shown.length === 0;
   box.note.textContent =
-    (moe.some((i) => reportOf(runs[i])!.layers.some((l) => l.collapsed)) ? '⚠ marks a collapsed router (> 90% of inputs to one expert, or non-finite scores). ' : '') +
+    (moe.some((i) => reportOf(runs[i])!.layers.some((l) => l.collapsed)) ? '⚠ marks a collapsed router (> 90% of inputs get the same routing decision, or non-finite scores). ' : '') +
     (dense.length ? `No MoE layers (dense): ${dense.join(', ')}.` : '');
   if (moe.length === 0) {
     svg.setAttribute('width', '0');
@@ -574,7 +574,7 @@ function renderLayers(shown: number[]): void {
       const yv = y(Math.min(l.changeRate, y.domain()[1]));
       const tip =
         `${r.data.name} · ${l.layer}: routing changed for ${exact(l.changeRate)} of samples under the full attack` +
-        (l.collapsed ? ` — router collapsed${l.top1Share !== undefined ? ` (top-1 share ${exact(l.top1Share)})` : ''}${l.nonFinite ? `, ${l.nonFinite} non-finite` : ''}` : '');
+        (l.collapsed ? ` — router collapsed${l.decisionShare !== undefined ? ` (same decision for ${exact(l.decisionShare)} of inputs)` : l.top1Share !== undefined ? ` (top-1 share ${exact(l.top1Share)})` : ''}${l.nonFinite ? `, ${l.nonFinite} non-finite` : ''}` : '');
       marks.append(
         dataMark(
           svgEl('rect', {
@@ -716,7 +716,16 @@ function renderCost(shown: number[]): void {
   costSec.root.hidden = shown.length === 0;
   const table = el('table', { class: 'data cost' });
   const head = el('tr');
-  for (const h of ['Run', 'Dense FLOPs', 'Active FLOPs', 'Reduction', 'Latency dense', 'Latency MoE', 'Batch']) head.append(cell('th', h, { scope: 'col' }));
+  for (const [h, tip] of [
+    ['Run', ''],
+    ['Dense FLOPs', 'FLOPs per image of the dense counterpart (same backbone and width, MoE off)'],
+    ['Active FLOPs', 'FLOPs per image with inactive experts skipped (routers included)'],
+    ['Reduction', '1 − active / dense'],
+    ['Latency dense', 'Measured ms per image of the dense counterpart'],
+    ['Latency MoE (masked)', 'Measured ms per image of the MoE computed densely, inactive experts multiplied by 0 (the training forward)'],
+    ['Latency MoE (sparse)', 'Measured ms per image with inactive experts really skipped'],
+    ['Batch', 'Batch size of the latency measurements'],
+  ]) head.append(cell('th', h, tip ? { scope: 'col', title: tip } : { scope: 'col' }));
   const thead = el('thead');
   thead.append(head);
   const body = el('tbody');
@@ -746,6 +755,7 @@ function renderCost(shown: number[]): void {
       flopsCell(c.activeFlops, 'activeFlops'),
       cell('td', pct(c.reduction, 2), { class: 'num', 'data-value': String(c.reduction), 'data-metric': 'reduction', 'data-tip': `1 − active / dense = ${exact(c.reduction)}`, tabindex: '0' }),
       ms(lat?.dense, 'latencyDenseMs'),
+      ms(lat?.moeMasked, 'latencyMoeMaskedMs'),
       ms(lat?.moe, 'latencyMoeMs'),
       cell('td', lat ? String(lat.batch) : '—', { class: 'num', 'data-metric': 'latencyBatch' }),
     );

@@ -310,6 +310,7 @@ export function robustnessCsv(runs: readonly ExportRun[]): string {
     for (const l of r.layers) {
       row('layer', l.layer, 'changeRate', l.changeRate);
       row('layer', l.layer, 'collapsed', l.collapsed);
+      if (l.decisionShare !== undefined) row('layer', l.layer, 'decisionShare', l.decisionShare);
       if (l.top1Share !== undefined) row('layer', l.layer, 'top1Share', l.top1Share);
     }
     row('cost', '', 'denseFlops', r.cost.denseFlops);
@@ -318,6 +319,7 @@ export function robustnessCsv(runs: readonly ExportRun[]): string {
     const lat = r.cost.latencyMs;
     if (lat) {
       if (lat.dense !== undefined) row('cost', '', 'latencyDenseMs', lat.dense);
+      if (lat.moeMasked !== undefined) row('cost', '', 'latencyMoeMaskedMs', lat.moeMasked);
       if (lat.moe !== undefined) row('cost', '', 'latencyMoeMs', lat.moe);
       row('cost', '', 'latencyBatch', lat.batch);
     }
@@ -350,7 +352,7 @@ export function robustnessJson(runs: readonly ExportRun[]): string {
               perExpert: r.perExpert,
               attacks: r.attacks,
               raCurve: r.raCurve,
-              layers: r.layers.map((l) => ({ layer: l.layer, changeRate: l.changeRate, collapsed: l.collapsed, top1Share: l.top1Share })),
+              layers: r.layers.map((l) => ({ layer: l.layer, changeRate: l.changeRate, collapsed: l.collapsed, decisionShare: l.decisionShare, top1Share: l.top1Share })),
               cost: r.cost,
               seconds: r.seconds,
             },

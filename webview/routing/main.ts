@@ -156,7 +156,7 @@ balanceSection.append(
   el(
     'p',
     { class: 'section-note' },
-    'Bars: each expert’s selection frequency on clean inputs (ticks: adversarial; dashed line: an even split, k/N). Max share and entropy are of the k selections per input; entropy is normalised (1 = even, 0 = one expert). A router is flagged as collapsed when it sends more than 90% of inputs to one expert or gives non-finite scores.',
+    'Bars: each expert’s selection frequency on clean inputs (ticks: adversarial; dashed line: an even split, k/N). Max share and entropy are of the k selections per input; entropy is normalised (1 = even, 0 = one expert). A router is flagged as collapsed when more than 90% of inputs get the same decision (the same k experts; for k = 1, one expert) or it gives non-finite scores.',
   ),
 );
 const balanceTable = el('table', { id: 'balance-table', class: 'balance' });
@@ -465,6 +465,7 @@ function renderBalance(r: RobustnessReport): void {
     ['Max share', 'Largest share of the selections one expert takes, clean / adversarial'],
     ['CV', 'Coefficient of variation of the per-expert load, clean / adversarial (0 = even)'],
     ['Entropy', 'Normalised entropy of the load, clean / adversarial (1 = even, 0 = one expert)'],
+    ['Same decision', 'Largest share of clean inputs routed to the same set of k experts (above 90%: collapsed)'],
     ['Top-1 share', 'Largest share of clean inputs whose top-1 expert is the same expert'],
     ['Routing change', 'Fraction of samples whose routing in this layer changes under the attack'],
     ['Status', ''],
@@ -520,7 +521,7 @@ function renderBalance(r: RobustnessReport): void {
     if ((layer.nonFinite ?? 0) > 0) problems.push(`${layer.nonFinite} non-finite router output${layer.nonFinite === 1 ? '' : 's'}`);
     if (problems.length > 0) {
       statusCell.append(el('span', { class: 'flag', 'aria-hidden': 'true' }, '⚠'), document.createTextNode(` ${problems.join('; ')}`));
-      statusCell.title = 'Router collapse: more than 90% of inputs go to one expert, or the router gave non-finite scores';
+      statusCell.title = 'Router collapse: more than 90% of inputs get the same routing decision, or the router gave non-finite scores';
     } else {
       statusCell.append(el('span', { class: 'ok', 'aria-hidden': 'true' }, '✓'), document.createTextNode(' OK'));
     }
@@ -535,6 +536,7 @@ function renderBalance(r: RobustnessReport): void {
       cell(`${fmt(bc.maxShare)} / ${fmt(ba.maxShare)}`),
       cell(`${bc.cv.toFixed(3)} / ${ba.cv.toFixed(3)}`),
       cell(`${bc.entropy.toFixed(3)} / ${ba.entropy.toFixed(3)}`),
+      cell(layer.decisionShare === undefined ? '—' : pct(layer.decisionShare)),
       cell(layer.top1Share === undefined ? '—' : pct(layer.top1Share)),
       cell(pct(layer.changeRate)),
       statusCell,

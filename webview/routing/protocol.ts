@@ -356,6 +356,7 @@ export function routingJson(runId: string, analysis: string, report: RobustnessR
         perClassAdv: l.perClassAdv,
         changeRate: l.changeRate,
         collapsed: l.collapsed,
+        decisionShare: l.decisionShare ?? null,
         top1Share: l.top1Share ?? null,
         nonFinite: l.nonFinite ?? null,
         balanceClean: loadBalance(l.loadClean),

@@ -83,6 +83,7 @@ describe('robustness analysis', () => {
     const pc = Array.from({ length: L }, () => Array.from({ length: 4 }, () => [0, 0, 0]));
     const pa = Array.from({ length: L }, () => Array.from({ length: 4 }, () => [0, 0, 0]));
     const top1 = Array.from({ length: L }, () => [0, 0, 0]);
+    const sets = Array.from({ length: L }, () => new Map<string, number>());
     const cells = { keptRight: [] as number[], keptWrong: [] as number[], changedRight: [] as number[], changedWrong: [] as number[] };
     const per = { labels: [] as number[], predClean: [] as number[], predAdv: [] as number[], routeClean: [[], []] as number[][], routeAdv: [[], []] as number[][] };
     const correctAfter: number[] = [];
@@ -125,6 +126,7 @@ describe('robustness analysis', () => {
           }
           kept += +(eClean[l][i].join() === eRouter[l][i].join());
           for (const e of eClean[l][i]) (lc[l][e]++, pc[l][label][e]++);
+          sets[l].set(eClean[l][i].join(), (sets[l].get(eClean[l][i].join()) ?? 0) + 1);
           for (const e of eAdv[l][i]) (la[l][e]++, pa[l][label][e]++);
           const p = prob[l][i];
           top1[l][p.indexOf(Math.max(...p))]++;
@@ -168,7 +170,9 @@ describe('robustness analysis', () => {
       assert.deepEqual(layer.perClassAdv, pa[l]);
       layer.perClassClean.forEach((row, c) => assert.equal(row.reduce((s, v) => s + v), classCounts[c] * toy.topK));
       close(layer.top1Share!, Math.max(...top1[l]) / n, `${layer.layer} top-1 share`);
-      assert.equal(layer.collapsed, Math.max(...top1[l]) / n > 0.9);
+      const decisionShare = Math.max(...sets[l].values()) / n;
+      close(layer.decisionShare!, decisionShare, `${layer.layer} decision share`);
+      assert.equal(layer.collapsed, decisionShare > 0.9, 'collapsed = the same expert set for > 90% of inputs');
     });
     assert.ok(report.layers.some((l) => l.changeRate > 0), 'the attack changed some routing: the check above is not vacuous');
     // Per-sample columns: the same predictions and expert sets, consistent with the cells.
@@ -230,7 +234,7 @@ describe('robustness analysis', () => {
     const cfg = { ...CFG, samples: 16, attack: { ...CFG.attack, steps: 1 } };
     let report = await analyzeRobustness(m, { x: data.x, y: data.y }, cfg, { rng: new Rng(1), parts: fast });
     assert.deepEqual([report.layers[0].collapsed, report.layers[0].loadClean], [true, [1, 0]]);
-    assert.equal(report.layers[1].collapsed, report.layers[1].top1Share! > 0.9);
+    assert.equal(report.layers[1].collapsed, report.layers[1].decisionShare! > 0.9);
     const r2 = m.params.find((p) => p.name === 'r2')!.variable;
     r2.assign(tf.fill(r2.shape, NaN));
     report = await analyzeRobustness(m, { x: data.x, y: data.y }, cfg, { rng: new Rng(1), parts: fast });
