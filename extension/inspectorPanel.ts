@@ -27,7 +27,7 @@ import { EngineError } from './engineClient';
 import { errorText } from './jobs';
 import { listAnalysisFiles, readAnalysis, readRunState, runDir } from './runsDisk';
 import type { RunEntry } from './runsStore';
-import { webviewHtml } from './webviewHtml';
+import { DescribeRequests, setViewPage } from './viewPanel';
 import { webviewOptions } from './trainingPanel';
 
 export const INSPECTOR_VIEW_TYPE = 'advmoe.inspector';
@@ -50,8 +50,7 @@ export class InspectorPanel implements vscode.Disposable {
   private inFlight: string | undefined;
   /** Analyses whose adversarial images are not stored (engine's DATA_NOT_FOUND), with the engine's words. */
   private readonly noAdvImages = new Map<string, string>();
-  private readonly describeWaiters = new Map<number, (d: InspectorDescription) => void>();
-  private nextRequestId = 1;
+  private readonly describes = new DescribeRequests<InspectorDescription>('Inspector', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToInspector));
   private readonly disposables: vscode.Disposable[] = [];
   private disposed = false;
 
@@ -106,13 +105,7 @@ export class InspectorPanel implements vscode.Disposable {
   ) {
     InspectorPanel.current = this;
     const webview = panel.webview;
-    webview.html = webviewHtml({
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'webview', 'inspector.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'media', 'inspector.css')).toString(),
-      title: 'Inspector',
-    });
-    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'advmoe.svg');
+    setViewPage(panel, ctx.extensionUri, 'inspector', 'Inspector');
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
@@ -220,18 +213,7 @@ export class InspectorPanel implements vscode.Disposable {
 
   /** Asks the webview what it has drawn (used by the integration tests and diagnostics). */
   describe(timeoutMs = 5000): Promise<InspectorDescription> {
-    const requestId = this.nextRequestId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.describeWaiters.delete(requestId);
-        reject(new Error('the Inspector view did not answer'));
-      }, timeoutMs);
-      this.describeWaiters.set(requestId, (d) => {
-        clearTimeout(timer);
-        resolve(d);
-      });
-      if (this.ready) void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToInspector);
-    });
+    return this.describes.request(this.ready, timeoutMs);
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -245,7 +227,7 @@ export class InspectorPanel implements vscode.Disposable {
       case 'ready':
         this.ready = true;
         await this.sendInit();
-        for (const id of this.describeWaiters.keys()) void this.panel.webview.postMessage({ type: 'describe', requestId: id } satisfies HostToInspector);
+        this.describes.sendPending();
         break;
       case 'needImages':
         await this.sendImages(msg.ids);
@@ -266,10 +248,8 @@ export class InspectorPanel implements vscode.Disposable {
         this.ctx.log[msg.level](`[inspector view] ${msg.message}`);
         break;
       case 'description': {
-        const w = this.describeWaiters.get(msg.requestId);
-        this.describeWaiters.delete(msg.requestId);
         const { type: _t, requestId: _r, ...d } = msg;
-        w?.(d);
+        this.describes.answer(msg.requestId, d);
         break;
       }
     }
@@ -451,7 +431,7 @@ export class InspectorPanel implements vscode.Disposable {
     this.cancelInFlight();
     for (const d of this.disposables) d.dispose();
     this.disposables.length = 0;
-    this.describeWaiters.clear();
+    this.describes.clear();
     this.panel.dispose();
   }
 }

@@ -18,7 +18,7 @@ import {
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis } from './runsDisk';
 import { webviewOptions } from './trainingPanel';
-import { webviewHtml } from './webviewHtml';
+import { DescribeRequests, setViewPage } from './viewPanel';
 
 export const ROBUSTNESS_VIEW_TYPE = 'advmoe.robustness';
 /** After a final report: how long to wait for the engine's saved file to appear. */
@@ -75,8 +75,7 @@ export class RobustnessPanel implements vscode.Disposable {
   private readonly ownJobs = new Set<string>();
   /** Runs with an evaluation streaming reports right now (from anywhere). */
   private readonly liveRuns = new Set<string>();
-  private readonly describeWaiters = new Map<number, (d: RobDescriptionMessage) => void>();
-  private nextRequestId = 1;
+  private readonly describes = new DescribeRequests<RobDescriptionMessage>('Robustness', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRobustness));
   private initSeq = 0;
   private jobTimer: ReturnType<typeof setInterval> | undefined;
   /** File watchers on the analysis files (`<runsDir>/<run>/analysis/*.json`), one per runs folder of the shown runs. */
@@ -127,13 +126,7 @@ export class RobustnessPanel implements vscode.Disposable {
   ) {
     RobustnessPanel.current = this;
     const webview = panel.webview;
-    webview.html = webviewHtml({
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'webview', 'robustness.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'media', 'robustness.css')).toString(),
-      title: 'Robustness',
-    });
-    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'advmoe.svg');
+    setViewPage(panel, ctx.extensionUri, 'robustness', 'Robustness');
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
@@ -351,18 +344,7 @@ export class RobustnessPanel implements vscode.Disposable {
 
   /** Asks the webview what it has drawn (integration tests, diagnostics). */
   describe(timeoutMs = 5000): Promise<RobDescriptionMessage> {
-    const requestId = this.nextRequestId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.describeWaiters.delete(requestId);
-        reject(new Error('the Robustness view did not answer'));
-      }, timeoutMs);
-      this.describeWaiters.set(requestId, (d) => {
-        clearTimeout(timer);
-        resolve(d);
-      });
-      if (this.ready) void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRobustness);
-    });
+    return this.describes.request(this.ready, timeoutMs);
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -376,7 +358,7 @@ export class RobustnessPanel implements vscode.Disposable {
       case 'ready':
         this.ready = true;
         await this.sendInit();
-        for (const id of this.describeWaiters.keys()) void this.panel.webview.postMessage({ type: 'describe', requestId: id });
+        this.describes.sendPending();
         break;
       case 'addRuns':
         await this.pickRuns();
@@ -408,9 +390,7 @@ export class RobustnessPanel implements vscode.Disposable {
         this.ctx.log[msg.level](`[robustness view] ${msg.message}`);
         break;
       case 'description': {
-        const w = this.describeWaiters.get(msg.requestId);
-        this.describeWaiters.delete(msg.requestId);
-        w?.(msg);
+        this.describes.answer(msg.requestId, msg);
         break;
       }
     }
@@ -440,7 +420,7 @@ export class RobustnessPanel implements vscode.Disposable {
     this.watchers.clear();
     for (const d of this.disposables) d.dispose();
     this.disposables.length = 0;
-    this.describeWaiters.clear();
+    this.describes.clear();
     this.panel.dispose();
   }
 }

@@ -21,7 +21,7 @@ import {
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis, runDir } from './runsDisk';
 import { webviewOptions } from './trainingPanel';
-import { webviewHtml } from './webviewHtml';
+import { DescribeRequests, setViewPage } from './viewPanel';
 
 export const ROUTING_VIEW_TYPE = 'advmoe.routing';
 const RELOAD_DELAY_MS = 250;
@@ -40,8 +40,7 @@ export class RoutingPanel implements vscode.Disposable {
   private lastProgressAt = 0;
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
   private watcher: vscode.FileSystemWatcher | undefined;
-  private readonly describeWaiters = new Map<number, (d: RoutingDescription) => void>();
-  private nextRequestId = 1;
+  private readonly describes = new DescribeRequests<RoutingDescription>('Routing', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRouting));
   private readonly disposables: vscode.Disposable[] = [];
 
   static get instance(): RoutingPanel | undefined {
@@ -87,13 +86,7 @@ export class RoutingPanel implements vscode.Disposable {
   ) {
     RoutingPanel.current = this;
     const webview = panel.webview;
-    webview.html = webviewHtml({
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'webview', 'routing.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'media', 'routing.css')).toString(),
-      title: 'Routing',
-    });
-    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'advmoe.svg');
+    setViewPage(panel, ctx.extensionUri, 'routing', 'Routing');
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
@@ -205,18 +198,7 @@ export class RoutingPanel implements vscode.Disposable {
 
   /** Asks the webview what it has drawn (used by the integration tests and diagnostics). */
   describe(timeoutMs = 5000): Promise<RoutingDescription> {
-    const requestId = this.nextRequestId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.describeWaiters.delete(requestId);
-        reject(new Error('the Routing view did not answer'));
-      }, timeoutMs);
-      this.describeWaiters.set(requestId, (d) => {
-        clearTimeout(timer);
-        resolve(d);
-      });
-      if (this.ready) void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRouting);
-    });
+    return this.describes.request(this.ready, timeoutMs);
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -230,7 +212,7 @@ export class RoutingPanel implements vscode.Disposable {
       case 'ready':
         this.ready = true;
         await this.load();
-        for (const id of this.describeWaiters.keys()) void this.panel.webview.postMessage({ type: 'describe', requestId: id });
+        this.describes.sendPending();
         break;
       case 'selectAnalysis':
         this.picked = msg.name ?? undefined;
@@ -260,9 +242,7 @@ export class RoutingPanel implements vscode.Disposable {
         this.ctx.log[msg.level](`[routing view] ${msg.message}`);
         break;
       case 'description': {
-        const w = this.describeWaiters.get(msg.requestId);
-        this.describeWaiters.delete(msg.requestId);
-        w?.(msg);
+        this.describes.answer(msg.requestId, msg);
         break;
       }
     }

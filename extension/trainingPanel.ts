@@ -15,7 +15,7 @@ import {
 } from '../webview/protocol';
 import { readMetrics } from './runsDisk';
 import type { RunsStore } from './runsStore';
-import { webviewHtml } from './webviewHtml';
+import { DescribeRequests, setViewPage } from './viewPanel';
 
 export const TRAINING_VIEW_TYPE = 'advmoe.training';
 const FLUSH_MS = 100;
@@ -33,8 +33,7 @@ export class TrainingPanel implements vscode.Disposable {
   private readonly offsets = new Map<string, number>();
   /** Runs fed by engine notifications in this window (their file changes are not tailed meanwhile). */
   private readonly live = new Set<string>();
-  private readonly describeWaiters = new Map<number, (d: DescriptionMessage) => void>();
-  private nextRequestId = 1;
+  private readonly describes = new DescribeRequests<DescriptionMessage>('Training', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToTraining));
   private readonly disposables: vscode.Disposable[] = [];
 
   static get instance(): TrainingPanel | undefined {
@@ -79,13 +78,7 @@ export class TrainingPanel implements vscode.Disposable {
   ) {
     TrainingPanel.current = this;
     const webview = panel.webview;
-    webview.html = webviewHtml({
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'webview', 'training.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'media', 'training.css')).toString(),
-      title: 'Training',
-    });
-    panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'advmoe.svg');
+    setViewPage(panel, ctx.extensionUri, 'training', 'Training');
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
@@ -185,19 +178,7 @@ export class TrainingPanel implements vscode.Disposable {
 
   /** Asks the webview what it has drawn (used by the integration tests and diagnostics). */
   describe(timeoutMs = 5000): Promise<DescriptionMessage> {
-    const requestId = this.nextRequestId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.describeWaiters.delete(requestId);
-        reject(new Error('the Training view did not answer'));
-      }, timeoutMs);
-      this.describeWaiters.set(requestId, (d) => {
-        clearTimeout(timer);
-        resolve(d);
-      });
-      if (!this.ready) return; // sent when ready
-      void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToTraining);
-    });
+    return this.describes.request(this.ready, timeoutMs);
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -211,7 +192,7 @@ export class TrainingPanel implements vscode.Disposable {
       case 'ready':
         this.ready = true;
         await this.sendInit();
-        for (const id of this.describeWaiters.keys()) void this.panel.webview.postMessage({ type: 'describe', requestId: id });
+        this.describes.sendPending();
         break;
       case 'export':
         await this.saveExport(msg.format, msg.fileName, msg.data);
@@ -223,9 +204,7 @@ export class TrainingPanel implements vscode.Disposable {
         this.ctx.log[msg.level](`[training view] ${msg.message}`);
         break;
       case 'description': {
-        const w = this.describeWaiters.get(msg.requestId);
-        this.describeWaiters.delete(msg.requestId);
-        w?.(msg);
+        this.describes.answer(msg.requestId, msg);
         break;
       }
     }
