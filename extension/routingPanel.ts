@@ -21,7 +21,7 @@ import {
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis, runDir } from './runsDisk';
 import { webviewOptions } from './trainingPanel';
-import { DescribeRequests, setViewPage } from './viewPanel';
+import { DescribeRequests, saveViewExport, setViewPage } from './viewPanel';
 
 export const ROUTING_VIEW_TYPE = 'advmoe.routing';
 const RELOAD_DELAY_MS = 250;
@@ -250,16 +250,7 @@ export class RoutingPanel implements vscode.Disposable {
 
   private async saveExport(format: RoutingExportFormat, fileName: string, data: string): Promise<void> {
     const folder = this.runsDir ? vscode.Uri.file(runDir(this.runsDir, this.runId)) : vscode.workspace.workspaceFolders?.[0]?.uri;
-    const target = await vscode.window.showSaveDialog({
-      defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
-      filters: { [format.toUpperCase()]: [format] },
-      saveLabel: `Export ${format.toUpperCase()}`,
-    });
-    if (!target) return;
-    const bytes = format === 'png' ? Buffer.from(data, 'base64') : Buffer.from(data, 'utf8');
-    await vscode.workspace.fs.writeFile(target, bytes);
-    this.ctx.log.info(`exported ${format.toUpperCase()} to ${target.fsPath}`);
-    void vscode.window.showInformationMessage(`Exported ${fileName} to ${vscode.workspace.asRelativePath(target)}.`);
+    await saveViewExport(this.ctx.log, folder, format, fileName, data);
   }
 
   dispose(): void {

@@ -15,7 +15,7 @@ import {
 } from '../webview/protocol';
 import { readMetrics } from './runsDisk';
 import type { RunsStore } from './runsStore';
-import { DescribeRequests, setViewPage } from './viewPanel';
+import { DescribeRequests, saveViewExport, setViewPage } from './viewPanel';
 
 export const TRAINING_VIEW_TYPE = 'advmoe.training';
 const FLUSH_MS = 100;
@@ -213,16 +213,7 @@ export class TrainingPanel implements vscode.Disposable {
   private async saveExport(format: 'png' | 'svg' | 'csv', fileName: string, data: string): Promise<void> {
     const first = this.runIds.map((id) => this.ctx.store.get(id)).find((e) => e !== undefined);
     const folder = first ? vscode.Uri.file(first.runsDir) : vscode.workspace.workspaceFolders?.[0]?.uri;
-    const target = await vscode.window.showSaveDialog({
-      defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
-      filters: { [format.toUpperCase()]: [format] },
-      saveLabel: `Export ${format.toUpperCase()}`,
-    });
-    if (!target) return;
-    const bytes = format === 'png' ? Buffer.from(data, 'base64') : Buffer.from(data, 'utf8');
-    await vscode.workspace.fs.writeFile(target, bytes);
-    this.ctx.log.info(`exported ${format.toUpperCase()} to ${target.fsPath}`);
-    void vscode.window.showInformationMessage(`Exported ${fileName} to ${vscode.workspace.asRelativePath(target)}.`);
+    await saveViewExport(this.ctx.log, folder, format, fileName, data);
   }
 
   dispose(): void {

@@ -60,3 +60,17 @@ export class DescribeRequests<D> {
     this.waiters.clear();
   }
 }
+
+/** Saves a view's export where the user says (a save dialog opened in `folder`): base64 for PNG, text otherwise. */
+export async function saveViewExport(log: vscode.LogOutputChannel, folder: vscode.Uri | undefined, format: string, fileName: string, data: string): Promise<void> {
+  const target = await vscode.window.showSaveDialog({
+    defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
+    filters: { [format.toUpperCase()]: [format] },
+    saveLabel: `Export ${format.toUpperCase()}`,
+  });
+  if (!target) return;
+  const bytes = format === 'png' ? Buffer.from(data, 'base64') : Buffer.from(data, 'utf8');
+  await vscode.workspace.fs.writeFile(target, bytes);
+  log.info(`exported ${format.toUpperCase()} to ${target.fsPath}`);
+  void vscode.window.showInformationMessage(`Exported ${fileName} to ${vscode.workspace.asRelativePath(target)}.`);
+}
