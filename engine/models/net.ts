@@ -15,7 +15,7 @@ import type { ModelConfig } from '../config/types';
 import type { Rng } from '../util/rng';
 import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
-import { expertToChannelMatrix, forcedMask, straightThroughTopK } from './routing';
+import { applyExpertMask, forcedMask, hostTopKMask, straightThroughTopK } from './routing';
 import type {
   FlopsReport,
   ForwardOptions,
@@ -109,7 +109,6 @@ export abstract class Net implements Model {
   private candidateCount = 0;
   private readonly perLayerRouters: LinearWeights[] = [];
   private sharedRouter: SharedRouter | null = null;
-  private readonly expand = new Map<number, tf.Tensor2D>();
   private cachedFlops: FlopsReport | null = null;
   /** MoE layers whose output a sparse-aware consumer reads (handed on compact in sparse inference). */
   private readonly compactOut = new Set<number>();
@@ -182,10 +181,9 @@ export abstract class Net implements Model {
         const routing = this.route(layer, x, ctx);
         const y = conv(x, w, stride);
         countConv(ctx, y, w, this.topK / this.numExperts, this.liveInput(inputFrom));
-        const channelMask = tf.reshape(tf.matMul(routing.mask, this.expansion(expertChannels)), [ctx.batch, 1, 1, outChannels]);
         // The mask comes last (after BN when there is one): BN's shift would otherwise turn zeroed
         // channels non-zero, and sparse inference could no longer skip them.
-        return tf.mul(bn ? batchNorm(y, bn, ctx.opts) : y, channelMask);
+        return applyExpertMask(bn ? batchNorm(y, bn, ctx.opts) : y, routing.mask, expertChannels);
       },
     };
     return unit;
@@ -351,15 +349,6 @@ export abstract class Net implements Model {
     return inputFrom && inputFrom.moeIndex !== null ? this.topK / this.numExperts : 1;
   }
 
-  private expansion(expertChannels: number): tf.Tensor2D {
-    let e = this.expand.get(expertChannels);
-    if (!e) {
-      e = tf.keep(expertToChannelMatrix(this.numExperts, expertChannels));
-      this.expand.set(expertChannels, e);
-    }
-    return e;
-  }
-
   trainableVariables(group?: ParamGroup): tf.Variable[] {
     return this.params.filter((p) => p.trainable && (group === undefined || p.group === group)).map((p) => p.variable);
   }
@@ -378,26 +367,10 @@ export abstract class Net implements Model {
 
   dispose(): void {
     for (const p of this.params) p.variable.dispose();
-    for (const e of this.expand.values()) e.dispose();
-    this.expand.clear();
     for (const e of this.sliceCache.values()) e.tensors.forEach((t) => t.dispose());
     this.sliceCache.clear();
     for (const p of this.params) releaseInferenceCache(p.variable);
   }
-}
-
-/** Hard 0/1 top-k mask of `probs` computed on the host (inference only; ties go to the lower index, as topKMask). */
-function hostTopKMask(probs: tf.Tensor2D, k: number): tf.Tensor2D {
-  const [rows, n] = probs.shape;
-  const p = probs.dataSync();
-  const mask = new Float32Array(rows * n);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let r = 0; r < rows; r++) {
-    const row = p.subarray(r * n, (r + 1) * n);
-    const sorted = [...order].sort((a, b) => row[b] - row[a] || a - b);
-    for (let j = 0; j < Math.min(k, n); j++) mask[r * n + sorted[j]] = 1;
-  }
-  return tf.tensor2d(mask, [rows, n]);
 }
 
 interface Group {

@@ -1,27 +1,80 @@
 /**
- * Routing primitives: hard top-k masks with a straight-through gradient, and the two router topologies.
+ * Routing primitives: hard top-k masks with a straight-through gradient, the expert-to-channel mask product,
+ * and forced masks.
  *
  * Straight-through estimator (the definition the tests check): forward, mask = topk01(probs) — exactly k
  * ones per row; backward, d mask / d probs = identity, so d loss / d probs = d loss / d mask and the
- * router logits receive it through the softmax. The mask is computed from values (tf.topk + oneHot),
- * never differentiated itself: tfjs has no gradient for comparisons inside a differentiated path.
+ * router logits receive it through the softmax. The mask is never differentiated itself: tfjs has no
+ * gradient for comparisons inside a differentiated path.
+ *
+ * Cost. These layers are 4–64 channels wide, so at small batches a forward is dominated by the per-op cost of
+ * the engine, not by arithmetic. So: k = 1 masks come from ArgMax → OneHot → Cast (no TopK, no Sum); the expert
+ * mask multiplies the output viewed as [B, H, W, N, c] by broadcasting (no 0/1 expansion matMul, whose gradient
+ * is a transposed matMul — slow on wasm); and outside a gradient tape the straight-through wrapper is skipped
+ * (tf.customGrad's machinery costs about as much as a small kernel). Nothing here reads tensor data on the host
+ * (training steps must not block on a sync read); sparse inference uses `hostTopK`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Host top-k of each row of a [rows, n] array as a 0/1 Float32Array: the k largest entries, ties going to the
+ * lower index (what tf.topk does). A NaN counts as larger than every number, as in tf.topk's comparison
+ * (its sort puts NaN first); NaNs among themselves go by index.
+ */
+export function hostTopK(values: ArrayLike<number>, rows: number, n: number, k: number): Float32Array {
+  const mask = new Float32Array(rows * n);
+  if (k >= n) return mask.fill(1);
+  // a beats b (a at the lower index, or equal index order handled by the caller): a > b, or a is NaN and b not.
+  const beats = (a: number, b: number): boolean => a > b || (a !== a && b === b);
+  if (k === 1) {
+    for (let r = 0, o = 0; r < rows; r++, o += n) {
+      let best = 0;
+      for (let e = 1; e < n; e++) if (beats(values[o + e], values[o + best])) best = e;
+      mask[o + best] = 1;
+    }
+    return mask;
+  }
+  const order = new Array<number>(n);
+  for (let r = 0, o = 0; r < rows; r++, o += n) {
+    for (let e = 0; e < n; e++) order[e] = e;
+    order.sort((a, b) => (beats(values[o + a], values[o + b]) ? -1 : beats(values[o + b], values[o + a]) ? 1 : a - b));
+    for (let j = 0; j < k; j++) mask[o + order[j]] = 1;
+  }
+  return mask;
+}
 
 /** Hard 0/1 mask [B, N] of the k largest entries per row (ties go to the lower expert index). */
 export function topKMask(scores: tf.Tensor2D, k: number): tf.Tensor2D {
   return tf.tidy(() => {
     const n = scores.shape[1];
     if (k >= n) return tf.onesLike(scores);
+    // ArgMax returns the first maximum, the same entry tf.topk(…, 1) puts first.
+    if (k === 1) return tf.cast(oneHot(tf.argMax(scores, 1), n), 'float32') as tf.Tensor2D;
     const { indices } = tf.topk(scores, k, true);
     return tf.cast(tf.sum(oneHot(indices as tf.Tensor2D, n), 1), 'float32') as tf.Tensor2D;
   });
 }
 
+/** Host version of `topKMask` on a [B, N] array (sparse inference, which reads the routing anyway). */
+export function hostTopKMask(scores: tf.Tensor2D, k: number): tf.Tensor2D {
+  const [rows, n] = scores.shape;
+  return tf.tensor2d(hostTopK(scores.dataSync(), rows, n, k), [rows, n]);
+}
+
 const steByK = new Map<number, (probs: tf.Tensor2D) => tf.Tensor2D>();
+
+/**
+ * Whether a gradient tape records the ops run now. When none does (inference, the forward of a PGD step's final
+ * evaluation…), `straightThroughTopK` computes its value directly: tf.customGrad's kernel-function
+ * machinery costs about as much as a small kernel.
+ */
+function taping(): boolean {
+  return tf.engine().isTapeOn();
+}
 
 /** Hard top-k mask of `probs` whose gradient passes straight through to `probs`. */
 export function straightThroughTopK(probs: tf.Tensor2D, k: number): tf.Tensor2D {
+  if (!taping()) return topKMask(probs, k);
   let f = steByK.get(k);
   if (!f) {
     f = tf.customGrad(((p: tf.Tensor) => ({
@@ -33,14 +86,6 @@ export function straightThroughTopK(probs: tf.Tensor2D, k: number): tf.Tensor2D 
   return f(probs);
 }
 
-/** One-hot mask [B, N] selecting `expert` in every row. */
-export function forcedMask(batch: number, numExperts: number, expert: number): tf.Tensor2D {
-  if (!Number.isInteger(expert) || expert < 0 || expert >= numExperts) {
-    throw new RangeError(`forced expert ${expert} is outside 0..${numExperts - 1}`);
-  }
-  return tf.tidy(() => tf.cast(tf.tile(oneHot(tf.tensor1d([expert], 'int32'), numExperts), [batch, 1]), 'float32') as tf.Tensor2D);
-}
-
 /**
  * int32 one-hot. tfjs-backend-wasm 4.22's OneHot kernel ignores the requested dtype and writes int32 bits,
  * so `tf.oneHot(…, 'float32')` there yields 1.4e-45 (the float whose bits are int 1) instead of 1: masks
@@ -50,10 +95,34 @@ function oneHot(indices: tf.Tensor, depth: number): tf.Tensor {
   return tf.oneHot(indices, depth, 1, 0, 'int32');
 }
 
+/** One-hot mask [B, N] selecting `expert` in every row. */
+export function forcedMask(batch: number, numExperts: number, expert: number): tf.Tensor2D {
+  if (!Number.isInteger(expert) || expert < 0 || expert >= numExperts) {
+    throw new RangeError(`forced expert ${expert} is outside 0..${numExperts - 1}`);
+  }
+  const data = new Float32Array(batch * numExperts);
+  for (let b = 0; b < batch; b++) data[b * numExperts + expert] = 1;
+  return tf.tensor2d(data, [batch, numExperts]);
+}
+
+/**
+ * y [B, H, W, N·c] times the expert mask [B, N] expanded to channels (expert e owns channels e·c … e·c + c − 1):
+ * the same value as y · reshape(mask · E, [B, 1, 1, N·c]) with E the 0/1 expansion matrix, computed as one
+ * broadcast multiply of y viewed as [B, H, W, N, c] by the mask viewed as [B, 1, 1, N, 1]. Gradients:
+ * d/dy = dy · mask, d/d mask[b, e] = Σ over h, w and e's channels of dy · y (one Sum instead of a transposed matMul).
+ */
+export function applyExpertMask(y: tf.Tensor4D, mask: tf.Tensor2D, expertChannels: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, w, channels] = y.shape;
+    const n = channels / expertChannels;
+    const m = tf.reshape(mask, [b, 1, 1, n, 1]);
+    return tf.reshape(tf.mul(tf.reshape(y, [b, h, w, n, expertChannels]), m), [b, h, w, channels]) as tf.Tensor4D;
+  });
+}
+
 /**
  * [N, N·c] 0/1 matrix that expands an expert mask [B, N] to a channel mask [B, N·c] by one matMul
- * (expert e owns channels e·c … e·c + c − 1). matMul is cheap and differentiable on every backend,
- * unlike tile/gather on wasm.
+ * (expert e owns channels e·c … e·c + c − 1). Kept as the reference form of `applyExpertMask`.
  */
 export function expertToChannelMatrix(numExperts: number, expertChannels: number): tf.Tensor2D {
   const data = new Float32Array(numExperts * numExperts * expertChannels);

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../../../engine/config/types';
 import { createModel } from '../../../engine/models/factory';
 import { type ConvUnit, type DataSpec, type ForwardContext, Net } from '../../../engine/models/net';
-import { straightThroughTopK, topKMask } from '../../../engine/models/routing';
+import { hostTopKMask, straightThroughTopK, topKMask } from '../../../engine/models/routing';
 import type { Model } from '../../../engine/models/types';
 import { Rng } from '../../../engine/util/rng';
 import { maxAbsDiff, setupTestBackend } from '../helpers';
@@ -42,6 +42,19 @@ describe('topKMask', () => {
     assert.deepEqual(mask, [[0, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]]);
     const two = tf.tidy(() => topKMask(tf.tensor2d([[0.1, 0.3, 0.3, 0.3]]), 2).arraySync());
     assert.deepEqual(two, [[0, 1, 1, 0]]);
+  });
+
+  it('the host top-k (sparse inference) equals the device one, ties included', () => {
+    const rng = new Rng(5);
+    // Values on a coarse grid, so that rows hold ties.
+    const values = Array.from({ length: 40 * 5 }, () => Math.floor(rng.next() * 4) / 4);
+    for (const k of [1, 2, 3, 5]) {
+      const scores = tf.tensor2d(values, [40, 5]);
+      const device = tf.tidy(() => topKMask(scores, k).arraySync());
+      const host = tf.tidy(() => hostTopKMask(scores, k).arraySync());
+      assert.deepEqual(host, device, `k ${k}`);
+      scores.dispose();
+    }
   });
 
   it('k = N keeps every expert, and the straight-through mask equals the plain one', () => {
