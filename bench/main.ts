@@ -319,16 +319,16 @@ async function sectionSparse(ctx: Ctx): Promise<void> {
   const side = ctx.wasmAll!;
   const rows: any[] = [];
   ctx.log('\n## Sparse MoE inference latency (ms per batch, median (min–max); wasm all threads; balanced random routing)');
-  ctx.log(`${'model'.padEnd(14)} ${'k/N'.padEnd(4)} ${'batch'.padStart(5)} ${'dense model'.padStart(22)} ${'MoE masked'.padStart(22)} ${'MoE sparse'.padStart(22)}  sparse/dense  sparse/masked`);
-  for (const key of ['default', 'cifar-resnet'] as ModelKey[]) {
-    for (const experts of [2, 4]) {
+  ctx.log(`${'model'.padEnd(18)} ${'k/N'.padEnd(4)} ${'batch'.padStart(5)} ${'dense model'.padStart(22)} ${'MoE masked'.padStart(22)} ${'MoE sparse'.padStart(22)}  sparse/dense  sparse/masked`);
+  for (const key of ['default', 'cifar-resnet', 'cifar-resnet-small'] as ModelKey[]) {
+    for (const experts of key === 'cifar-resnet-small' ? [2] : [2, 4]) {
       for (const batch of [1, 64]) {
         const reps = ctx.opts.reps ? ctx.opts.reps * (batch === 1 ? 5 : 2) : (batch === 1 ? 40 : 10) / (ctx.opts.quick ? 2 : 1);
         const r = await side.call({ op: 'sparse', model: key, experts, batch, reps, routing: 'balanced' });
         rows.push({ model: key, k: 1, n: experts, ...r });
         const ok = experts === 2 ? (r.sparseVsDense <= 0.6 ? ' ✓' : ' ✗ (target ≤ 0.6)') : '';
         ctx.log(
-          `${key.padEnd(14)} ${`1/${experts}`.padEnd(4)} ${String(batch).padStart(5)} ${range(r.dense, 2).padStart(22)} ${range(r.masked, 2).padStart(22)} ${range(r.sparse, 2).padStart(22)}  ` +
+          `${key.padEnd(18)} ${`1/${experts}`.padEnd(4)} ${String(batch).padStart(5)} ${range(r.dense, 2).padStart(22)} ${range(r.masked, 2).padStart(22)} ${range(r.sparse, 2).padStart(22)}  ` +
             `${f(r.sparseVsDense, 2).padStart(12)}${ok}  ${f(r.sparseVsMasked, 2).padStart(8)}`,
         );
       }

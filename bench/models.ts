@@ -10,7 +10,7 @@ import type { DataSpec } from '../engine/models/net';
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const DEFAULT_EXPERIMENT = path.join(ROOT, 'examples', 'mnist-advmoe.advmoe.json');
 
-export type ModelKey = 'default' | 'cifar-resnet';
+export type ModelKey = 'default' | 'cifar-resnet' | 'cifar-resnet-small';
 
 export interface BenchModel {
   key: ModelKey;
@@ -43,6 +43,21 @@ export function benchModels(): Record<ModelKey, BenchModel> {
       model: {
         backbone: 'resnet18',
         preset: 'tiny',
+        widthMultiplier: 1,
+        moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' },
+      },
+      data: CIFAR,
+      attack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
+      batch: 64,
+    },
+    // Wider layers (32–256 channels, 2 blocks per stage), where convolutions rather than per-op overhead dominate:
+    // the sparse section's check of whether skipping experts pays off once layers are wide.
+    'cifar-resnet-small': {
+      key: 'cifar-resnet-small',
+      label: 'resnet18 small ×1 MoE 1/2, CIFAR 32×32×3',
+      model: {
+        backbone: 'resnet18',
+        preset: 'small',
         widthMultiplier: 1,
         moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' },
       },
