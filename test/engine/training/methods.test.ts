@@ -334,7 +334,7 @@ describe('trainStep', () => {
     const warnings: string[][] = [];
     for (let step = 0; step < 6; step++) warnings.push((await trainStep(methodConfig('standard'), { model, optimizers, x, y, lr: 0.01, step, collapse })).warnings);
     assert.deepEqual(warnings.map((w) => w.length), [0, 0, 0, 1, 0, 0]);
-    assert.match(warnings[3][0], /step 3: the router of moe sent 100\.0% of its selections to expert 1/);
+    assert.match(warnings[3][0], /step 3: the router of moe sent 100\.0% of its inputs to expert 1/);
     tf.dispose([x, y]);
   });
 });
