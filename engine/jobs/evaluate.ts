@@ -39,11 +39,12 @@ interface LoadedRun {
   cfg: ExperimentConfig;
   model: Model;
   spec: DataSpec;
-  test: Dataset;
+  /** The requested split (test unless asked otherwise). */
+  data: Dataset;
   checkpoint: string;
 }
 
-/** The run's model at a checkpoint (default: the last one written) and its test split. */
+/** The run's model at a checkpoint (default: the last one written) and one data split (default: test). */
 async function openRun(runsDir: string, runId: string, checkpoint: string | undefined, ctx: JobContext, split: DataSplit = 'test'): Promise<LoadedRun> {
   const state = readState(runsDir, runId);
   const available = listCheckpoints(runsDir, runId);
@@ -57,8 +58,7 @@ async function openRun(runsDir: string, runId: string, checkpoint: string | unde
   try {
     const baseDir = state.configPath ? path.dirname(state.configPath) : process.cwd();
     // The checkpoint holds the run's resolved config (data.root already absolute).
-    const test = split === 'test' ? (await loadSplits(cfg, baseDir, { train: false })).test : await loadSplitData(cfg, baseDir, split);
-    return { cfg, model, spec, test, checkpoint: name };
+    return { cfg, model, spec, data: await loadSplitData(cfg, baseDir, split), checkpoint: name };
   } catch (e) {
     model.dispose();
     throw e;
@@ -76,7 +76,7 @@ export async function evaluateJob(p: EvaluateParams, ctx: JobContext): Promise<E
   const run = await openRun(p.runsDir, p.runId, p.checkpoint, ctx);
   let dense: Model | undefined;
   try {
-    const { x, y, n } = evalArrays(run.test, sampleCount(p.samples, run.cfg));
+    const { x, y, n } = evalArrays(run.data, sampleCount(p.samples, run.cfg));
     const started = Date.now();
     // The full attack's inputs, as bytes, for the Inspector's gallery.
     const recorder = adversarialRecorder(run.model, n);
@@ -121,7 +121,7 @@ export async function attackJob(p: AttackParams, ctx: JobContext): Promise<Attac
       if (!(Number.isInteger(p.steps) && p.steps >= 1)) throw new AdvMoEError('INVALID_ARGUMENT', `steps must be a positive integer, got ${p.steps}`);
       cfg = { ...cfg, steps: p.steps };
     }
-    const { x, y, n } = evalArrays(run.test, sampleCount(p.samples, run.cfg));
+    const { x, y, n } = evalArrays(run.data, sampleCount(p.samples, run.cfg));
     ctx.reporter.progress({ runId: p.runId, message: `${p.attack} ε=${cfg.eps} on ${n} samples`, done: 0, total: n });
     const r = await evaluateAttack(run.model, x, y, p.attack, cfg, { rng: new Rng(run.cfg.seed ^ 0xa77a), batchSize: 128, signal: ctx.signal });
     ctx.reporter.progress({ runId: p.runId, message: `${p.attack} done`, done: n, total: n });
@@ -139,11 +139,11 @@ export async function inspectJob(p: InspectParams, ctx: JobContext): Promise<Ins
   if (p.steps !== undefined && !(Number.isInteger(p.steps) && p.steps >= 1)) throw new AdvMoEError('INVALID_ARGUMENT', `steps must be a positive integer, got ${p.steps}`);
   const run = await openRun(p.runsDir, p.runId, p.checkpoint, ctx, split);
   try {
-    const bad = p.sampleIds.filter((i) => i >= run.test.count);
-    if (bad.length) throw new AdvMoEError('INVALID_ARGUMENT', `sample ids ${bad.join(', ')} are outside the ${run.test.count} ${split} samples of this run`);
+    const bad = p.sampleIds.filter((i) => i >= run.data.count);
+    if (bad.length) throw new AdvMoEError('INVALID_ARGUMENT', `sample ids ${bad.join(', ')} are outside the ${run.data.count} ${split} samples of this run`);
     const idx = Int32Array.from(p.sampleIds);
-    const x = gatherImages(run.test, idx);
-    const y = gatherLabels(run.test, idx);
+    const x = gatherImages(run.data, idx);
+    const y = gatherLabels(run.data, idx);
     const attackCfg = p.steps === undefined ? run.cfg.eval.attack : { ...run.cfg.eval.attack, steps: p.steps };
     // Samples are gathered in request order, so the ids inspectSamples sees are 0..n-1; the real ids are put back below.
     const inspected = await inspectSamples(run.model, x, y, p.sampleIds.map((_, i) => i), {
