@@ -1,6 +1,7 @@
 /**
  * Functional building blocks (NHWC). BatchNorm is written by hand: tf.batchNorm's gradient goes through a
- * Tile kernel that is slow on wasm (see shared/notes), and the hand-written form halves a training step.
+ * Tile kernel that is slow on wasm (see shared/notes), and the hand-written form halves a training step. In
+ * training mode it is one custom-gradient op (batchNormFused) with the closed-form backward.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BatchNormWeights, ConvWeights, LinearWeights } from './params';
@@ -19,10 +20,85 @@ export function batchNorm(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOpt
     const { scale, shift } = inferenceAffine(bn);
     return tf.add(tf.mul(x, scale), shift);
   }
+  if (trainingImpl === 'autodiff') return batchNormAutodiff(x, bn, opts);
+  return batchNormFused(x, bn, opts);
+}
+
+/**
+ * How training-mode BN is computed: 'fused' (default) is one tf.customGrad op whose per-channel reductions are
+ * average pools and ones-row matMuls (channelMean) and whose backward is BN's closed form; 'autodiff' is the
+ * earlier form (tf.moments, sub/mul/add, differentiated op by op). Both give the same values and gradients up to
+ * float rounding; the switch exists for the benchmark and the tests.
+ */
+export type BatchNormImpl = 'fused' | 'autodiff';
+let trainingImpl: BatchNormImpl = 'fused';
+export function setBatchNormImpl(impl: BatchNormImpl): void {
+  trainingImpl = impl;
+}
+export function getBatchNormImpl(): BatchNormImpl {
+  return trainingImpl;
+}
+
+function batchNormAutodiff(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
   const { mean, variance } = tf.moments(x, [0, 1, 2]);
   if (opts.updateBnStats) updateRunningStats(bn, mean, variance, x.size / bn.channels);
   const scale = tf.mul(tf.rsqrt(tf.add(variance, BN_EPSILON)), bn.gamma);
   return tf.add(tf.mul(tf.sub(x, mean), scale), bn.beta);
+}
+
+/**
+ * Per-channel mean of an NHWC tensor as [1, C], without Mean/Sum over outer axes (on wasm those transpose first):
+ * an average pool over the whole H×W plane (XNNPACK) then a ones-row matMul over the batch, or for small planes
+ * one ones-row matMul over all N·H·W rows. Forward only (used inside custom-gradient ops).
+ */
+function channelMean(x: tf.Tensor4D): tf.Tensor2D {
+  const [n, h, w, c] = x.shape;
+  if (h * w >= 16) {
+    const perImage = tf.reshape(tf.avgPool(x, [h, w], 1, 'valid'), [n, c]) as tf.Tensor2D;
+    return tf.div(tf.matMul(tf.ones([1, n]) as tf.Tensor2D, perImage), n);
+  }
+  const m = n * h * w;
+  return tf.div(tf.matMul(tf.ones([1, m]) as tf.Tensor2D, tf.reshape(x, [m, c]) as tf.Tensor2D), m);
+}
+
+/**
+ * Training-mode BN as one differentiable op. Per-channel reductions over the batch and spatial axes go through
+ * channelMean (avgPool + matMul, ~3–8× cheaper than Mean over axes [0,1,2] on wasm), and the op-by-op gradient of
+ * tf.moments (broadcasts, Tile, Mean/Sum gradients) is replaced by the closed form. The variance is
+ * two-pass (mean of (x − mean)²), as tf.moments. Backward, with x̂ = (x − μ)·r, r = 1/√(σ² + ε):
+ *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ·r·(dy − Σdy/M − x̂·Σ(dy·x̂)/M).
+ */
+function batchNormFused(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
+  const shape = x.shape;
+  const c = shape[3];
+  const m = shape[0] * shape[1] * shape[2];
+  const fn = tf.customGrad((...args: unknown[]) => {
+    const [xi, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const x2 = tf.reshape(xi, [m, c]) as tf.Tensor2D;
+    const mean = channelMean(xi);
+    const xc = tf.sub(x2, mean) as tf.Tensor2D;
+    const variance = channelMean(tf.reshape(tf.square(xc), shape) as tf.Tensor4D);
+    if (opts.updateBnStats) updateRunningStats(bn, tf.reshape(mean, [c]), tf.reshape(variance, [c]), m);
+    const rstd = tf.rsqrt(tf.add(variance, BN_EPSILON));
+    const y = tf.add(tf.mul(xc, tf.mul(rstd, gamma)), beta);
+    save([xc, rstd, gamma]);
+    return {
+      value: tf.reshape(y, shape) as tf.Tensor4D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sxc, sr, sg] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const dy2 = tf.reshape(dy, [m, c]) as tf.Tensor2D;
+        const sumDy = tf.mul(channelMean(dy as tf.Tensor4D), m); // [1, C]
+        const sumDyXc = tf.mul(channelMean(tf.reshape(tf.mul(dy2, sxc), shape) as tf.Tensor4D), m); // [1, C] = Σ dy·(x − μ)
+        const a = tf.mul(sr, sg); // γ·r
+        // dx = a·dy + b·(x − μ) + k with b = −a·r²·Σ(dy·(x−μ))/M, k = −a·Σdy/M
+        const b = tf.mul(a, tf.mul(tf.square(sr), tf.div(sumDyXc, -m)));
+        const k = tf.mul(a, tf.div(sumDy, -m));
+        const dx = tf.add(tf.add(tf.mul(dy2, a), tf.mul(sxc, b)), k);
+        return [tf.reshape(dx, shape), tf.reshape(tf.mul(sumDyXc, sr), [c]), tf.reshape(sumDy, [c])];
+      },
+    };
+  });
+  return fn(x, bn.gamma, bn.beta) as tf.Tensor4D;
 }
 
 interface AffineEntry {
