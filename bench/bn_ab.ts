@@ -9,7 +9,7 @@ import '../engine/util/registerGradients';
 import { initBackend } from '../engine/backend/select';
 import type { AttackConfig } from '../engine/config/types';
 import { createModel } from '../engine/models/factory';
-import { type BatchNormImpl, setBatchNormImpl } from '../engine/models/layers';
+import { type BatchNormImpl, setBatchNormImpl, setChannelAffineViaConv } from '../engine/models/layers';
 import { makeAdversary } from '../engine/training/adversary';
 import { createOptimizers, trainStep } from '../engine/training/methods';
 import { loadConfigFile } from '../engine/config/load';
@@ -51,21 +51,25 @@ async function main(): Promise<void> {
     const adversary = makeAdversary(model, c.attack, { rng: new Rng(2) });
     const method = benchMethod(c.kind, c.attack);
     let step = 0;
-    const one = async (impl: BatchNormImpl): Promise<number> => {
-      setBatchNormImpl(impl);
+    type Side = BatchNormImpl | 'fused-broadcast';
+    const one = async (impl: Side): Promise<number> => {
+      setBatchNormImpl(impl === 'fused-broadcast' ? 'fused' : impl);
+      setChannelAffineViaConv(impl !== 'fused-broadcast');
       const t0 = process.hrtime.bigint();
       await trainStep(method, { model, optimizers, x, y, lr: STEP.lr, step: step++, adversary });
       return Number(process.hrtime.bigint() - t0) / 1e6;
     };
-    await one('autodiff');
-    await one('fused');
-    const t: Record<BatchNormImpl, number[]> = { autodiff: [], fused: [] };
+    // 'fused-broadcast': the fused op with its per-channel affine maps as broadcast mul/add instead of 1×1 depthwise convs.
+    const sides: Side[] = ['autodiff', 'fused-broadcast', 'fused'];
+    for (const sd of sides) await one(sd);
+    const t: Record<string, number[]> = Object.fromEntries(sides.map((sd) => [sd, []]));
     for (let r = 0; r < reps; r++) {
-      for (const impl of (r % 2 ? ['fused', 'autodiff'] : ['autodiff', 'fused']) as BatchNormImpl[]) t[impl].push(await one(impl));
+      for (const sd of r % 2 ? [...sides].reverse() : sides) t[sd].push(await one(sd));
     }
-    const ratio = median(t.fused) / median(t.autodiff);
-    console.log(`${c.label}\n  autodiff ${stat(t.autodiff)}\n  fused    ${stat(t.fused)}\n  fused/autodiff ${ratio.toFixed(3)}`);
-    out[c.label] = { ...t, ratio };
+    const ratios = Object.fromEntries(sides.map((sd) => [sd, median(t[sd]) / median(t.autodiff)]));
+    console.log(c.label);
+    for (const sd of sides) console.log(`  ${sd.padEnd(16)} ${stat(t[sd]).padEnd(28)} ×${ratios[sd].toFixed(3)} of autodiff`);
+    out[c.label] = { ms: t, ratioToAutodiff: ratios };
     model.dispose();
     tf.dispose([x, y]);
   }

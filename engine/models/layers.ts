@@ -47,18 +47,20 @@ function batchNormAutodiff(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOp
 }
 
 /**
- * Per-channel mean of an NHWC tensor as [1, C], without Mean/Sum over outer axes (on wasm those transpose first):
+ * Per-channel mean of an NHWC tensor as [C], without Mean/Sum over outer axes (on wasm those transpose first):
  * an average pool over the whole H×W plane (XNNPACK) then a ones-row matMul over the batch, or for small planes
  * one ones-row matMul over all N·H·W rows. Forward only (used inside custom-gradient ops).
  */
-function channelMean(x: tf.Tensor4D): tf.Tensor2D {
+function channelMean(x: tf.Tensor4D): tf.Tensor1D {
   const [n, h, w, c] = x.shape;
+  // The division makes a fresh rank-1 tensor: the wasm fused kernels check the rank of a bias's data, which a
+  // reshape of the [1, C] matMul output would not change.
   if (h * w >= 16) {
     const perImage = tf.reshape(tf.avgPool(x, [h, w], 1, 'valid'), [n, c]) as tf.Tensor2D;
-    return tf.div(tf.matMul(tf.ones([1, n]) as tf.Tensor2D, perImage), n);
+    return tf.div(tf.reshape(tf.matMul(tf.ones([1, n]) as tf.Tensor2D, perImage), [c]), n);
   }
   const m = n * h * w;
-  return tf.div(tf.matMul(tf.ones([1, m]) as tf.Tensor2D, tf.reshape(x, [m, c]) as tf.Tensor2D), m);
+  return tf.div(tf.reshape(tf.matMul(tf.ones([1, m]) as tf.Tensor2D, tf.reshape(x, [m, c]) as tf.Tensor2D), [c]), m);
 }
 
 /**
@@ -74,31 +76,52 @@ function batchNormFused(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptio
   const m = shape[0] * shape[1] * shape[2];
   const fn = tf.customGrad((...args: unknown[]) => {
     const [xi, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
-    const x2 = tf.reshape(xi, [m, c]) as tf.Tensor2D;
     const mean = channelMean(xi);
-    const xc = tf.sub(x2, mean) as tf.Tensor2D;
-    const variance = channelMean(tf.reshape(tf.square(xc), shape) as tf.Tensor4D);
-    if (opts.updateBnStats) updateRunningStats(bn, tf.reshape(mean, [c]), tf.reshape(variance, [c]), m);
+    const xc = channelAffine(xi, null, tf.neg(mean)); // x − μ
+    const variance = channelMean(tf.square(xc));
+    if (opts.updateBnStats) updateRunningStats(bn, mean, variance, m);
     const rstd = tf.rsqrt(tf.add(variance, BN_EPSILON));
-    const y = tf.add(tf.mul(xc, tf.mul(rstd, gamma)), beta);
+    const y = channelAffine(xc, tf.mul(rstd, gamma), beta);
     save([xc, rstd, gamma]);
     return {
-      value: tf.reshape(y, shape) as tf.Tensor4D,
+      value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sxc, sr, sg] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-        const dy2 = tf.reshape(dy, [m, c]) as tf.Tensor2D;
-        const sumDy = tf.mul(channelMean(dy as tf.Tensor4D), m); // [1, C]
-        const sumDyXc = tf.mul(channelMean(tf.reshape(tf.mul(dy2, sxc), shape) as tf.Tensor4D), m); // [1, C] = Σ dy·(x − μ)
+        const [sxc, sr, sg] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+        const sumDy = tf.mul(channelMean(dy as tf.Tensor4D), m); // [C]
+        const sumDyXc = tf.mul(channelMean(tf.mul(dy, sxc) as tf.Tensor4D), m); // [C] = Σ dy·(x − μ)
         const a = tf.mul(sr, sg); // γ·r
         // dx = a·dy + b·(x − μ) + k with b = −a·r²·Σ(dy·(x−μ))/M, k = −a·Σdy/M
         const b = tf.mul(a, tf.mul(tf.square(sr), tf.div(sumDyXc, -m)));
         const k = tf.mul(a, tf.div(sumDy, -m));
-        const dx = tf.add(tf.add(tf.mul(dy2, a), tf.mul(sxc, b)), k);
-        return [tf.reshape(dx, shape), tf.reshape(tf.mul(sumDyXc, sr), [c]), tf.reshape(sumDy, [c])];
+        const dx = tf.add(channelAffine(dy as tf.Tensor4D, a, k), channelAffine(sxc, b, null));
+        return [dx, tf.mul(sumDyXc, sr), sumDy];
       },
     };
   });
   return fn(x, bn.gamma, bn.beta) as tf.Tensor4D;
+}
+
+/**
+ * x·scale + shift per channel (scale, shift: rank-1 [C] tensors made by an op, not a reshape; null = 1 or 0). On wasm one 1×1 depthwise
+ * convolution with bias (XNNPACK), about half the time of a broadcast multiply and add there, same values (no FMA
+ * in wasm SIMD); elsewhere the plain broadcast ops. Forward only (used inside custom-gradient ops).
+ */
+let affineViaConv = true;
+/** Benchmarks only: channelAffine through broadcast ops on wasm too (false), to time the depthwise-conv form. */
+export function setChannelAffineViaConv(on: boolean): void {
+  affineViaConv = on;
+}
+
+function channelAffine(x: tf.Tensor4D, scale: tf.Tensor | null, shift: tf.Tensor | null): tf.Tensor4D {
+  const c = x.shape[3];
+  if (affineViaConv && tf.getBackend() === 'wasm') {
+    const filter = (scale ? tf.reshape(scale, [1, 1, c, 1]) : tf.ones([1, 1, c, 1])) as tf.Tensor4D;
+    return tf.fused.depthwiseConv2d({ x, filter, strides: 1, pad: 'valid', bias: shift ?? undefined });
+  }
+  let y: tf.Tensor = x;
+  if (scale) y = tf.mul(y, tf.reshape(scale, [c]));
+  if (shift) y = tf.add(y, tf.reshape(shift, [c]));
+  return y as tf.Tensor4D;
 }
 
 interface AffineEntry {

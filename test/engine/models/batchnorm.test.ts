@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../../../engine/util/registerGradients';
 import { BN_EPSILON, BN_MOMENTUM, batchNorm, getBatchNormImpl, setBatchNormImpl, type BatchNormImpl } from '../../../engine/models/layers';
 import type { BatchNormWeights } from '../../../engine/models/params';
-import { setupTestBackend } from '../helpers';
+import { setupTestBackend, withBackend } from '../helpers';
 
 before(setupTestBackend);
 after(() => setBatchNormImpl('fused'));
@@ -131,31 +131,38 @@ function reference(xv: Float32Array, wv: Float32Array, bn: { gamma: number[]; be
   return { y, dx, dGamma, dBeta, movingMean, movingVar };
 }
 
+function check(shape: Shape): void {
+  SHAPE = shape;
+  const x = input(11);
+  const w = tf.randomNormal(SHAPE, 0, 1, 'float32', 12) as tf.Tensor4D;
+  const bn0 = makeBn(SHAPE[3]);
+  const ref = reference(x.dataSync() as Float32Array, w.dataSync() as Float32Array, {
+    gamma: Array.from(bn0.gamma.dataSync()),
+    beta: Array.from(bn0.beta.dataSync()),
+    mm: Array.from(bn0.movingMean.dataSync()),
+    mv: Array.from(bn0.movingVar.dataSync()),
+  });
+  tf.dispose([bn0.gamma, bn0.beta, bn0.movingMean, bn0.movingVar]);
+  const fused = run('fused', x, w);
+  const auto = run('autodiff', x, w);
+  for (const key of ['y', 'dx', 'dGamma', 'dBeta', 'movingMean', 'movingVar'] as const) {
+    const eRef = relErr(fused[key], ref[key]);
+    const eAuto = relErr(fused[key], auto[key]);
+    assert.ok(eRef < 1e-4, `${key}: fused vs reference rel. error ${eRef}`);
+    assert.ok(eAuto < 1e-4, `${key}: fused vs autodiff rel. error ${eAuto}`);
+    assert.ok(relErr(auto[key], ref[key]) < 1e-4, `${key}: autodiff vs reference`);
+    if (process.env.ADVMOE_BN_VERBOSE) console.log(shape.join('×'), key, eRef.toExponential(2), eAuto.toExponential(2));
+  }
+  tf.dispose([x, w]);
+  SHAPE = SHAPES[0];
+  }
+
 describe('training-mode batchNorm', () => {
-  for (const shape of SHAPES) it(`fused op matches the autodiff form and the float64 reference (values, grads w.r.t. x, γ, β, running stats), ${shape.join('×')}`, () => {
-    SHAPE = shape;
-    const x = input(11);
-    const w = tf.randomNormal(SHAPE, 0, 1, 'float32', 12) as tf.Tensor4D;
-    const bn0 = makeBn(SHAPE[3]);
-    const ref = reference(x.dataSync() as Float32Array, w.dataSync() as Float32Array, {
-      gamma: Array.from(bn0.gamma.dataSync()),
-      beta: Array.from(bn0.beta.dataSync()),
-      mm: Array.from(bn0.movingMean.dataSync()),
-      mv: Array.from(bn0.movingVar.dataSync()),
-    });
-    tf.dispose([bn0.gamma, bn0.beta, bn0.movingMean, bn0.movingVar]);
-    const fused = run('fused', x, w);
-    const auto = run('autodiff', x, w);
-    for (const key of ['y', 'dx', 'dGamma', 'dBeta', 'movingMean', 'movingVar'] as const) {
-      const eRef = relErr(fused[key], ref[key]);
-      const eAuto = relErr(fused[key], auto[key]);
-      assert.ok(eRef < 1e-4, `${key}: fused vs reference rel. error ${eRef}`);
-      assert.ok(eAuto < 1e-4, `${key}: fused vs autodiff rel. error ${eAuto}`);
-      assert.ok(relErr(auto[key], ref[key]) < 1e-4, `${key}: autodiff vs reference`);
-      if (process.env.ADVMOE_BN_VERBOSE) console.log(shape.join('×'), key, eRef.toExponential(2), eAuto.toExponential(2));
-    }
-    tf.dispose([x, w]);
-    SHAPE = SHAPES[0];
+  for (const shape of SHAPES) {
+    it(`fused op matches the autodiff form and the float64 reference (values, grads w.r.t. x, γ, β, running stats), ${shape.join('×')}`, () => check(shape));
+  }
+  it('the same on the cpu backend (broadcast ops instead of the wasm depthwise-conv affine)', async () => {
+    await withBackend('cpu', () => check(SHAPES[0]));
   });
 
   it('leaks no tensors (forward, gradient, running-stat update)', () => {
