@@ -18,7 +18,7 @@ export function conv(x: tf.Tensor4D, w: ConvWeights, stride: 1 | 2 = 1): tf.Tens
 export function batchNorm(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
   if (!opts.training) {
     const { scale, shift } = inferenceAffine(bn);
-    return tf.add(tf.mul(x, scale), shift);
+    return inferenceBatchNorm(x, scale, shift);
   }
   if (trainingImpl === 'autodiff') return batchNormAutodiff(x, bn, opts);
   return batchNormFused(x, bn, opts);
@@ -122,6 +122,24 @@ function channelAffine(x: tf.Tensor4D, scale: tf.Tensor | null, shift: tf.Tensor
   if (scale) y = tf.mul(y, tf.reshape(scale, [c]));
   if (shift) y = tf.add(y, tf.reshape(shift, [c]));
   return y as tf.Tensor4D;
+}
+
+/**
+ * x·scale + shift with the cached inference affine. On wasm through channelAffine's depthwise conv, which has no
+ * gradient kernel there, so as a custom-gradient op: dx = dy·scale (attacks differentiate eval-mode forwards with
+ * respect to the input). scale and shift are cached constants, never differentiated (as before).
+ */
+function inferenceBatchNorm(x: tf.Tensor4D, scale: tf.Tensor1D, shift: tf.Tensor1D): tf.Tensor4D {
+  if (!(affineViaConv && tf.getBackend() === 'wasm')) return tf.add(tf.mul(x, scale), shift);
+  const fn = tf.customGrad((...args: unknown[]) => {
+    const [xi, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
+    save([scale]);
+    return {
+      value: channelAffine(xi, scale, shift),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => channelAffine(dy as tf.Tensor4D, saved[0], null),
+    };
+  });
+  return fn(x) as tf.Tensor4D;
 }
 
 interface AffineEntry {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '../../../engine/util/registerGradients';
-import { BN_EPSILON, BN_MOMENTUM, batchNorm, getBatchNormImpl, setBatchNormImpl, type BatchNormImpl } from '../../../engine/models/layers';
+import { BN_EPSILON, BN_MOMENTUM, batchNorm, getBatchNormImpl, setBatchNormImpl, setChannelAffineViaConv, type BatchNormImpl } from '../../../engine/models/layers';
 import type { BatchNormWeights } from '../../../engine/models/params';
 import { setupTestBackend, withBackend } from '../helpers';
 
@@ -173,6 +173,25 @@ describe('training-mode batchNorm', () => {
     run('fused', x, w);
     assert.equal(tf.memory().numTensors, before);
     tf.dispose([x, w]);
+  });
+
+  it('inference mode: values and the input gradient (dy·γ/√(var+ε)) match the broadcast form', () => {
+    const x = input(8);
+    const w = tf.randomNormal(SHAPE, 0, 1, 'float32', 9) as tf.Tensor4D;
+    const bn = makeBn(SHAPE[3]);
+    const f = (xi: tf.Tensor): tf.Scalar => tf.sum(tf.mul(batchNorm(xi as tf.Tensor4D, bn, { training: false }), w));
+    const go = (viaConv: boolean): [Float32Array, Float32Array] => {
+      setChannelAffineViaConv(viaConv);
+      const y = tf.tidy(() => batchNorm(x, bn, { training: false }).dataSync() as Float32Array);
+      const g = tf.tidy(() => tf.grad(f)(x).dataSync() as Float32Array);
+      return [y, g];
+    };
+    const [yConv, gConv] = go(true);
+    const [yB, gB] = go(false);
+    setChannelAffineViaConv(true);
+    assert.ok(relErr(yConv, yB) < 1e-6, 'values');
+    assert.ok(relErr(gConv, gB) < 1e-6, 'input gradient');
+    tf.dispose([x, w, bn.gamma, bn.beta, bn.movingMean, bn.movingVar]);
   });
 
   it('inference mode is unchanged by the switch (running statistics)', () => {
