@@ -361,11 +361,24 @@ async function sectionScale(ctx: Ctx): Promise<void> {
   const batch = 128;
   ctx.log(`\n## Scale: one epoch of the default experiment's AdvMoE step (FGSM-RS, batch ${batch}) at 1×, 2×, 4× ${base} images (${reps} alternating reps)`);
   const times: Record<number, number[]> = { 1: [], 2: [], 4: [] };
+  // Per step: every step's time in every epoch of that size, and the first vs last quarter of each epoch's steps
+  // (later steps slower = something accumulates; all sizes' steps alike = the per-epoch time is linear up to load).
+  const stepMs: Record<number, number[]> = { 1: [], 2: [], 4: [] };
+  const firstQ: Record<number, number[]> = { 1: [], 2: [], 4: [] };
+  const lastQ: Record<number, number[]> = { 1: [], 2: [], 4: [] };
+  const hostMs: Record<number, number[]> = { 1: [], 2: [], 4: [] };
+  const epochs: unknown[] = [];
   await side.call({ op: 'epoch', model: 'default', samples: batch, batch, attackSteps: 1 }); // warm-up
   for (let r = 0; r < reps; r++) {
     for (const m of r % 2 ? [4, 2, 1] : [1, 2, 4]) {
       const out = await side.call({ op: 'epoch', model: 'default', samples: base * m, batch, attackSteps: 1 });
       times[m].push(out.ms);
+      const q = Math.max(1, Math.floor(out.stepMs.length / 4));
+      stepMs[m].push(...out.stepMs);
+      firstQ[m].push(...out.stepMs.slice(0, q));
+      lastQ[m].push(...out.stepMs.slice(-q));
+      hostMs[m].push(out.hostMs);
+      epochs.push({ rep: r, multiple: m, ...out, loadavg: os.loadavg()[0] });
     }
   }
   const st = { 1: stat(times[1]), 2: stat(times[2]), 4: stat(times[4]) };
@@ -373,6 +386,12 @@ async function sectionScale(ctx: Ctx): Promise<void> {
   const lin4 = st[4].median / (4 * st[1].median);
   for (const m of [1, 2, 4] as const) ctx.log(`  ${m}× (${base * m} images)  ${range(st[m], 2, 1 / 1000)} s   per image ${f(st[m].median / (base * m), 2)} ms`);
   ctx.log(`  time(2×)/(2·time(1×)) = ${f(lin2, 3)}, time(4×)/(4·time(1×)) = ${f(lin4, 3)}   target within 1 ± 0.10`);
+  const stepSt = { 1: stat(stepMs[1]), 2: stat(stepMs[2]), 4: stat(stepMs[4]) };
+  for (const m of [1, 2, 4] as const) {
+    ctx.log(
+      `  ${m}× per step ${range(stepSt[m], 0)} ms; first quarter ${range(stat(firstQ[m]), 0)}, last quarter ${range(stat(lastQ[m]), 0)} ms; host batch prep ${f(stat(hostMs[m]).median, 1)} ms/epoch`,
+    );
+  }
 
   const steps = ctx.opts.quick ? 200 : 1000;
   const every = steps / 10;
@@ -386,7 +405,7 @@ async function sectionScale(ctx: Ctx): Promise<void> {
   const tensorGrowth = after[after.length - 1].numTensors - after[0].numTensors;
   const rssGrowth = after[after.length - 1].rssMB - after[0].rssMB;
   ctx.log(`  from step ${after[0].step} to ${steps}: tensors ${tensorGrowth >= 0 ? '+' : ''}${tensorGrowth}, RSS ${rssGrowth >= 0 ? '+' : ''}${f(rssGrowth, 1)} MB   target: no growth`);
-  ctx.results.scale = { base, batch, reps, epochMs: st, linearity: { twoX: lin2, fourX: lin4 }, memory: { steps, batch: memBatch, samples, tensorGrowth, rssGrowthMB: rssGrowth } };
+  ctx.results.scale = { base, batch, reps, epochMs: st, linearity: { twoX: lin2, fourX: lin4 }, stepMs: stepSt, epochs, memory: { steps, batch: memBatch, samples, tensorGrowth, rssGrowthMB: rssGrowth } };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -138,15 +138,24 @@ async function memoryRun(modelKey: ModelKey, batch: number, steps: number, every
   return samples;
 }
 
-/** One epoch (training steps only) over `samples` random images: the scale test's unit. */
-async function epoch(modelKey: ModelKey, samples: number, batch: number, attackSteps: number): Promise<number> {
+/**
+ * One epoch (training steps only) over `samples` random images: the scale test's unit. Besides the epoch's wall
+ * time it returns each step's time, the host-side batch preparation time, and the RSS / heap at the end, to tell
+ * slower later steps (GC, memory growth) from machine load.
+ */
+async function epoch(
+  modelKey: ModelKey, samples: number, batch: number, attackSteps: number,
+): Promise<{ ms: number; stepMs: number[]; hostMs: number; rssMB: number; heapMB: number }> {
   const key = `epoch-${modelKey}-${batch}`;
   if (!setups.has(key)) await setupStep(key, modelKey, 'advmoe', batch, attackSteps);
   const s = setups.get(key)!;
   const m = benchModels()[modelKey];
   const steps = Math.ceil(samples / batch);
+  const stepMs: number[] = [];
+  let hostNs = 0n;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < steps; i++) {
+    const th = process.hrtime.bigint();
     // A fresh batch per step, uploaded as a data loader would (host → backend each step).
     const host = new Float32Array(batch * m.data.inputShape.reduce((a, b) => a * b, 1));
     for (let j = 0; j < host.length; j++) host[j] = (Math.imul(j + i * 7919, 2654435761) >>> 0) / 2 ** 32;
@@ -157,9 +166,12 @@ async function epoch(modelKey: ModelKey, samples: number, batch: number, attackS
     s.x = x;
     s.y = y;
     tf.dispose(old);
-    await runStep(s);
+    hostNs += process.hrtime.bigint() - th;
+    stepMs.push(await runStep(s));
   }
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const mem = process.memoryUsage();
+  return { ms, stepMs, hostMs: Number(hostNs) / 1e6, rssMB: mem.rss / 2 ** 20, heapMB: mem.heapUsed / 2 ** 20 };
 }
 
 async function handle(msg: { op: string; [k: string]: unknown }): Promise<unknown> {
@@ -179,7 +191,7 @@ async function handle(msg: { op: string; [k: string]: unknown }): Promise<unknow
     case 'memory':
       return memoryRun(msg.model as ModelKey, msg.batch as number, msg.steps as number, msg.every as number, msg.attackSteps as number);
     case 'epoch':
-      return { ms: await epoch(msg.model as ModelKey, msg.samples as number, msg.batch as number, msg.attackSteps as number) };
+      return epoch(msg.model as ModelKey, msg.samples as number, msg.batch as number, msg.attackSteps as number);
     case 'exit':
       setImmediate(() => process.exit(0));
       return { ok: true };
