@@ -81,7 +81,8 @@ function batchNormFused(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptio
     const variance = channelMean(tf.square(xc));
     if (opts.updateBnStats) updateRunningStats(bn, mean, variance, m);
     const rstd = tf.rsqrt(tf.add(variance, BN_EPSILON));
-    const y = channelAffine(xc, tf.mul(rstd, gamma), beta);
+    // β + 0: a [C] tensor of our own (β's data may have been assigned from any tensor; see channelAffine).
+    const y = channelAffine(xc, tf.mul(rstd, gamma), tf.add(beta, 0));
     save([xc, rstd, gamma]);
     return {
       value: y,
@@ -101,17 +102,18 @@ function batchNormFused(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptio
   return fn(x, bn.gamma, bn.beta) as tf.Tensor4D;
 }
 
-/**
- * x·scale + shift per channel (scale, shift: rank-1 [C] tensors made by an op, not a reshape; null = 1 or 0). On wasm one 1×1 depthwise
- * convolution with bias (XNNPACK), about half the time of a broadcast multiply and add there, same values (no FMA
- * in wasm SIMD); elsewhere the plain broadcast ops. Forward only (used inside custom-gradient ops).
- */
 let affineViaConv = true;
-/** Benchmarks only: channelAffine through broadcast ops on wasm too (false), to time the depthwise-conv form. */
+/** Benchmarks and tests only: channelAffine through broadcast ops on wasm too (false), to compare with the conv form. */
 export function setChannelAffineViaConv(on: boolean): void {
   affineViaConv = on;
 }
 
+/**
+ * x·scale + shift per channel (scale, shift: [C]; null = 1 or 0). On wasm one 1×1 depthwise convolution with bias
+ * (XNNPACK), about half the time of a broadcast multiply and add there, same values (no FMA in wasm SIMD);
+ * elsewhere the plain broadcast ops. Forward only (used inside custom-gradient ops). The wasm kernel checks the
+ * rank of the bias's *data*, so `shift` must come from an op with a [C] output, not from a reshape of [1, C].
+ */
 function channelAffine(x: tf.Tensor4D, scale: tf.Tensor | null, shift: tf.Tensor | null): tf.Tensor4D {
   const c = x.shape[3];
   if (affineViaConv && tf.getBackend() === 'wasm') {
