@@ -179,6 +179,26 @@ function attack(raw: Partial<AttackConfig> | undefined, defaults: AttackConfig):
   return { ...defaults, ...(raw ?? {}) };
 }
 
+/**
+ * Settings that are valid but probably not what the user meant; the jobs log them as warnings. Today: a PGD whose
+ * steps cannot travel ε (steps · stepSize < ε), e.g. `steps` lowered while `stepSize` kept its default — the
+ * attack is then weaker than its ε says, and RA is overestimated.
+ */
+export function configWarnings(cfg: ExperimentConfig): string[] {
+  const out: string[] = [];
+  const check = (where: string, a: AttackConfig) => {
+    if (a.steps * a.stepSize < a.eps * (1 - 1e-9)) {
+      out.push(
+        `${where}: ${a.steps} step(s) of ${+a.stepSize.toPrecision(4)} move at most ${+(a.steps * a.stepSize).toPrecision(4)}, less than ε = ${+a.eps.toPrecision(4)}; ` +
+          `the attack is weaker than its ε suggests (PGD usually has steps · stepSize ≥ ε, e.g. stepSize ${+((2.5 * a.eps) / a.steps).toPrecision(4)})`,
+      );
+    }
+  };
+  check('eval.attack', cfg.eval.attack);
+  check('method.attack', cfg.method.attack);
+  return out;
+}
+
 function checkCrossField(cfg: ExperimentConfig, where: string): void {
   const problems: string[] = [];
   const moe = cfg.model.moe;

@@ -1,6 +1,7 @@
 /** Jobs on a trained run: full robustness analysis, a single attack, sample inspection, and loading a run. */
 import * as path from 'node:path';
 import { analyzeRobustness, atEps, evaluateAttack, inspectSamples } from '../analysis';
+import { configWarnings } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
 import { gatherImages, gatherLabels, type Dataset } from '../data';
 import type { DataSpec } from '../models/net';
@@ -77,6 +78,7 @@ export async function evaluateJob(p: EvaluateParams, ctx: JobContext): Promise<E
   let dense: Model | undefined;
   try {
     const { x, y, n } = evalArrays(run.data, sampleCount(p.samples, run.cfg));
+    for (const w of configWarnings(run.cfg)) if (w.startsWith('eval.')) ctx.reporter.log('warn', w);
     const started = Date.now();
     // The full attack's inputs, as bytes, for the Inspector's gallery.
     const recorder = adversarialRecorder(run.model, n);

@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { getBackendInfo, initBackend } from '../backend/select';
-import { loadConfigFile } from '../config/load';
+import { configWarnings, loadConfigFile } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
 import { BatchIterator, type BatchPosition } from '../data';
 import type { DataSpec } from '../models/net';
@@ -66,6 +66,8 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
 
   if (cfg.backend !== 'auto' && getBackendInfo()?.name !== cfg.backend) await initBackend(cfg.backend);
   const backend = getBackendInfo()?.name ?? tf.getBackend();
+
+  for (const w of configWarnings(cfg)) reporter.log('warn', w);
 
   // 2. Data and model.
   reporter.log('info', `loading ${cfg.data.dataset}…`);

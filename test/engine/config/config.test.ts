@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadConfigFile, resolveConfig } from '../../../engine/config/load';
+import { configWarnings, loadConfigFile, resolveConfig } from '../../../engine/config/load';
 import schema from '../../../engine/config/schema.json';
 import { isAdvMoEError } from '../../../engine/util/errors';
 
@@ -94,4 +94,19 @@ test('every field of the resolved config is described in the schema', () => {
   };
   walk(c, schema, '');
   assert.deepEqual(missing, []);
+});
+
+test('a PGD whose steps cannot travel ε is warned about; the defaults and the example are not', () => {
+  for (const raw of [
+    { model: { backbone: 'resnet18' } },
+    { model: { backbone: 'resnet18' }, data: { dataset: 'cifar10' } },
+    { model: { backbone: 'resnet18' }, data: { dataset: 'cifar10' }, method: { kind: 'official' } },
+    JSON.parse(fs.readFileSync(path.join(__dirname, '../../../../examples/mnist-advmoe.advmoe.json'), 'utf8')),
+  ]) {
+    assert.deepEqual(configWarnings(resolveConfig(raw)), [], JSON.stringify(raw).slice(0, 120));
+  }
+  // steps lowered to 5, stepSize left at the MNIST default 0.0375: 0.1875 < 0.3.
+  const w = configWarnings(resolveConfig({ model: { backbone: 'resnet18' }, eval: { attack: { steps: 5 } } }));
+  assert.equal(w.length, 1);
+  assert.match(w[0], /^eval\.attack: 5 step\(s\) of 0\.0375 move at most 0\.1875, less than ε = 0\.3; .* stepSize 0\.15\)$/);
 });
