@@ -24,7 +24,6 @@ export const ROBUSTNESS_VIEW_TYPE = 'advmoe.robustness';
 /** After a final report: how long to wait for the engine's saved file to appear. */
 const RELOAD_TRIES = 20;
 const RELOAD_WAIT_MS = 250;
-const JOB_POLL_MS = 1000;
 const FILE_DEBOUNCE_MS = 300;
 
 /**
@@ -77,7 +76,6 @@ export class RobustnessPanel implements vscode.Disposable {
   private readonly liveRuns = new Set<string>();
   private readonly describes = new DescribeRequests<RobDescriptionMessage>('Robustness', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRobustness));
   private initSeq = 0;
-  private jobTimer: ReturnType<typeof setInterval> | undefined;
   /** File watchers on the analysis files (`<runsDir>/<run>/analysis/*.json`), one per runs folder of the shown runs. */
   private readonly watchers = new Map<string, vscode.Disposable>();
   private readonly fileTimers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -131,6 +129,7 @@ export class RobustnessPanel implements vscode.Disposable {
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
       ctx.engine.onAnalysis((n) => this.onAnalysis(n)),
+      ctx.jobs.onDidChange(() => this.onJobsChanged()),
       ctx.store.onDidChange((e) => {
         // Runs restored after a reload may reach the store after the panel asked for them.
         if (!e) {
@@ -243,10 +242,7 @@ export class RobustnessPanel implements vscode.Disposable {
       return;
     }
     if (n.final) this.liveRuns.delete(n.runId);
-    else {
-      this.liveRuns.add(n.runId);
-      this.watchJobs();
-    }
+    else this.liveRuns.add(n.runId);
     // perSample is not shown here: keep the message small.
     const { perSample: _omit, ...report } = n.report;
     this.post({ type: 'partial', runId: n.runId, report, samplesDone: n.samplesDone, samplesTotal: n.samplesTotal, final: n.final });
@@ -255,24 +251,17 @@ export class RobustnessPanel implements vscode.Disposable {
   }
 
   /**
-   * Evaluations started elsewhere (command palette, CodeLens) end without telling this panel: while any streams
-   * here, check the job list, and when one stopped before its final report, show the saved analysis again.
+   * Evaluations started elsewhere (command palette, CodeLens) end without telling this panel; the job list does.
+   * One that stopped before its final report (cancelled or failed): show the saved analysis again.
    */
-  private watchJobs(): void {
-    if (this.jobTimer) return;
-    this.jobTimer = setInterval(() => {
-      const active = new Set(this.ctx.jobs.active('evaluate').map((j) => j.runId));
-      for (const runId of [...this.liveRuns]) {
-        if (active.has(runId) || this.ownJobs.has(runId)) continue;
-        this.liveRuns.delete(runId);
-        this.post({ type: 'job', runId, running: false, message: 'The evaluation stopped before it finished (cancelled or failed); the saved analysis is shown.' });
-        void this.sendRun(runId);
-      }
-      if (this.liveRuns.size === 0) {
-        clearInterval(this.jobTimer);
-        this.jobTimer = undefined;
-      }
-    }, JOB_POLL_MS);
+  private onJobsChanged(): void {
+    const active = new Set(this.ctx.jobs.active('evaluate').map((j) => j.runId));
+    for (const runId of [...this.liveRuns]) {
+      if (active.has(runId) || this.ownJobs.has(runId)) continue;
+      this.liveRuns.delete(runId);
+      this.post({ type: 'job', runId, running: false, message: 'The evaluation stopped before it finished (cancelled or failed); the saved analysis is shown.' });
+      void this.sendRun(runId);
+    }
   }
 
   /** After a final report: wait for the new `analysis/*.json`, then show it from disk (the newest). */
@@ -404,7 +393,6 @@ export class RobustnessPanel implements vscode.Disposable {
 
   dispose(): void {
     if (RobustnessPanel.current === this) RobustnessPanel.current = undefined;
-    if (this.jobTimer) clearInterval(this.jobTimer);
     for (const t of this.fileTimers.values()) clearTimeout(t);
     this.fileTimers.clear();
     for (const w of this.watchers.values()) w.dispose();
