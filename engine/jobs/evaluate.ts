@@ -1,4 +1,5 @@
 /** Jobs on a trained run: full robustness analysis, a single attack, sample inspection, and loading a run. */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyzeRobustness, atEps, evaluateAttack, inspectSamples } from '../analysis';
 import { configWarnings } from '../config/load';
@@ -24,6 +25,7 @@ import {
   listCheckpoints,
   readMetrics,
   readRunConfig,
+  analysisImagesPath,
   readAnalysisImages,
   readState,
   writeAnalysis,
@@ -175,6 +177,24 @@ async function loadSplitData(cfg: ExperimentConfig, baseDir: string, split: Data
 
 /** The last dataset `samplesJob` loaded: a gallery asks for page after page of the same run. */
 let samplesCache: { key: string; data: Dataset } | undefined;
+/** The last analysis images `samplesJob` read (the whole file; every gallery page wants the same one). */
+let imagesCache: { file: string; mtimeMs: number; size: number; bytes: Uint8Array | null } | undefined;
+
+/** readAnalysisImages, read again only when the file changed (path, modification time, size). */
+function cachedAnalysisImages(runsDir: string, runId: string, name: string): Uint8Array | null {
+  const file = analysisImagesPath(runsDir, runId, name);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    st = undefined; // missing: readAnalysisImages says so
+  }
+  const hit = st && imagesCache && imagesCache.file === file && imagesCache.mtimeMs === st.mtimeMs && imagesCache.size === st.size;
+  if (hit) return imagesCache!.bytes;
+  const bytes = readAnalysisImages(runsDir, runId, name);
+  imagesCache = st ? { file, mtimeMs: st.mtimeMs, size: st.size, bytes } : undefined;
+  return bytes;
+}
 
 /**
  * Images of samples by id, as bytes (no model is loaded): the clean inputs from the run's data, and with
@@ -206,7 +226,7 @@ export async function samplesJob(p: SamplesParams): Promise<SamplesResult> {
   const clean = p.ids.map((_, i) => Buffer.from(toBytes(x.subarray(i * per, (i + 1) * per))).toString('base64'));
   const result: SamplesResult = { shape: [h, w, c], labels, clean, count: data.count };
   if (p.analysis !== undefined) {
-    const bytes = readAnalysisImages(p.runsDir, p.runId, p.analysis);
+    const bytes = cachedAnalysisImages(p.runsDir, p.runId, p.analysis);
     if (!bytes) throw new AdvMoEError('DATA_NOT_FOUND', `analysis "${p.analysis}" of run "${p.runId}" has no stored adversarial images (evaluate the run again to get them)`);
     if (bytes.length % per !== 0) throw new AdvMoEError('DATA_CORRUPT', `the adversarial images of "${p.analysis}" do not match the ${h}×${w}×${c} input shape`);
     const stored = bytes.length / per;
