@@ -71,7 +71,11 @@ export function benchModels(): Record<ModelKey, BenchModel> {
 /** Method settings of the measured steps (the default experiment's, with the bench's attack). */
 export function benchMethod(kind: 'pgd-at' | 'advmoe', attack: AttackConfig): MethodConfig {
   const cfg = loadConfigFile(DEFAULT_EXPERIMENT);
-  return { ...cfg.method, kind, attack, epsWarmupEpochs: 0, routerBalance: 0, advmoe: { period: 1, order: 'router-first', routerLrScale: 1 } };
+  return { ...cfg.method, kind, attack, epsWarmupEpochs: 0,
+    // The PyTorch peer implements the PGD-AT form of both steps with no collapse remedy: measure the same work.
+    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0 },
+    advmoe: { period: 1, order: 'router-first', routerLrScale: 1, loss: 'ce' },
+  };
 }
 
 /** The schedule numbers a step needs. */

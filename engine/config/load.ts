@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { AdvMoEError } from '../util/errors';
 import schema from './schema.json';
-import type { AttackConfig, DatasetName, ExperimentConfig } from './types';
+import type { AttackConfig, DatasetName, ExperimentConfig, RoutingRemedies } from './types';
 
 let validator: ReturnType<Ajv['compile']> | null = null;
 
@@ -126,7 +126,8 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
         experts: r.model.moe?.experts ?? 2,
         topK: r.model.moe?.topK ?? 1,
         expertWidth: r.model.moe?.expertWidth ?? 0.5,
-        router: r.model.moe?.router ?? 'per-layer',
+        // The reference code routes every MoE layer by one image-level router; `official` follows it.
+        router: r.model.moe?.router ?? (methodKind === 'official' ? 'shared' : 'per-layer'),
         layers: r.model.moe?.layers ?? 'all-blocks',
       },
     },
@@ -134,13 +135,19 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
       kind: methodKind,
       tradesBeta: r.method?.tradesBeta ?? 6,
       officialRouterAlpha: r.method?.officialRouterAlpha ?? 6,
-      routerBalance: r.method?.routerBalance ?? 0,
+      routing: {
+        classTarget: r.method?.routing?.classTarget ?? ROUTING_DEFAULTS.classTarget,
+        balance: r.method?.routing?.balance ?? r.method?.routerBalance ?? ROUTING_DEFAULTS.balance,
+        entropy: r.method?.routing?.entropy ?? ROUTING_DEFAULTS.entropy,
+        noise: r.method?.routing?.noise ?? ROUTING_DEFAULTS.noise,
+      },
       epsWarmupEpochs: r.method?.epsWarmupEpochs ?? d.epsWarmupEpochs,
       attack: attack(r.method?.attack, trainAttackDefaults),
       advmoe: {
         period: r.method?.advmoe?.period ?? 1,
         order: r.method?.advmoe?.order ?? 'router-first',
         routerLrScale: r.method?.advmoe?.routerLrScale ?? 1,
+        loss: r.method?.advmoe?.loss ?? 'trades',
       },
     },
     schedule: {
@@ -252,6 +259,9 @@ const CIFAR_DEFAULTS: FamilyDefaults = {
   weightDecay: 5e-4,
   evalSamples: 1000,
 };
+
+/** Collapse remedies that are on unless the file says otherwise (README "Routing that does not collapse"). */
+const ROUTING_DEFAULTS: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0 };
 
 /** The official code trains with PGD-2 at 5/255 (TRADES KL), ε = 8/255. */
 const OFFICIAL_TRAIN_ATTACK: AttackConfig = { norm: 'linf', eps: 8 / 255, stepSize: 5 / 255, steps: 2, randomStart: true, restarts: 1 };

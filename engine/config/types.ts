@@ -71,6 +71,27 @@ export interface AdvMoeConfig {
   order: 'router-first' | 'expert-first';
   /** Router learning rate as a multiple of the schedule's lr. */
   routerLrScale: number;
+  /** Attack objective and losses of both steps (README "Methods"): `trades` — KL attack, each step minimises
+   * CE(f(x), y) + β·KL(f(x) ‖ f(x′)) (as the reference code); `ce` — CE attack, each step minimises
+   * CE(f(x′), y) (PGD-AT form). */
+  loss: 'trades' | 'ce';
+}
+
+/**
+ * Remedies against router collapse (README "Routing that does not collapse"). Each is a term of every loss that
+ * updates routers (the router noise acts in those passes' forward), and each is off at 0.
+ */
+export interface RoutingRemedies {
+  /** Weight of CE(router logits, y mod N): the reference code's class-partitioned router target. `official`
+   * has it built in (weight 1) and ignores this field. */
+  classTarget: number;
+  /** λ of the Switch Transformer load-balancing loss N·Σₑ fₑ·Pₑ (1 when balanced, up to N when collapsed). */
+  balance: number;
+  /** λ of log N − H(p̄), p̄ the batch-average router distribution (0 when p̄ is uniform). */
+  entropy: number;
+  /** Standard deviation of Gaussian noise added to the router logits before top-k in training's update passes
+   * (noisy top-k gating, Shazeer et al. 2017, with a fixed noise scale); attacks and evaluation see none. */
+  noise: number;
 }
 
 export interface MethodConfig {
@@ -78,13 +99,12 @@ export interface MethodConfig {
   /** TRADES β (also used by `official`). */
   tradesBeta: number;
   advmoe: AdvMoeConfig;
-  /** `official` preset: weight α of the router's CE to `y mod N`. */
+  /** `official`: weight α of the router's KL term, CE(r(x), y mod N) + α·KL(r(x) ‖ r(x′)). */
   officialRouterAlpha: number;
   /** Attack used to make training adversarial examples. */
   attack: AttackConfig;
-  /** Weight λ of the load-balancing loss (Switch Transformer) added wherever routers are updated; 0 = off
-   * (the paper's AdvMoE has none). Counters router collapse. */
-  routerBalance: number;
+  /** Collapse remedies (the file's `method.routerBalance` is read as `routing.balance`). */
+  routing: RoutingRemedies;
   /** Ramp ε linearly from 0 over this many epochs (helps large-ε MNIST training start). 0 = off. */
   epsWarmupEpochs: number;
 }

@@ -41,7 +41,7 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
       const adversary = adversarial
         ? makeAdversary(model, attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch), { rng, signal })
         : undefined;
-      const r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse });
+      const r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed() });
       warnings.push(...r.warnings);
       if (adversarial) r.metrics.trainEps = attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch).eps;
       return r.metrics;

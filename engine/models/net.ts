@@ -243,7 +243,7 @@ export abstract class Net implements Model {
     let decided: LayerRouting;
     if (this.sharedRouter) {
       if (!ctx.shared) {
-        const logits = this.sharedRouter.apply(ctx.image, ctx);
+        const logits = withRouterNoise(this.sharedRouter.apply(ctx.image, ctx), ctx.opts, 0);
         const probs = tf.softmax(logits);
         ctx.shared = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
       }
@@ -251,7 +251,11 @@ export abstract class Net implements Model {
     } else {
       const router = this.perLayerRouters[this.moeLayers[layer].router];
       const pooled = globalAvgPool(input);
-      const logits = compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router);
+      const logits = withRouterNoise(
+        compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router),
+        ctx.opts,
+        this.moeLayers[layer].router,
+      );
       if (ctx.flops) ctx.flops.router += 2 * router.inFeatures * router.outFeatures + input.shape[1]! * input.shape[2]! * router.inFeatures;
       const probs = tf.softmax(logits);
       decided = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
@@ -466,6 +470,18 @@ function countConv(ctx: ForwardContext, y: tf.Tensor4D, w: ConvWeights, outLive:
 }
 
 /** The official code's image-level router: a small CNN on the (normalised) image whose choice every MoE layer uses. */
+/**
+ * Noisy top-k gating: the router's logits plus N(0, std²) noise drawn from the pass's seed (offset by the router's
+ * index, so routers draw independent streams). Training only: sparse inference has no `routerNoise`.
+ */
+function withRouterNoise(logits: tf.Tensor2D, opts: ForwardOptions, router: number): tf.Tensor2D {
+  const noise = opts.routerNoise;
+  if (!noise || !(noise.std > 0)) return logits;
+  if (!opts.training) throw new RangeError('router noise is for training passes only');
+  const seed = (noise.seed + Math.imul(router + 1, 0x9e3779b1)) >>> 0;
+  return tf.add(logits, tf.randomNormal(logits.shape, 0, noise.std, 'float32', seed)) as tf.Tensor2D;
+}
+
 class SharedRouter {
   private readonly c1: ConvWeights;
   private readonly b1: BatchNormWeights;

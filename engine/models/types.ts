@@ -43,6 +43,12 @@ export interface ForwardOptions {
    * forward up to float rounding; not differentiable with respect to the routing (inference only).
    */
   sparse?: boolean;
+  /**
+   * Noisy top-k gating (training update passes only): Gaussian noise of this standard deviation is added to every
+   * router's logits before the softmax and top-k, drawn from `seed` (one stream per router), so a seed reproduces
+   * the step. The routing reported for the pass carries the noisy logits.
+   */
+  routerNoise?: { std: number; seed: number };
 }
 
 /** One MoE layer's routing in one forward pass. */

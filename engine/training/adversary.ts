@@ -10,9 +10,12 @@
  * - 'trades-kl' maximises KL(f(x) ‖ f(x')) with f(x) computed once on the clean batch (no gradient to
  *   it). The KL and its gradient are zero at x' = x, so a random start is forced on (TRADES starts
  *   from x + 0.001·N(0, 1); any random start in the ball serves the same purpose).
+ * - 'reference-trades' is the reference code's attack exactly (`referenceTradesAttack`: evaluation-mode BN,
+ *   Gaussian start, model and router KL, last iterate), for `official`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ceLoss, klLoss, pgd } from '../attacks';
+import { referenceTradesAttack } from '../attacks/referenceTrades';
 import type { CancelSignal } from '../attacks/types';
 import type { AttackConfig } from '../config/types';
 import type { Model } from '../models/types';
@@ -28,6 +31,7 @@ export interface AdversaryOptions {
 /** PGD at `attack` (the trainer passes `attackAt(...)`, i.e. ε after warm-up) against `model`. */
 export function makeAdversary(model: Model, attack: AttackConfig, opts: AdversaryOptions): AdversaryFn {
   return async (x, y, loss) => {
+    if (loss === 'reference-trades') return referenceTradesAttack(model, x, attack, { rng: opts.rng, signal: opts.signal });
     if (loss === 'ce') {
       const out = await pgd(model, x, y, attack, { rng: opts.rng, training: true, loss: ceLoss, signal: opts.signal });
       return out.xAdv;

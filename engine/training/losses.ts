@@ -109,3 +109,22 @@ export function routerBalanceLoss(routing: readonly LayerRouting[], layers: read
     return tf.div(tf.addN(terms), routers.length) as tf.Scalar;
   });
 }
+
+/**
+ * Entropy remedy: log N − H(p̄) per distinct router, p̄ the batch-average of its probabilities, averaged over
+ * routers. Zero exactly when p̄ is uniform (the batch as a whole uses every expert equally), log N when every
+ * input puts all its mass on one expert; unlike an entropy on each input's distribution, it lets each input
+ * stay decided (Pavlitska et al., ICCVW 2025, report it keeps routing balanced where the switch loss collapses).
+ */
+export function routerEntropyLoss(routing: readonly LayerRouting[], layers: readonly MoeLayerInfo[], numExperts: number): tf.Scalar {
+  return tf.tidy(() => {
+    const routers = distinctRouters(routing, layers);
+    if (routers.length === 0) throw new RangeError('the router entropy loss needs an MoE model');
+    const terms = routers.map((r) => {
+      const mean = tf.mean(r.probs, 0);
+      const entropy = tf.neg(tf.sum(tf.mul(mean, tf.log(tf.maximum(mean, 1e-12)))));
+      return tf.sub(Math.log(numExperts), entropy);
+    });
+    return tf.div(tf.addN(terms), routers.length) as tf.Scalar;
+  });
+}

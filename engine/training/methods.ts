@@ -30,11 +30,12 @@ import type { MethodConfig, MethodName, ScheduleConfig } from '../config/types';
 import type { ForwardOptions, LayerRouting, Model } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import type { CollapseDetector } from './collapse';
-import { accuracy, crossEntropy, routerBalanceLoss, routerCrossEntropy, routerKl, tradesKl } from './losses';
+import { accuracy, crossEntropy, routerBalanceLoss, routerCrossEntropy, routerEntropyLoss, routerKl, tradesKl } from './losses';
 import { SgdMomentum } from './optimizer';
 
-/** Which loss the attack maximises: CE on the labels, or TRADES' KL(f(x) ‖ f(x')). */
-export type AdversaryLoss = 'ce' | 'trades-kl';
+/** Which loss the attack maximises: CE on the labels, TRADES' KL(f(x) ‖ f(x')), or the reference code's attack
+ * (evaluation-mode KL of model and router outputs, see `referenceTradesAttack`). */
+export type AdversaryLoss = 'ce' | 'trades-kl' | 'reference-trades';
 
 /**
  * Makes adversarial examples of a batch against the model's current weights (pixel space, clamped).
@@ -86,6 +87,9 @@ export interface StepContext {
   adversary?: AdversaryFn;
   /** When given, the step's expert loads are fed to it and its warnings returned. */
   collapse?: CollapseDetector;
+  /** Seeds of the router noise (`method.routing.noise`), one draw per noisy pass; the trainer's checkpointed
+   * stream, so a resumed run draws the same noise. Default: the step index. */
+  noiseSeed?: () => number;
 }
 
 export interface StepResult {
@@ -160,12 +164,10 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
     { opt: optimizers.router, lr },
   ];
   const beta = method.tradesBeta;
-  // Router balance (method.routerBalance): added to every loss that updates routers.
-  const lambda = model.moeLayers.length ? method.routerBalance : 0;
-  const withBalance = (pass: PassOutput): PassOutput =>
-    lambda > 0 && pass.routing?.length
-      ? { ...pass, loss: tf.add(pass.loss, tf.mul(routerBalanceLoss(pass.routing, model.moeLayers, model.numExperts, model.topK), lambda)) as tf.Scalar }
-      : pass;
+  const remedies = routingRemedies(method, model, y);
+  // Passes whose loss updates routers: noisy gating (when asked) in their forward, remedy terms on their loss.
+  const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
+    method.routing.noise > 0 && model.moeLayers.length ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must
@@ -174,36 +176,43 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   };
   switch (method.kind) {
     case 'standard': {
-      rec.main(update(rec, 'loss', all, () => withBalance(classify(model.forward(x, UPDATE_PASS), y))));
+      rec.main(update(rec, 'loss', all, () => remedies(classify(model.forward(x, routerUpdatePass(UPDATE_PASS)), y))));
       return;
     }
     case 'pgd-at': {
       const xAdv = await attack('ce');
-      rec.main(update(rec, 'loss', all, () => withBalance(classify(model.forward(xAdv, UPDATE_PASS), y))));
+      rec.main(update(rec, 'loss', all, () => remedies(classify(model.forward(xAdv, routerUpdatePass(UPDATE_PASS)), y))));
       return;
     }
     case 'trades': {
       const xAdv = await attack('trades-kl');
-      rec.main(update(rec, 'loss', all, () => withBalance(tradesPass(model, x, xAdv, y, beta))));
+      rec.main(update(rec, 'loss', all, () => remedies(tradesPass(model, x, xAdv, y, beta, routerUpdatePass(UPDATE_PASS)))));
       return;
     }
     case 'advmoe': {
-      const { period, order, routerLrScale } = method.advmoe;
+      const { period, order, routerLrScale, loss } = method.advmoe;
       if (!(Number.isInteger(period) && period >= 1)) throw new AdvMoEError('CONFIG_INVALID', `method.advmoe.period must be an integer ≥ 1, got ${period}`);
       // Period p: the router step runs on every p-th batch (steps 0, p, 2p, …), the expert step on every
-      // batch. Each step attacks the model as the previous step left it ("fresh" examples).
+      // batch. Each step attacks the model as the previous step left it ("fresh" examples). Both steps minimise
+      // the same robust loss, each over its own parameters: TRADES' (default) or PGD-AT's CE.
       const routerTurn = ctx.step % period === 0;
-      const routerStep = async (): Promise<void> => {
+      const robustPass = async (pass: ForwardOptions): Promise<() => PassOutput> => {
+        if (loss === 'trades') {
+          const xAdv = await attack('trades-kl');
+          return () => tradesPass(model, x, xAdv, y, beta, pass);
+        }
         const xAdv = await attack('ce');
-        const u = update(rec, 'router loss', [{ opt: optimizers.router, lr: lr * routerLrScale }], () =>
-          withBalance(classify(model.forward(xAdv, ROUTER_PASS), y)),
-        );
+        return () => classify(model.forward(xAdv, pass), y);
+      };
+      const routerStep = async (): Promise<void> => {
+        const lossFn = await robustPass(routerUpdatePass(ROUTER_PASS));
+        const u = update(rec, 'router loss', [{ opt: optimizers.router, lr: lr * routerLrScale }], () => remedies(lossFn()));
         rec.value('routerLoss', u.loss);
         rec.value('routerGradNorm', u.gradNorm);
       };
       const expertStep = async (): Promise<void> => {
-        const xAdv = await attack('ce');
-        const u = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], () => classify(model.forward(xAdv, UPDATE_PASS), y));
+        const lossFn = await robustPass(UPDATE_PASS);
+        const u = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], lossFn);
         rec.main(u);
         rec.value('expertLoss', u.loss);
       };
@@ -217,29 +226,48 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       return;
     }
     case 'official': {
-      // Official loop: TRADES-KL PGD → expert update (CE + β·KL) → fresh PGD → router update
-      // (α·CE(router logits, y mod N) + β·KL(router(x) ‖ router(x'))). The router's CE is taken on the
-      // clean pass, matching the TRADES shape of the expert loss (natural term + robustness term).
-      const xAdv1 = await attack('trades-kl');
-      const e = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], () => tradesPass(model, x, xAdv1, y, beta));
+      // The reference code's loop (README "Methods"): attack → expert update CE(f(x), y) + β·KL(f(x) ‖ f(x′)) →
+      // fresh attack against the updated model → router update CE(r(x), y mod N) + α·KL(r(x) ‖ r(x′)), r(x) on
+      // the clean batch. The class-partitioned target is built in; the other remedies add to the router loss.
+      const xAdv1 = await attack('reference-trades');
+      const e = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], () => tradesPass(model, x, xAdv1, y, beta, UPDATE_PASS));
       rec.main(e);
       rec.value('expertLoss', e.loss);
-      const xAdv2 = await attack('trades-kl');
+      const xAdv2 = await attack('reference-trades');
       const alpha = method.officialRouterAlpha;
+      const pass = routerUpdatePass(ROUTER_PASS);
       const r = update(rec, 'router loss', [{ opt: optimizers.router, lr: lr * method.advmoe.routerLrScale }], () => {
-        const clean = model.forward(x, ROUTER_PASS);
-        const adv = model.forward(xAdv2, ROUTER_PASS);
+        const clean = model.forward(x, pass);
+        const adv = model.forward(xAdv2, pass);
         const loss = tf.add(
-          tf.mul(routerCrossEntropy(clean.routing, model.moeLayers, y, model.numExperts), alpha),
-          tf.mul(routerKl(clean.routing, adv.routing, model.moeLayers), beta),
+          routerCrossEntropy(clean.routing, model.moeLayers, y, model.numExperts),
+          tf.mul(routerKl(clean.routing, adv.routing, model.moeLayers), alpha),
         ) as tf.Scalar;
-        return { loss };
+        return remedies({ loss, routing: clean.routing }, { classTarget: false });
       });
       rec.value('routerLoss', r.loss);
       rec.value('routerGradNorm', r.gradNorm);
       return;
     }
   }
+}
+
+/**
+ * The collapse remedies of `method.routing` as a function that adds their terms to a pass's loss, computed on the
+ * pass's routing (README "Routing that does not collapse"). A dense model has no router: the loss passes through.
+ */
+function routingRemedies(method: MethodConfig, model: Model, y: tf.Tensor1D): (pass: PassOutput, opts?: { classTarget: boolean }) => PassOutput {
+  const { classTarget, balance, entropy } = method.routing;
+  const moe = model.moeLayers.length > 0;
+  return (pass, opts = { classTarget: true }) => {
+    const routing = pass.routing;
+    if (!moe || !routing?.length) return pass;
+    const terms: tf.Scalar[] = [];
+    if (classTarget > 0 && opts.classTarget) terms.push(tf.mul(routerCrossEntropy(routing, model.moeLayers, y, model.numExperts), classTarget));
+    if (balance > 0) terms.push(tf.mul(routerBalanceLoss(routing, model.moeLayers, model.numExperts, model.topK), balance));
+    if (entropy > 0) terms.push(tf.mul(routerEntropyLoss(routing, model.moeLayers, model.numExperts), entropy));
+    return terms.length ? { ...pass, loss: tf.addN([pass.loss, ...terms]) as tf.Scalar } : pass;
+  };
 }
 
 interface PassOutput {
@@ -253,12 +281,16 @@ function classify(f: { logits: tf.Tensor2D; routing: LayerRouting[] }, y: tf.Ten
   return { loss: crossEntropy(f.logits, y), logits: f.logits, routing: f.routing };
 }
 
-/** TRADES: CE(f(x), y) + β·KL(f(x) ‖ f(x')), gradients through both passes; reports the adversarial pass. */
-function tradesPass(model: Model, x: tf.Tensor4D, xAdv: tf.Tensor4D, y: tf.Tensor1D, beta: number): PassOutput {
-  const clean = model.forward(x, UPDATE_PASS);
-  const adv = model.forward(xAdv, UPDATE_PASS);
+/**
+ * TRADES: CE(f(x), y) + β·KL(f(x) ‖ f(x')), gradients through both passes. Reports the adversarial pass's
+ * accuracy and the clean pass's routing (the remedies act on how clean inputs are routed, as the reference's
+ * router target does).
+ */
+function tradesPass(model: Model, x: tf.Tensor4D, xAdv: tf.Tensor4D, y: tf.Tensor1D, beta: number, pass: ForwardOptions): PassOutput {
+  const clean = model.forward(x, pass);
+  const adv = model.forward(xAdv, pass);
   const loss = tf.add(crossEntropy(clean.logits, y), tf.mul(tradesKl(clean.logits, adv.logits), beta)) as tf.Scalar;
-  return { loss, logits: adv.logits, routing: adv.routing };
+  return { loss, logits: adv.logits, routing: clean.routing };
 }
 
 interface UpdateTensors {

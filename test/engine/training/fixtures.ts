@@ -110,7 +110,7 @@ export function testAdversary(model: Model, opts: { eps?: number; steps?: number
   const fn = async (x: tf.Tensor4D, y: tf.Tensor1D, loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     fn.calls++;
     return tf.tidy(() => {
-      const cleanLogP = loss === 'trades-kl' ? tf.logSoftmax(model.forward(x, fwd).logits) : null;
+      const cleanLogP = loss !== 'ce' ? tf.logSoftmax(model.forward(x, fwd).logits) : null;
       const objective = (xa: tf.Tensor): tf.Scalar => {
         const logits = model.forward(xa as tf.Tensor4D, fwd).logits;
         if (cleanLogP) return tf.sum(tf.mul(tf.exp(cleanLogP), tf.sub(cleanLogP, tf.logSoftmax(logits))));
@@ -134,9 +134,9 @@ export function methodConfig(kind: MethodConfig['kind'], over: Partial<MethodCon
   return {
     kind,
     tradesBeta: 6,
-    advmoe: { period: 1, order: 'router-first', routerLrScale: 1 },
+    advmoe: { period: 1, order: 'router-first', routerLrScale: 1, loss: 'ce' },
     officialRouterAlpha: 6,
-    routerBalance: 0,
+    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0 },
     attack: { norm: 'linf', eps: 0.1, stepSize: 0.05, steps: 2, randomStart: true, restarts: 1 },
     epsWarmupEpochs: 0,
     ...over,

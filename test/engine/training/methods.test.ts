@@ -6,7 +6,7 @@ import { createModel } from '../../../engine/models/factory';
 import type { Model } from '../../../engine/models/types';
 import { CollapseDetector } from '../../../engine/training/collapse';
 import { crossEntropy } from '../../../engine/training/losses';
-import { type AdversaryFn, checkMethodSupported, createOptimizers, type Optimizers, trainStep } from '../../../engine/training/methods';
+import { type AdversaryFn, type AdversaryLoss, checkMethodSupported, createOptimizers, type Optimizers, trainStep } from '../../../engine/training/methods';
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { setupTestBackend } from '../helpers';
 import { changed, methodConfig, paramValues, quadrantBatch, TinyMoe, testAdversary } from './fixtures';
@@ -29,7 +29,7 @@ function resnet(moe: Partial<ModelConfig['moe']> | null, side = 8): Model {
 
 /** Wraps an adversary so that every call first records the model's values (the state before each sub-step). */
 function recording(model: Model, inner: AdversaryFn): AdversaryFn & { snapshots: Array<Map<string, Float32Array>> } {
-  const fn = async (x: tf.Tensor4D, y: tf.Tensor1D, loss: 'ce' | 'trades-kl') => {
+  const fn = async (x: tf.Tensor4D, y: tf.Tensor1D, loss: AdversaryLoss) => {
     fn.snapshots.push(paramValues(model));
     return inner(x, y, loss);
   };
@@ -107,7 +107,7 @@ describe('trainStep', () => {
       const optimizers = setup(model);
       const adversary = recording(model, testAdversary(model));
       const { x, y } = quadrantBatch(16, 4, 6);
-      const r = await trainStep(methodConfig('advmoe', { advmoe: { period: 1, order, routerLrScale: 2 } }), { model, optimizers, x, y, lr: 0.1, step: 0, adversary });
+      const r = await trainStep(methodConfig('advmoe', { advmoe: { period: 1, order, routerLrScale: 2, loss: 'ce' } }), { model, optimizers, x, y, lr: 0.1, step: 0, adversary });
       const end = paramValues(model);
       assert.equal(adversary.snapshots.length, 2, 'fresh adversarial examples for each sub-step');
       const routerSet = names(model, (p) => p.group === 'router');
@@ -131,7 +131,7 @@ describe('trainStep', () => {
     const optimizers = setup(model);
     const adversary = recording(model, testAdversary(model));
     const { x, y } = quadrantBatch(16, 4, 7);
-    const m = methodConfig('advmoe', { advmoe: { period: 3, order: 'router-first', routerLrScale: 1 } });
+    const m = methodConfig('advmoe', { advmoe: { period: 3, order: 'router-first', routerLrScale: 1, loss: 'ce' } });
     const routerSet = names(model, (p) => p.group === 'router');
     for (let step = 1; step <= 3; step++) {
       adversary.snapshots.length = 0;
@@ -151,7 +151,7 @@ describe('trainStep', () => {
     tf.dispose([x, y]);
   });
 
-  it('official: expert update (routers frozen), then fresh TRADES-KL PGD, then router update (experts frozen)', async () => {
+  it('official: expert update (routers frozen), then a fresh reference attack, then router update (experts frozen)', async () => {
     const model = new TinyMoe({ seed: 8 });
     const optimizers = setup(model);
     const kinds: string[] = [];
@@ -165,7 +165,7 @@ describe('trainStep', () => {
     const [s0, s1] = adversary.snapshots;
     const expertChanges = changed(s0, s1);
     const routerChanges = changed(s1, paramValues(model));
-    assert.deepEqual(kinds, ['trades-kl', 'trades-kl']);
+    assert.deepEqual(kinds, ['reference-trades', 'reference-trades']);
     assert.ok(expertChanges.length > 0 && expertChanges.every((n) => model.params.find((p) => p.name === n)!.group === 'expert'), `${expertChanges}`);
     assert.deepEqual(new Set(routerChanges), names(model, (p) => p.group === 'router'));
     assert.ok(r.metrics.routerLoss > 0 && r.metrics.expertLoss > 0);
@@ -298,7 +298,7 @@ describe('trainStep', () => {
       const adversary = testAdversary(model);
       const collapse = new CollapseDetector(model.moeLayers, model.topK, model.numExperts, { window: 5 });
       const { x, y } = quadrantBatch(16, 4, 20);
-      const m: MethodConfig = methodConfig(kind, { advmoe: { period: 2, order: 'expert-first', routerLrScale: 0.5 } });
+      const m: MethodConfig = methodConfig(kind, { advmoe: { period: 2, order: 'expert-first', routerLrScale: 0.5, loss: 'ce' } });
       await trainStep(m, { model, optimizers, x, y, lr: 0.1, step: 0, adversary, collapse });
       const start = tf.memory().numTensors;
       for (let step = 1; step <= 40; step++) await trainStep(m, { model, optimizers, x, y, lr: 0.1, step, adversary, collapse });
