@@ -33,6 +33,18 @@ export interface TrainResult {
   runId: string;
   status: RunState['status'];
   headline: RunState['headline'];
+  /** Routing balance of each MoE layer on the final analysis' clean test inputs (finished MoE runs only). */
+  routing?: LayerBalance[];
+}
+
+/** How evenly one MoE layer routes (README "Metric definitions": router collapse). */
+export interface LayerBalance {
+  layer: string;
+  /** Largest share of inputs given the same routing decision (1/C(N, k) when perfectly balanced). */
+  decisionShare: number;
+  /** Entropy of the routing decisions over log C(N, k): 1 balanced, 0 collapsed. */
+  decisionEntropy: number;
+  collapsed: boolean;
 }
 
 export interface EvaluateParams extends JobParams {

@@ -8,7 +8,7 @@ import type { ForwardOptions, Model, RoutingMode } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import { Rng } from '../util/rng';
 import { Batches, type Images, type Labels, predictions, selected } from './data';
-import { atEps } from './robustness';
+import { atEps, metricStreams } from './robustness';
 import type { SampleInspection } from './types';
 
 const EVAL: ForwardOptions = { training: false, updateBnStats: false };
@@ -69,7 +69,8 @@ export async function quickEval(model: Model, x: Images, y: Labels, attack: Atta
     const yv = batches.labels.subarray(from, to);
     for (let i = 0; i < pred.length; i++) if (pred[i] === yv[i]) correct++;
   }
-  const { accuracy } = await evaluateAttack(model, x, y, 'pgd', attack, opts);
+  // The PGD stream of the full analysis (`metricStreams`), so the same seed gives the same RA in both.
+  const { accuracy } = await evaluateAttack(model, x, y, 'pgd', attack, { ...opts, rng: metricStreams(opts.rng ?? new Rng(0))('pgd') });
   return { sa: correct / batches.n, ra: accuracy };
 }
 

@@ -16,7 +16,7 @@ import type { AttackConfig, EvalConfig } from '../config/types';
 import type { ForwardOptions, Model, RoutingMode } from '../models/types';
 import { measureLatency } from '../models/sparse';
 import { AdvMoEError } from '../util/errors';
-import type { Rng } from '../util/rng';
+import { Rng } from '../util/rng';
 import { Batches, type EvalData, predictions } from './data';
 import type { AttackResult, InferenceCost, LayerRoutingStats, MismatchCells, PerSampleData, RobustnessReport } from './types';
 
@@ -142,6 +142,10 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
   const cancelled = () => {
     if (opts.signal?.aborted) throw new AdvMoEError('CANCELLED', 'analysis cancelled');
   };
+  // Each metric draws its random starts from its own stream, forked from one draw of `opts.rng`: a metric's figure
+  // then depends on the seed, the samples and the batch size only, not on which other parts run beside it (train's
+  // final analysis and `advmoe eval` agree on the metrics both compute).
+  const stream = metricStreams(opts.rng);
 
   // The ε of the curve that need their own PGD run.
   const curveEps = parts.curve ? cfg.epsCurve : [];
@@ -226,7 +230,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
 
       // Full attack (defines RA, routing change, mismatch).
       cancelled();
-      const full = await pgd(model, x, y, attack, { rng: opts.rng, signal: opts.signal });
+      const full = await pgd(model, x, y, attack, { rng: stream('pgd'), signal: opts.signal });
       own(full.xAdv);
       const { pred: predAdv, conf: confAdv } = await predictWithConf(model, full.xAdv);
       correctAdv += countCorrect(predAdv, yv);
@@ -281,7 +285,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
 
       if (moe && parts.routing) {
         cancelled();
-        const r = await routerAttack(model, x, y, attack, { rng: opts.rng, signal: opts.signal });
+        const r = await routerAttack(model, x, y, attack, { rng: stream('router'), signal: opts.signal });
         own(r.xAdv);
         const routed = await routerMasks(model, r.xAdv);
         routed.masks.forEach((m) => m.dispose());
@@ -290,7 +294,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
         progress(pgdPasses + 2, `${tag}: router attack`);
 
         cancelled();
-        const e = await expertAttack(model, x, y, attack, { rng: opts.rng, signal: opts.signal, cleanMasks: clean.masks });
+        const e = await expertAttack(model, x, y, attack, { rng: stream('expert'), signal: opts.signal, cleanMasks: clean.masks });
         own(e.xAdv);
         correctExpert += countCorrect(await predict(model, e.xAdv, { kind: 'fixed', masks: clean.masks }), yv);
         progress(pgdPasses + 2, `${tag}: expert attack`);
@@ -304,7 +308,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
           cancelled();
           const routing: RoutingMode = { kind: 'force', expert: ex };
           perExpertSa[ex] += countCorrect(await predict(model, x, routing), yv);
-          const o = await pgd(model, x, y, attack, { rng: opts.rng, signal: opts.signal, routing });
+          const o = await pgd(model, x, y, attack, { rng: stream(`expert-${ex}-alone`), signal: opts.signal, routing });
           own(o.xAdv);
           perExpertRa[ex] += countCorrect(await predict(model, o.xAdv, routing), yv);
           detail.xPerExpert.push(o.xAdv);
@@ -314,18 +318,18 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
 
       if (parts.attackTable) {
         cancelled();
-        const f = await fgsm(model, x, y, fgsmSettings(attack), { rng: opts.rng, signal: opts.signal });
+        const f = await fgsm(model, x, y, fgsmSettings(attack), { rng: stream('fgsm'), signal: opts.signal });
         correctFgsm += countCorrect(await predict(model, own(f.xAdv)), yv);
         progress(3, `${tag}: FGSM`);
         cancelled();
-        const a = await apgdCe(model, x, y, apgdSettings(attack), { rng: opts.rng, signal: opts.signal });
+        const a = await apgdCe(model, x, y, apgdSettings(attack), { rng: stream('apgd-ce'), signal: opts.signal });
         correctApgd += countCorrect(await predict(model, own(a.xAdv)), yv);
         progress(attackPasses(apgdSettings(attack)) + 1, `${tag}: APGD-CE`);
       }
 
       for (const eps of curveRuns) {
         cancelled();
-        const o = await pgd(model, x, y, atEps(attack, eps), { rng: opts.rng, signal: opts.signal });
+        const o = await pgd(model, x, y, atEps(attack, eps), { rng: stream(`pgd-eps-${eps}`), signal: opts.signal });
         curveCorrect.set(eps, curveCorrect.get(eps)! + countCorrect(await predict(model, own(o.xAdv)), yv));
         progress(pgdPasses + 1, `${tag}: PGD at ε=${eps}`);
       }
@@ -346,6 +350,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
     const layers: LayerRoutingStats[] = model.moeLayers.map((info, l) => {
       const share = Math.max(...top1[l]) / m;
       const decisionShare = Math.max(0, ...decisions[l].values()) / m;
+      const decisionEntropy = normalisedEntropy([...decisions[l].values()], m, binomial(N, k));
       return {
         layer: info.name,
         changeRate: changed[l] / m,
@@ -358,6 +363,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
         collapsed: nonFinite[l] > 0 || (k < N && decisionShare > 0.9),
         top1Share: share,
         decisionShare,
+        decisionEntropy,
         nonFinite: nonFinite[l],
       };
     });
@@ -392,6 +398,36 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
       seconds: (performance.now() - started) / 1000,
     };
   }
+}
+
+/** Named random streams, each `new Rng` of (one draw of `rng`) mixed with a hash of its name; created once. */
+export function metricStreams(rng: Rng): (name: string) => Rng {
+  const base = rng.nextU32();
+  const made = new Map<string, Rng>();
+  return (name) => {
+    let r = made.get(name);
+    if (!r) {
+      // FNV-1a of the name.
+      let h = 0x811c9dc5;
+      for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+      made.set(name, (r = new Rng((base ^ h) >>> 0)));
+    }
+    return r;
+  };
+}
+
+/** Entropy of the distribution `counts / total` over log(`outcomes`), in [0, 1] (0 with a single outcome). */
+export function normalisedEntropy(counts: readonly number[], total: number, outcomes: number): number {
+  if (outcomes <= 1 || total <= 0) return 0;
+  let h = 0;
+  for (const c of counts) if (c > 0) h -= (c / total) * Math.log(c / total);
+  return h / Math.log(outcomes);
+}
+
+function binomial(n: number, k: number): number {
+  let r = 1;
+  for (let i = 1; i <= k; i++) r = (r * (n - k + i)) / i;
+  return Math.round(r);
 }
 
 /** Appends the k experts selected for sample i (ascending) from a hard [B, N] mask's values. */

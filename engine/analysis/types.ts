@@ -51,6 +51,9 @@ export interface LayerRoutingStats {
   collapsed: boolean;
   /** Largest share of clean inputs that get the same routing decision (expert set). */
   decisionShare?: number;
+  /** Entropy of the clean routing decisions (expert sets) over log C(N, k), in [0, 1]: 1 when every possible
+   * decision is equally frequent, 0 when every input gets the same one. */
+  decisionEntropy?: number;
   /** Largest share of clean inputs whose top-1 expert (highest router probability) is the same expert. */
   top1Share?: number;
   /** Clean inputs whose router probabilities were not finite (NaN/Inf): a degenerate router. */

@@ -22,6 +22,8 @@ import { attackJob, evaluateJob, inspectJob } from '../jobs/evaluate';
 import { trainJob } from '../jobs/train';
 import { listRuns } from '../runs/store';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
+import type { LayerBalance } from '../protocol';
+import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
 import { formatDuration, pct, terminalReporter } from './progress';
 
 const USAGE = `usage: advmoe <command> [options]
@@ -158,6 +160,7 @@ export async function main(argv: string[]): Promise<number> {
             `  RA                 ${pct(h.ra)}`,
             `  router robustness  ${pct(h.routerRobustness)}  (routing decisions kept under the router attack)`,
             `  expert robustness  ${pct(h.expertRobustness)}  (accuracy under PGD with routing frozen to clean)`,
+            ...routingLines(result.routing ?? []),
             `  folder             ${path.join(runsDir, result.runId)}`,
           ].join('\n'),
           { ...result, seconds: (Date.now() - t0) / 1000 },
@@ -256,4 +259,16 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** The train printout's routing balance: one line per MoE layer, and what to turn on when one collapsed. */
+function routingLines(layers: readonly LayerBalance[]): string[] {
+  if (layers.length === 0) return [];
+  const width = Math.max(...layers.map((l) => l.layer.length));
+  const lines = [`  routing balance    (share of inputs given the most common decision; decision entropy, 1 = balanced)`];
+  for (const l of layers) {
+    lines.push(`    ${l.layer.padEnd(width)}  share ${pct(l.decisionShare)}  entropy ${l.decisionEntropy.toFixed(2)}${l.collapsed ? '  COLLAPSED' : ''}`);
+  }
+  if (layers.some((l) => l.collapsed)) lines.push(`  collapsed routers: ${COLLAPSE_REMEDY_HINT}`);
+  return lines;
 }

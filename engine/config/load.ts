@@ -128,6 +128,7 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
         expertWidth: r.model.moe?.expertWidth ?? 0.5,
         // The reference code routes every MoE layer by one image-level router; `official` follows it.
         router: r.model.moe?.router ?? (methodKind === 'official' ? 'shared' : 'per-layer'),
+        routerNorm: r.model.moe?.routerNorm ?? true,
         layers: r.model.moe?.layers ?? 'all-blocks',
       },
     },

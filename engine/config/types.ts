@@ -41,6 +41,10 @@ export interface MoeConfig {
   /** Width of one expert as a fraction of the layer's output channels (official code: 0.5 with N = 2). */
   expertWidth: number;
   router: RouterTopology;
+  /** Batch-normalise each router's pooled input features before its linear layer (README "Routing that does not
+   * collapse": without it the routers of our backbones start collapsed). Run folders written before this option
+   * existed read as false. */
+  routerNorm: boolean;
   /** Which convolutions become MoE: `all-blocks` = every conv inside residual/conv blocks (official
    * ResNet-18: 16 convs), or explicit indices into the model's list of candidate convs. */
   layers: 'all-blocks' | number[];

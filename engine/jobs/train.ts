@@ -31,6 +31,7 @@ import { finalAnalysis, periodicEval } from './evalSteps';
 import { loadTrainingCheckpoint, saveTrainingCheckpoint, type TrainingCheckpointMeta } from './checkpoints';
 import { buildModel, dataSpecFor, loadSplits } from './setup';
 import { createTrainer, type Trainer } from './trainer';
+import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
 
 export interface TrainJobParams {
   runsDir: string;
@@ -198,7 +199,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     };
     for (const l of report.layers) {
       if (l.collapsed) {
-        const w = `router collapse in ${l.layer}: over 90% of test inputs go to one expert`;
+        const w = `router collapse in ${l.layer}: over 90% of test inputs get the same routing decision; ${COLLAPSE_REMEDY_HINT}`;
         if (!state.warnings.includes(w)) state.warnings.push(w);
       }
     }
@@ -214,7 +215,13 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     state.pid = undefined;
     writeState(runsDir, state);
     reporter.runState(state);
-    return { runId: state.id, status: state.status, headline: state.headline };
+    const routing = report.layers.map((l) => ({
+      layer: l.layer,
+      decisionShare: l.decisionShare ?? NaN,
+      decisionEntropy: l.decisionEntropy ?? NaN,
+      collapsed: l.collapsed,
+    }));
+    return { runId: state.id, status: state.status, headline: state.headline, routing };
   } catch (e) {
     if (state && started) {
       // A cancel during evaluation keeps the run resumable; NaN and other failures keep the last good

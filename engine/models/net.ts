@@ -15,7 +15,7 @@ import type { ModelConfig } from '../config/types';
 import type { Rng } from '../util/rng';
 import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
-import { applyExpertMask, forcedMask, hostTopKMask, straightThroughTopK } from './routing';
+import { applyExpertMask, forcedMask, hostTopKMask, straightThroughTopK, withRouterNoise } from './routing';
 import type {
   FlopsReport,
   ForwardOptions,
@@ -108,6 +108,8 @@ export abstract class Net implements Model {
   protected readonly factory: ParamFactory;
   private candidateCount = 0;
   private readonly perLayerRouters: LinearWeights[] = [];
+  /** Per-layer routers' input normalisation (`model.moe.routerNorm`), null where it is off. */
+  private readonly routerNorms: Array<BatchNormWeights | null> = [];
   private sharedRouter: SharedRouter | null = null;
   private cachedFlops: FlopsReport | null = null;
   /** MoE layers whose output a sparse-aware consumer reads (handed on compact in sparse inference). */
@@ -130,7 +132,7 @@ export abstract class Net implements Model {
       if (!(moe.experts >= 1 && moe.topK >= 1 && moe.topK <= moe.experts)) {
         throw new RangeError(`MoE needs 1 ≤ topK (${moe.topK}) ≤ experts (${moe.experts})`);
       }
-      if (moe.router === 'shared') this.sharedRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts);
+      if (moe.router === 'shared') this.sharedRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts, moe.routerNorm);
     }
   }
 
@@ -166,7 +168,10 @@ export abstract class Net implements Model {
     const w = this.factory.conv(name, inChannels, outChannels, size);
     const bn = withBn ? this.factory.batchNorm(`${name}.bn`, outChannels) : null;
     const routerIndex = m.router === 'shared' ? 0 : this.perLayerRouters.length;
-    if (m.router === 'per-layer') this.perLayerRouters.push(this.factory.linear(`${name}.router`, inChannels, m.experts, 'router'));
+    if (m.router === 'per-layer') {
+      this.routerNorms.push(m.routerNorm ? this.factory.batchNorm(`${name}.router.norm`, inChannels, 'router') : null);
+      this.perLayerRouters.push(this.factory.linear(`${name}.router`, inChannels, m.experts, 'router'));
+    }
     this.moeLayers.push({ name, router: routerIndex, outChannels, expertChannels });
     const layer = moeIndex;
     const producer = o.sparseInput && inputFrom && inputFrom.moeIndex !== null ? inputFrom.moeIndex : null;
@@ -249,13 +254,19 @@ export abstract class Net implements Model {
       }
       decided = ctx.shared;
     } else {
-      const router = this.perLayerRouters[this.moeLayers[layer].router];
+      const index = this.moeLayers[layer].router;
+      const router = this.perLayerRouters[index];
+      const norm = this.routerNorms[index];
       const pooled = globalAvgPool(input);
-      const logits = withRouterNoise(
-        compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router),
-        ctx.opts,
-        this.moeLayers[layer].router,
-      );
+      let scores: tf.Tensor2D;
+      if (norm) {
+        // Normalised features have no zero to skip: a compact input is put back at full width first.
+        const full = compactIn ? this.expandCompact(`router${layer}`, pooled, router.inFeatures, compactIn) : pooled;
+        scores = linear(normalizeFeatures(full, norm, ctx.opts), router);
+      } else {
+        scores = compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router);
+      }
+      const logits = withRouterNoise(scores, ctx.opts, index);
       if (ctx.flops) ctx.flops.router += 2 * router.inFeatures * router.outFeatures + input.shape[1]! * input.shape[2]! * router.inFeatures;
       const probs = tf.softmax(logits);
       decided = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
@@ -333,6 +344,18 @@ export abstract class Net implements Model {
       const [rows] = this.sliced(`${key}|${g.key}`, [w.kernel], () => [blocks(w.kernel, 0, compactIn.sets[g.indices[0]], compactIn.channels)]);
       const xg = groups.length === 1 ? x : new RowGather(x).take(g.indices);
       return tf.add(tf.matMul(xg, rows as tf.Tensor2D), w.bias) as tf.Tensor2D;
+    });
+    return ungroup(outs, groups);
+  }
+
+  /** A compact [B, k·c] feature row put back at its experts' places in a [B, width] row (zeros elsewhere). */
+  private expandCompact(key: string, x: tf.Tensor2D, width: number, compactIn: { sets: number[][]; channels: number }): tf.Tensor2D {
+    const groups = groupBy(x.shape[0], (b) => compactIn.sets[b].join(','));
+    const outs = groups.map((g) => {
+      const set = compactIn.sets[g.indices[0]];
+      const [expand] = this.sliced(`${key}|expand|${g.key}`, [], () => [placementMatrix(set, compactIn.channels, width)]);
+      const xg = groups.length === 1 ? x : new RowGather(x).take(g.indices);
+      return tf.matMul(xg, expand as tf.Tensor2D) as tf.Tensor2D;
     });
     return ungroup(outs, groups);
   }
@@ -427,6 +450,26 @@ function ungroup<T extends tf.Tensor>(outs: T[], groups: Group[]): T {
 }
 
 /** The channel blocks `set` (each `c` wide, in set order) of `t` along `axis`. */
+/** [set.length·c, width] 0/1 matrix moving the channels of experts `set` (c each, in order) to their places. */
+function placementMatrix(set: number[], c: number, width: number): tf.Tensor2D {
+  const data = new Float32Array(set.length * c * width);
+  set.forEach((e, j) => {
+    for (let i = 0; i < c; i++) data[(j * c + i) * width + e * c + i] = 1;
+  });
+  return tf.tensor2d(data, [set.length * c, width]);
+}
+
+/**
+ * A router's pooled input features [B, C], batch-normalised (`model.moe.routerNorm`). Pooled post-ReLU features
+ * share a large positive mean, so a linear router on them gives (nearly) every input the same decision from the
+ * first step on — collapsed before training starts (README "Routing that does not collapse"). Centring and
+ * scaling each feature makes the scores depend on how inputs differ.
+ */
+function normalizeFeatures(x: tf.Tensor2D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor2D {
+  const [b, c] = x.shape;
+  return tf.reshape(batchNorm(tf.reshape(x, [b, 1, 1, c]) as tf.Tensor4D, bn, opts), [b, c]) as tf.Tensor2D;
+}
+
 function blocks(t: tf.Tensor, axis: number, set: number[], c: number): tf.Tensor {
   const parts: tf.Tensor[] = [];
   let i = 0;
@@ -470,18 +513,6 @@ function countConv(ctx: ForwardContext, y: tf.Tensor4D, w: ConvWeights, outLive:
 }
 
 /** The official code's image-level router: a small CNN on the (normalised) image whose choice every MoE layer uses. */
-/**
- * Noisy top-k gating: the router's logits plus N(0, std²) noise drawn from the pass's seed (offset by the router's
- * index, so routers draw independent streams). Training only: sparse inference has no `routerNoise`.
- */
-function withRouterNoise(logits: tf.Tensor2D, opts: ForwardOptions, router: number): tf.Tensor2D {
-  const noise = opts.routerNoise;
-  if (!noise || !(noise.std > 0)) return logits;
-  if (!opts.training) throw new RangeError('router noise is for training passes only');
-  const seed = (noise.seed + Math.imul(router + 1, 0x9e3779b1)) >>> 0;
-  return tf.add(logits, tf.randomNormal(logits.shape, 0, noise.std, 'float32', seed)) as tf.Tensor2D;
-}
-
 class SharedRouter {
   private readonly c1: ConvWeights;
   private readonly b1: BatchNormWeights;
@@ -489,11 +520,14 @@ class SharedRouter {
   private readonly b2: BatchNormWeights;
   private readonly fc: LinearWeights;
 
-  constructor(f: ParamFactory, inChannels: number, experts: number) {
+  private readonly norm: BatchNormWeights | null;
+
+  constructor(f: ParamFactory, inChannels: number, experts: number, normalise: boolean) {
     this.c1 = f.conv('router.conv1', inChannels, 16, 3, 'router');
     this.b1 = f.batchNorm('router.conv1.bn', 16, 'router');
     this.c2 = f.conv('router.conv2', 16, 32, 3, 'router');
     this.b2 = f.batchNorm('router.conv2.bn', 32, 'router');
+    this.norm = normalise ? f.batchNorm('router.norm', 32, 'router') : null;
     this.fc = f.linear('router.fc', 32, experts, 'router');
   }
 
@@ -504,6 +538,7 @@ class SharedRouter {
       const hw = image.shape[1] * image.shape[2];
       ctx.flops.router += 2 * (hw * 9 * this.c1.inChannels * 16 + (hw / 4) * 9 * 16 * 32 + 32 * this.fc.outFeatures);
     }
-    return linear(globalAvgPool(h2), this.fc);
+    const pooled = globalAvgPool(h2);
+    return linear(this.norm ? normalizeFeatures(pooled, this.norm, ctx.opts) : pooled, this.fc);
   }
 }

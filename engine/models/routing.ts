@@ -15,6 +15,7 @@
  * (training steps must not block on a sync read); sparse inference uses `hostTopK`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ForwardOptions } from './types';
 
 /**
  * Host top-k of each row of a [rows, n] array as a 0/1 Float32Array: the k largest entries, ties going to the
@@ -131,4 +132,16 @@ export function expertToChannelMatrix(numExperts: number, expertChannels: number
     for (let c = 0; c < expertChannels; c++) data[e * width + e * expertChannels + c] = 1;
   }
   return tf.tensor2d(data, [numExperts, width]);
+}
+
+/**
+ * Noisy top-k gating: the router's logits plus N(0, std²) noise drawn from the pass's seed (offset by the router's
+ * index, so routers draw independent streams). Training only: sparse inference has no `routerNoise`.
+ */
+export function withRouterNoise(logits: tf.Tensor2D, opts: ForwardOptions, router: number): tf.Tensor2D {
+  const noise = opts.routerNoise;
+  if (!noise || !(noise.std > 0)) return logits;
+  if (!opts.training) throw new RangeError('router noise is for training passes only');
+  const seed = (noise.seed + Math.imul(router + 1, 0x9e3779b1)) >>> 0;
+  return tf.add(logits, tf.randomNormal(logits.shape, 0, noise.std, 'float32', seed)) as tf.Tensor2D;
 }

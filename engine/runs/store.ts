@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/types';
 import { AdvMoEError } from '../util/errors';
 import type { MetricsRecord, RunState } from './types';
+import { upgradeLegacyConfig } from './legacyConfig';
 
 export const CONFIG_FILE = 'config.json';
 export const STATE_FILE = 'state.json';
@@ -129,7 +130,7 @@ export function readState(runsDir: string, runId: string): RunState {
 export function readRunConfig(runsDir: string, runId: string): ExperimentConfig {
   const file = path.join(runDir(runsDir, runId), CONFIG_FILE);
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentConfig;
+    return upgradeLegacyConfig(JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentConfig);
   } catch (e) {
     throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as Error).message}`);
   }

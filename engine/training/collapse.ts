@@ -14,6 +14,10 @@
  */
 import type { MoeLayerInfo } from '../models/types';
 
+/** What a collapse warning tells the user to turn on (README "Routing that does not collapse"). */
+export const COLLAPSE_REMEDY_HINT =
+  'set method.routing.classTarget (e.g. 1, the reference code\'s class-partitioned target) or method.routing.entropy to keep routers routing';
+
 export interface CollapseOptions {
   /** Steps averaged (default 20). A report needs a full window, so one odd batch never triggers it. */
   window?: number;
@@ -82,7 +86,7 @@ export class CollapseDetector {
         const what = this.topK === 1 ? `expert ${chosen[0]}` : `experts ${chosen.join(' and ')} together`;
         warnings.push(
           `router collapse at step ${step}: ${who} sent ${(100 * inputsFraction).toFixed(1)}% of its inputs to ${what} ` +
-            `over the last ${this.window} steps (threshold ${(100 * this.threshold).toFixed(0)}%)`,
+            `over the last ${this.window} steps (threshold ${(100 * this.threshold).toFixed(0)}%); ${COLLAPSE_REMEDY_HINT}`,
         );
       }
       r.collapsed = isCollapsed;

@@ -214,7 +214,7 @@ describe('robustness analysis', () => {
     assert.equal(a.routerRobustness, null);
     assert.equal(a.expertRobustness, null);
     assert.equal(a.cost.latencyMs, undefined);
-    // quickEval uses the same PGD with the same first Rng draw when everything fits one batch.
+    // quickEval uses the analysis' PGD stream, so it gives the same RA when everything fits one batch.
     const { x, y } = tensors(data, 0, 24);
     const full = await analyzeRobustness(toy, { x, y }, { ...cfg, samples: 0 }, { rng: new Rng(4), batchSize: 64, parts });
     const q = await quickEval(toy, x, y, cfg.attack, { rng: new Rng(4) });
@@ -223,6 +223,20 @@ describe('robustness analysis', () => {
     assert.equal(e.samples, 24);
     assert.ok(e.accuracy <= full.sa);
     tf.dispose([x, y]);
+  });
+
+  it('each metric has its own random stream: the same seed gives the same figures whichever other parts run', async () => {
+    const cfg = { ...CFG, samples: 24 };
+    // What train's final analysis computes, and what `advmoe eval` computes (everything).
+    const finalParts = { perExpert: false, attackTable: false, curve: false, routing: true, latency: false };
+    const evalParts = { perExpert: true, attackTable: true, curve: true, routing: true, latency: false };
+    const a = await analyzeRobustness(toy, { x: data.x, y: data.y }, cfg, { rng: new Rng(9), batchSize: 10, parts: finalParts });
+    const b = await analyzeRobustness(toy, { x: data.x, y: data.y }, cfg, { rng: new Rng(9), batchSize: 10, parts: evalParts });
+    const headline = (r: RobustnessReport) => ({ sa: r.sa, ra: r.ra, router: r.routerRobustness, expert: r.expertRobustness, mismatch: r.mismatch, layers: r.layers });
+    assert.deepEqual(headline(a), headline(b));
+    // The random starts matter (another seed moves some figure), so the equality above is not vacuous.
+    const c = await analyzeRobustness(toy, { x: data.x, y: data.y }, cfg, { rng: new Rng(10), batchSize: 10, parts: finalParts });
+    assert.notDeepEqual({ ...headline(a), layers: null, mismatch: null }, { ...headline(c), layers: null, mismatch: null }, 'seed 10 gave the very same figures as seed 9');
   });
 
   it('flags a collapsed router (one expert for all inputs) and a NaN router', async () => {
@@ -304,7 +318,7 @@ describe('robustness analysis', () => {
   describe('real ResNet-18 (tiny)', () => {
     const shape: [number, number, number] = [12, 12, 1];
     const spec = { inputShape: shape, numClasses: 4, mean: [0.5], std: [0.25] };
-    const moe = { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'shared' as const, layers: 'all-blocks' as const };
+    const moe = { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'shared' as const, routerNorm: true, layers: 'all-blocks' as const };
     const cfg: EvalConfig = { attack: { ...CFG.attack, steps: 1 }, samples: 0, epsCurve: [0.05], everyEpochs: 0 };
 
     it('dense model: null router/expert robustness, no layers, no mismatch', async () => {

@@ -311,7 +311,7 @@ describe('attacks', () => {
     let ry: tf.Tensor1D;
     before(() => {
       const shape: [number, number, number] = [12, 12, 1];
-      const moe = { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer' as const, layers: 'all-blocks' as const };
+      const moe = { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer' as const, routerNorm: true, layers: 'all-blocks' as const };
       net = createModel({ backbone: 'resnet18', preset: 'tiny', widthMultiplier: 0.25, moe }, { inputShape: shape, numClasses: 4, mean: [0.5], std: [0.25] }, 1);
       ({ x: rx, y: ry } = tensors(synthetic(8, 4, shape, 2), 0, 8));
     });

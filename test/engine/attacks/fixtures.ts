@@ -14,7 +14,7 @@ const CONFIG: ModelConfig = {
   backbone: 'resnet18',
   preset: 'tiny',
   widthMultiplier: 1,
-  moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' },
+  moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: true, layers: 'all-blocks' },
 };
 
 function param(name: string, t: tf.Tensor, group: 'router' | 'expert' = 'expert'): Param {

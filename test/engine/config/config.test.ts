@@ -25,7 +25,8 @@ test('minimal config resolves with MNIST defaults', () => {
   assert.equal(c.method.kind, 'advmoe');
   assert.equal(c.eval.attack.eps, 0.3);
   assert.equal(c.eval.attack.steps, 20);
-  assert.deepEqual(c.model.moe, { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' });
+  assert.deepEqual(c.model.moe, { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: true, layers: 'all-blocks' });
+  assert.equal(c.method.advmoe.loss, 'trades');
 });
 
 test('CIFAR defaults follow DESIGN.md (PGD-10, 8/255, 2/255) and augmentation is on', () => {
@@ -37,6 +38,18 @@ test('CIFAR defaults follow DESIGN.md (PGD-10, 8/255, 2/255) and augmentation is
   const o = resolveConfig({ model: { backbone: 'resnet18' }, method: { kind: 'official' }, data: { dataset: 'cifar10', root: '/d' } });
   assert.equal(o.method.attack.steps, 2);
   assert.ok(Math.abs(o.method.attack.stepSize - 5 / 255) < 1e-12);
+  // official routes by one image-level router, as the reference code, unless the file says otherwise.
+  assert.equal(o.model.moe.router, 'shared');
+  assert.equal(resolveConfig({ model: { backbone: 'resnet18', moe: { router: 'per-layer' } }, method: { kind: 'official' } }).model.moe.router, 'per-layer');
+});
+
+test('method.routing: remedies resolve, and the old routerBalance is read as routing.balance', () => {
+  const c = resolveConfig({ model: { backbone: 'resnet18' }, method: { routing: { entropy: 0.5 } } });
+  assert.equal(c.method.routing.entropy, 0.5);
+  assert.equal(resolveConfig({ model: { backbone: 'resnet18' }, method: { routerBalance: 0.2 } }).method.routing.balance, 0.2);
+  assert.equal('routerBalance' in c.method, false);
+  const m = invalid({ model: { backbone: 'resnet18' }, method: { routing: { noise: -1 } } });
+  assert.match(m, /method\.routing\.noise: -1 must be >= 0/);
 });
 
 test('user values override defaults, partially inside attack objects', () => {

@@ -10,6 +10,7 @@ import {
   deleteRun,
   listRuns,
   readMetrics,
+  readRunConfig,
   readState,
   runDir,
   truncateMetricsAfter,
@@ -81,4 +82,24 @@ test('bad ids, missing and corrupt runs give clear errors; delete refuses a live
   writeState(dir, t);
   deleteRun(dir, t.id);
   assert.equal(fs.existsSync(path.join(dir, t.id)), false);
+});
+
+test('readRunConfig reads a run saved before routerNorm, advmoe.loss and method.routing as the run was trained', () => {
+  const dir = tmp();
+  const s = createRun(dir, { config, totalSteps: 10 });
+  const file = path.join(dir, s.id, 'config.json');
+  const old = JSON.parse(fs.readFileSync(file, 'utf8'));
+  delete old.model.moe.routerNorm;
+  delete old.method.advmoe.loss;
+  delete old.method.routing;
+  old.method.routerBalance = 0.3;
+  fs.writeFileSync(file, JSON.stringify(old));
+  const read = readRunConfig(dir, s.id);
+  assert.equal(read.model.moe.routerNorm, false);
+  assert.equal(read.method.advmoe.loss, 'ce');
+  assert.deepEqual(read.method.routing, { classTarget: 0, balance: 0.3, entropy: 0, noise: 0 });
+  // A run saved now keeps what it says.
+  const fresh = readRunConfig(dir, createRun(dir, { config, totalSteps: 10 }).id);
+  assert.deepEqual(fresh, JSON.parse(JSON.stringify(config)));
+  assert.equal(fresh.model.moe.routerNorm, true);
 });

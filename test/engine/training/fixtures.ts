@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MethodConfig, ModelConfig } from '../../../engine/config/types';
-import { expertToChannelMatrix, straightThroughTopK } from '../../../engine/models/routing';
+import { expertToChannelMatrix, straightThroughTopK, withRouterNoise } from '../../../engine/models/routing';
 import type { FlopsReport, ForwardOptions, ForwardResult, LayerRouting, MoeLayerInfo, Model, Param, ParamGroup } from '../../../engine/models/types';
 import type { AdversaryFn, AdversaryLoss } from '../../../engine/training/methods';
 import { Rng } from '../../../engine/util/rng';
@@ -39,7 +39,7 @@ export class TinyMoe implements Model {
       backbone: 'resnet18',
       preset: 'tiny',
       widthMultiplier: 1,
-      moe: { enabled: moe, experts: this.numExperts, topK: this.topK, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' },
+      moe: { enabled: moe, experts: this.numExperts, topK: this.topK, expertWidth: 0.5, router: 'per-layer', routerNorm: true, layers: 'all-blocks' },
     };
     const rng = new Rng(opts.seed ?? 1);
     const inF = side * side;
@@ -71,7 +71,7 @@ export class TinyMoe implements Model {
     let e = tf.relu(tf.matMul(h, this.v.w2)) as tf.Tensor2D;
     const routing: LayerRouting[] = [];
     if (this.expand) {
-      const logits = tf.add(tf.matMul(h, this.v['router.w']), this.v['router.b']) as tf.Tensor2D;
+      const logits = withRouterNoise(tf.add(tf.matMul(h, this.v['router.w']), this.v['router.b']) as tf.Tensor2D, opts, 0);
       const probs = tf.softmax(logits);
       const r = opts.routing ?? { kind: 'router' };
       const mask =

@@ -22,7 +22,7 @@ function resnet(moe: Partial<ModelConfig['moe']> | null, side = 8): Model {
     backbone: 'resnet18',
     preset: 'tiny',
     widthMultiplier: 0.5,
-    moe: { enabled: moe !== null, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks', ...moe },
+    moe: { enabled: moe !== null, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: true, layers: 'all-blocks', ...moe },
   };
   return createModel(config, { inputShape: [side, side, 1], numClasses: 4, mean: [0.5], std: [0.25] }, 3);
 }

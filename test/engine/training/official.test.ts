@@ -33,7 +33,7 @@ function model(router: 'shared' | 'per-layer'): Model {
     backbone: 'resnet18',
     preset: 'tiny',
     widthMultiplier: 0.5,
-    moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router, layers: 'all-blocks' },
+    moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router, routerNorm: true, layers: 'all-blocks' },
   };
   return createModel(config, { inputShape: [8, 8, 1], numClasses: 4, mean: [0.5], std: [0.25] }, 11);
 }
