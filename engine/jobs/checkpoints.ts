@@ -11,6 +11,7 @@ import type { Model } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import type { RngState } from '../util/rng';
 import type { Trainer } from './trainer';
+import { upgradeLegacyConfig } from '../runs/legacyConfig';
 
 export interface TrainingCheckpointMeta {
   /** The next batch to train. */
@@ -53,7 +54,8 @@ export async function loadTrainingCheckpoint(file: string, model: Model, trainer
     if (meta?.kind !== 'training' || !Array.isArray(meta.rng) || typeof meta.step !== 'number') {
       throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file} is not a training checkpoint (its meta has no step/RNG state)`);
     }
-    if (JSON.stringify((ck.config as ExperimentConfig | undefined)?.model) !== JSON.stringify(cfg.model)) {
+    const stored = upgradeLegacyConfig(ck.config as ExperimentConfig | undefined);
+    if (JSON.stringify(stored?.model) !== JSON.stringify(cfg.model)) {
       throw new AdvMoEError('CHECKPOINT_MISMATCH', `${file} was written for another model configuration than the run's config.json`);
     }
     loadModelTensors(model, ck.tensors);
@@ -70,7 +72,7 @@ export async function loadModelCheckpoint(file: string, build: (spec: DataSpec, 
   const ck = await readCheckpoint(file);
   try {
     const meta = ck.meta as StoredMeta;
-    const cfg = ck.config as ExperimentConfig;
+    const cfg = upgradeLegacyConfig(ck.config as ExperimentConfig);
     if (!meta?.dataSpec || !cfg?.model) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file} lacks the data spec or config needed to rebuild its model`);
     const model = build(meta.dataSpec, cfg);
     try {

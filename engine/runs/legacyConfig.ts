@@ -8,7 +8,8 @@
  */
 import type { ExperimentConfig } from '../config/types';
 
-export function upgradeLegacyConfig(cfg: ExperimentConfig): ExperimentConfig {
+export function upgradeLegacyConfig<T extends ExperimentConfig | undefined>(cfg: T): T {
+  if (cfg === null || typeof cfg !== 'object') return cfg;
   const raw = cfg as unknown as {
     model?: { moe?: Record<string, unknown> };
     method?: { routerBalance?: number; routing?: unknown; advmoe?: Record<string, unknown> };

@@ -252,3 +252,44 @@ describe('MoE units', () => {
     }
   });
 });
+
+describe('router input normalisation and router noise', () => {
+  it('routerNorm: at initialisation, routers with normalised inputs route inputs apart; without it they agree', () => {
+    // Pooled post-ReLU features share a large positive mean: a linear router on them gives every input the same
+    // decision before any training. Batch statistics (training mode) centre them.
+    const share = (routerNorm: boolean): number[] => {
+      const model = createModel(modelConfig('vgg16', moe({ routerNorm })), MNIST, 5);
+      try {
+        return tf.tidy(() => model.forward(images(64, MNIST), { training: true }).routing.map((r) => tf.max(tf.mean(r.mask, 0)).dataSync()[0]));
+      } finally {
+        model.dispose();
+      }
+    };
+    const plain = share(false);
+    const normed = share(true);
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    assert.equal(Math.max(...plain), 1, `plain ${plain}: some router sends every input to one expert`);
+    assert.ok(Math.max(...normed) < 0.8 && mean(normed) < mean(plain) - 0.1, `normalised ${normed}, plain ${plain}`);
+  });
+
+  it('router noise: seeded, training passes only, and the reported routing carries the noisy logits', () => {
+    const model = createModel(modelConfig('resnet18', moe()), MNIST, 2);
+    try {
+      tf.tidy(() => {
+        const x = images(8, MNIST);
+        const plain = model.forward(x, { training: true }).routing[0].logits;
+        const a = model.forward(x, { training: true, routerNoise: { std: 1, seed: 7 } }).routing[0].logits;
+        const b = model.forward(x, { training: true, routerNoise: { std: 1, seed: 7 } }).routing[0].logits;
+        const c = model.forward(x, { training: true, routerNoise: { std: 1, seed: 8 } }).routing[0].logits;
+        assert.equal(maxAbsDiff(a, b), 0, 'same seed, same noise');
+        assert.ok(maxAbsDiff(a, c) > 0.1, 'another seed, other noise');
+        const noise = tf.sub(a, plain);
+        const sd = Math.sqrt(tf.mean(tf.square(noise)).dataSync()[0]);
+        assert.ok(sd > 0.5 && sd < 1.6, `noise standard deviation ${sd}`);
+        assert.throws(() => model.forward(x, { training: false, routerNoise: { std: 1, seed: 7 } }), /training passes only/);
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+});
