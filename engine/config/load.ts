@@ -136,12 +136,7 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
       kind: methodKind,
       tradesBeta: r.method?.tradesBeta ?? 6,
       officialRouterAlpha: r.method?.officialRouterAlpha ?? 6,
-      routing: {
-        classTarget: r.method?.routing?.classTarget ?? ROUTING_DEFAULTS.classTarget,
-        balance: r.method?.routing?.balance ?? r.method?.routerBalance ?? ROUTING_DEFAULTS.balance,
-        entropy: r.method?.routing?.entropy ?? ROUTING_DEFAULTS.entropy,
-        noise: r.method?.routing?.noise ?? ROUTING_DEFAULTS.noise,
-      },
+      routing: routingRemedies(r.method, methodKind),
       epsWarmupEpochs: r.method?.epsWarmupEpochs ?? d.epsWarmupEpochs,
       attack: attack(r.method?.attack, trainAttackDefaults),
       advmoe: {
@@ -261,8 +256,23 @@ const CIFAR_DEFAULTS: FamilyDefaults = {
   evalSamples: 1000,
 };
 
-/** Collapse remedies that are on unless the file says otherwise (README "Routing that does not collapse"). */
-const ROUTING_DEFAULTS: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0 };
+/**
+ * Collapse remedies that are on unless the file says otherwise (README "Routing that does not collapse"): the
+ * entropy term for every method but `official`, which is the reference loop exactly (its class-partitioned router
+ * target is built in). The file's old `routerBalance` is read as `routing.balance`.
+ */
+function routingRemedies(method: Record<string, any> | undefined, kind: string): RoutingRemedies {
+  const given = method?.routing ?? {};
+  return {
+    classTarget: given.classTarget ?? 0,
+    balance: given.balance ?? method?.routerBalance ?? 0,
+    entropy: given.entropy ?? (kind === 'official' ? 0 : DEFAULT_ENTROPY),
+    noise: given.noise ?? 0,
+  };
+}
+
+/** λ of the entropy remedy by default (measured: README "Routing that does not collapse"). */
+const DEFAULT_ENTROPY = 0.1;
 
 /** The official code trains with PGD-2 at 5/255 (TRADES KL), ε = 8/255. */
 const OFFICIAL_TRAIN_ATTACK: AttackConfig = { norm: 'linf', eps: 8 / 255, stepSize: 5 / 255, steps: 2, randomStart: true, restarts: 1 };
