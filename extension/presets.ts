@@ -15,26 +15,28 @@ export interface Preset {
 export const PRESETS: readonly Preset[] = [
   {
     id: 'mnist-tiny-advmoe',
-    label: 'MNIST · tiny ResNet-18 MoE · AdvMoE',
-    detail: 'Trains in minutes on a laptop CPU: 2 experts, top-1, alternating router/expert adversarial steps.',
+    label: 'MNIST · tiny VGG-16 MoE · AdvMoE',
+    detail: 'A few minutes on a laptop CPU: 2 experts of half width, top-1, alternating router/expert steps on FGSM-RS examples (ε 0.3), 20,000 images for one epoch.',
     config: {
       name: 'mnist-tiny-advmoe',
-      model: { backbone: 'resnet18', preset: 'tiny', moe: { enabled: true, experts: 2, topK: 1 } },
-      method: { kind: 'advmoe' },
-      data: { dataset: 'mnist', trainSamples: 4096, testSamples: 512 },
-      schedule: { epochs: 3, batchSize: 64 },
+      model: { backbone: 'vgg16', preset: 'tiny', widthMultiplier: 0.5, moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5 } },
+      method: { kind: 'advmoe', attack: { norm: 'linf', eps: 0.3, steps: 1, stepSize: 0.375, randomStart: true }, epsWarmupEpochs: 0.3 },
+      data: { dataset: 'mnist', trainSamples: 20000 },
+      schedule: { epochs: 1, batchSize: 128, lr: 0.05, lrSchedule: 'cosine' },
+      eval: { samples: 500 },
     },
   },
   {
     id: 'mnist-tiny-dense-pgd-at',
-    label: 'MNIST · tiny ResNet-18 dense · PGD-AT baseline',
-    detail: 'The dense baseline to compare an MoE run against (Madry adversarial training).',
+    label: 'MNIST · tiny VGG-16 dense · PGD-AT baseline',
+    detail: 'The dense baseline of the AdvMoE preset (same backbone and width, same examples and budget), Madry adversarial training.',
     config: {
       name: 'mnist-tiny-dense-pgd-at',
-      model: { backbone: 'resnet18', preset: 'tiny', moe: { enabled: false } },
-      method: { kind: 'pgd-at' },
-      data: { dataset: 'mnist', trainSamples: 4096, testSamples: 512 },
-      schedule: { epochs: 3, batchSize: 64 },
+      model: { backbone: 'vgg16', preset: 'tiny', widthMultiplier: 0.5, moe: { enabled: false } },
+      method: { kind: 'pgd-at', attack: { norm: 'linf', eps: 0.3, steps: 1, stepSize: 0.375, randomStart: true }, epsWarmupEpochs: 0.3 },
+      data: { dataset: 'mnist', trainSamples: 20000 },
+      schedule: { epochs: 1, batchSize: 128, lr: 0.05, lrSchedule: 'cosine' },
+      eval: { samples: 500 },
     },
   },
   {
@@ -52,7 +54,7 @@ export const PRESETS: readonly Preset[] = [
   {
     id: 'cifar10-resnet18-official',
     label: 'CIFAR-10 · ResNet-18 MoE · official-code preset',
-    detail: 'As the reference PyTorch code: TRADES β=6, PGD-2 at 5/255, shared image-level router trained to y mod N.',
+    detail: 'The reference PyTorch code\'s loop exactly: TRADES β=6, eval-mode PGD-2 at 5/255 on model and router KL, shared image-level router trained to y mod N.',
     config: {
       name: 'cifar10-resnet18-official',
       model: { backbone: 'resnet18', preset: 'full', moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'shared' } },
