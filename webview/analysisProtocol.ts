@@ -67,6 +67,7 @@ export function parseRobustnessReport(x: unknown): Result<RobustnessReport> {
   if (!Array.isArray(x.perExpert) || !x.perExpert.every((p) => isObj(p) && isNum(p.expert) && isNum(p.sa) && isNum(p.ra))) {
     return bad('perExpert', 'expected [{expert, sa, ra}]');
   }
+  if (x.perExpertNote !== undefined && typeof x.perExpertNote !== 'string') return bad('perExpertNote', 'expected a string');
   if (x.routerRobustness !== null && !(isObj(x.routerRobustness) && isNum(x.routerRobustness.decisionsKept) && isNum(x.routerRobustness.accuracy))) {
     return bad('routerRobustness', 'expected null or {decisionsKept, accuracy}');
   }

@@ -130,6 +130,13 @@ export function inferenceCost(model: Model, latency?: InferenceCost['latencyMs']
 export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalConfig, opts: AnalysisOptions): Promise<RobustnessReport> {
   const started = performance.now();
   const parts = { routing: true, perExpert: true, attackTable: true, curve: true, latency: true, ...opts.parts };
+  // Forcing one expert everywhere is a configuration a top-1 model was trained for; a top-k (k > 1) model never ran
+  // with one expert alone, so its figures would describe another network (README "Metric definitions").
+  const perExpertNote =
+    parts.perExpert && model.moeLayers.length > 0 && model.topK > 1
+      ? `n/a: the model routes each input to k = ${model.topK} experts; one expert alone is a configuration it was never trained for`
+      : undefined;
+  if (perExpertNote) parts.perExpert = false;
   const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 64));
   const batches = new Batches(model, data, cfg.samples);
   const n = batches.n;
@@ -387,6 +394,7 @@ export async function analyzeRobustness(model: Model, data: EvalData, cfg: EvalC
       routerRobustness: moe && parts.routing ? { settings: attack, decisionsKept: keptDecisions / (m * L), accuracy: correctRouter / m } : null,
       expertRobustness: moe && parts.routing ? { settings: attack, accuracy: correctExpert / m } : null,
       perExpert: moe && parts.perExpert ? perExpertSa.map((c, e) => ({ expert: e, sa: c / m, ra: perExpertRa[e] / m })) : [],
+      ...(perExpertNote ? { perExpertNote } : {}),
       attacks,
       raCurve: curveEps.map((eps) => ({ eps, ra: eps === 0 ? sa : eps === attack.eps ? ra : curveCorrect.get(eps)! / m })),
       layers,

@@ -112,6 +112,9 @@ export interface RobustnessReport {
   routerRobustness: RouterRobustness | null;
   expertRobustness: ExpertRobustness | null;
   perExpert: PerExpertRobustness[];
+  /** Why `perExpert` is empty although asked for (a k > 1 model: one expert alone is not a configuration it was
+   * trained for). */
+  perExpertNote?: string;
   attacks: AttackResult[];
   raCurve: { eps: number; ra: number }[];
   layers: LayerRoutingStats[];

@@ -673,8 +673,12 @@ function renderAttacks(shown: number[]): void {
 
 function renderPerExpert(shown: number[]): void {
   const withExperts = shown.filter((i) => reportOf(runs[i])!.perExpert.length > 0);
-  perExpertSec.root.hidden = withExperts.length === 0;
-  if (withExperts.length === 0) return perExpertSec.body.replaceChildren();
+  const notes = shown.flatMap((i) => {
+    const note = reportOf(runs[i])!.perExpertNote;
+    return note ? [el('p', { class: 'note' }, `${runs[i].data.name}: ${note}`)] : [];
+  });
+  perExpertSec.root.hidden = withExperts.length === 0 && notes.length === 0;
+  if (withExperts.length === 0) return perExpertSec.body.replaceChildren(...notes);
   const experts = [...new Set(withExperts.flatMap((i) => reportOf(runs[i])!.perExpert.map((p) => p.expert)))].sort((a, b) => a - b);
   const table = el('table', { class: 'data per-expert' });
   const h1 = el('tr');
@@ -709,7 +713,7 @@ function renderPerExpert(shown: number[]): void {
     body.append(tr);
   }
   table.append(thead, body);
-  perExpertSec.body.replaceChildren(table);
+  perExpertSec.body.replaceChildren(table, ...notes);
 }
 
 function renderCost(shown: number[]): void {

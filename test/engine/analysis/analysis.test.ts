@@ -76,7 +76,6 @@ describe('robustness analysis', () => {
     const L = 2;
     const N = 3;
     let saC = 0, raC = 0, routerC = 0, expertC = 0, fgsmC = 0, kept = 0;
-    const perSa = [0, 0, 0], perRa = [0, 0, 0];
     const changed = [0, 0];
     const load = (side: 'clean' | 'adv') => Array.from({ length: L }, () => [0, 0, 0]);
     const [lc, la] = [load('clean'), load('adv')];
@@ -99,11 +98,7 @@ describe('robustness analysis', () => {
       const prob = probs(toy, k.x);
       const f = await fgsm(toy, k.x, k.y, fgsmSettings(CFG.attack), { rng: new Rng(0) });
       const pF = preds(toy, f.xAdv);
-      for (let ex = 0; ex < N; ex++) {
-        const force = { training: false, routing: { kind: 'force' as const, expert: ex } };
-        perSa[ex] += preds(toy, k.x, force).filter((p, i) => p === y[i]).length;
-        perRa[ex] += preds(toy, k.xPerExpert![ex], force).filter((p, i) => p === y[i]).length;
-      }
+      assert.equal(k.xPerExpert, undefined, 'no per-expert attack on a k = 2 model');
       y.forEach((label, i) => {
         per.labels.push(label);
         per.predClean.push(pClean[i]);
@@ -142,10 +137,9 @@ describe('robustness analysis', () => {
     close(report.routerRobustness!.decisionsKept, kept / (n * L), 'decisions kept');
     close(report.routerRobustness!.accuracy, routerC / n, 'router accuracy');
     close(report.expertRobustness!.accuracy, expertC / n, 'expert accuracy');
-    report.perExpert.forEach((p, e) => {
-      close(p.sa, perSa[e] / n, `expert ${e} SA`);
-      close(p.ra, perRa[e] / n, `expert ${e} RA`);
-    });
+    // k = 2: one expert alone is not a configuration this model was trained for (see the k = 1 test below).
+    assert.deepEqual(report.perExpert, []);
+    assert.match(report.perExpertNote!, /n\/a: the model routes each input to k = 2 experts/);
     assert.deepEqual(report.attacks.map((a) => a.name), ['fgsm', 'pgd', 'apgd-ce', 'router', 'expert']);
     close(report.attacks[0].accuracy, fgsmC / n, 'FGSM (deterministic) accuracy');
     close(report.attacks[1].accuracy, report.ra, 'PGD row = RA');
@@ -237,6 +231,32 @@ describe('robustness analysis', () => {
     // The random starts matter (another seed moves some figure), so the equality above is not vacuous.
     const c = await analyzeRobustness(toy, { x: data.x, y: data.y }, cfg, { rng: new Rng(10), batchSize: 10, parts: finalParts });
     assert.notDeepEqual({ ...headline(a), layers: null, mismatch: null }, { ...headline(c), layers: null, mismatch: null }, 'seed 10 gave the very same figures as seed 9');
+  });
+
+  it('per-expert robustness of a k = 1 model equals forced routing, computed directly', async () => {
+    const m = new ToyMoe(SHAPE, 4, 2, 1, 8, 9);
+    train(m, data, 60, 0.1, 'expert');
+    const rec = recorder();
+    const cfg = { ...CFG, samples: 20 };
+    const report = await analyzeRobustness(m, { x: data.x, y: data.y }, cfg, { rng: new Rng(2), batchSize: 10, onBatch: rec.onBatch, parts: { attackTable: false, curve: false, latency: false } });
+    assert.equal(report.perExpertNote, undefined);
+    const sa = [0, 0];
+    const ra = [0, 0];
+    for (const k of rec.kept) {
+      const y = Array.from(k.y.dataSync());
+      for (let ex = 0; ex < 2; ex++) {
+        const force = { training: false, routing: { kind: 'force' as const, expert: ex } };
+        sa[ex] += preds(m, k.x, force).filter((p, i) => p === y[i]).length;
+        ra[ex] += preds(m, k.xPerExpert![ex], force).filter((p, i) => p === y[i]).length;
+      }
+    }
+    assert.equal(report.perExpert.length, 2);
+    report.perExpert.forEach((p, e) => {
+      close(p.sa, sa[e] / 20, `expert ${e} SA`);
+      close(p.ra, ra[e] / 20, `expert ${e} RA`);
+    });
+    rec.dispose();
+    m.dispose();
   });
 
   it('flags a collapsed router (one expert for all inputs) and a NaN router', async () => {
