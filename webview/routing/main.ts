@@ -521,7 +521,9 @@ function renderBalance(r: RobustnessReport): void {
     if ((layer.nonFinite ?? 0) > 0) problems.push(`${layer.nonFinite} non-finite router output${layer.nonFinite === 1 ? '' : 's'}`);
     if (problems.length > 0) {
       statusCell.append(el('span', { class: 'flag', 'aria-hidden': 'true' }, '⚠'), document.createTextNode(` ${problems.join('; ')}`));
-      statusCell.title = 'Router collapse: more than 90% of inputs get the same routing decision, or the router gave non-finite scores';
+      statusCell.title =
+        'Router collapse: more than 90% of inputs get the same routing decision, or the router gave non-finite scores. ' +
+        'To keep routers routing, train with method.routing.entropy or method.routing.classTarget (and model.moe.routerNorm on).';
     } else {
       statusCell.append(el('span', { class: 'ok', 'aria-hidden': 'true' }, '✓'), document.createTextNode(' OK'));
     }
