@@ -27,7 +27,7 @@ test('an explicit backend that is not installed fails with BACKEND_UNAVAILABLE n
     assert.ok(isAdvMoEError(e, 'BACKEND_UNAVAILABLE'));
     assert.match(e.message, /'tensorflow'/);
     assert.match(e.message, /@tensorflow\/tfjs-node is not installed/);
-    assert.match(e.message, /npm install @tensorflow\/tfjs-node@/);
+    assert.match(e.message, /advmoe backend install tensorflow/);
     return true;
   });
 });
@@ -112,4 +112,26 @@ test('without SharedArrayBuffer, wasm runs single-threaded and says so', () => {
   const info = initInChild({}, 'delete globalThis.SharedArrayBuffer;');
   assert.equal(info.threads, 1);
   assert.ok(info.notes.some((n) => /wasm threads unavailable \(SharedArrayBuffer is not available\)/.test(n)), String(info.notes));
+});
+
+test('a missing tfjs-node points at the installer (also where it is installed: the loader fails as if it were not)', async () => {
+  const loadNative = (pkg: string): never => {
+    throw Object.assign(new Error(`Cannot find module '${pkg}'`), { code: 'MODULE_NOT_FOUND' });
+  };
+  await assert.rejects(initBackend('tensorflow', { loadNative }), (e: unknown) => {
+    assert.ok(isAdvMoEError(e, 'BACKEND_UNAVAILABLE'));
+    assert.match(e.message, /@tensorflow\/tfjs-node is not installed; set it up with `advmoe backend install tensorflow`/);
+    return true;
+  });
+});
+
+test('with tfjs-node installed, auto picks tensorflow and reports the native library version', { skip: nativeMissing('@tensorflow/tfjs-node') && 'tfjs-node is not installed (npm run setup:native)' }, async () => {
+  const info = await initBackend('auto');
+  assert.equal(info.name, 'tensorflow');
+  assert.equal(tf.getBackend(), 'tensorflow');
+  assert.deepEqual(info.skipped.map((s) => s.name), ['tensorflow-gpu']);
+  assert.match(info.nativeVersion ?? '', /^\d+\.\d+\.\d+/);
+  const y = tf.tidy(() => tf.sum(tf.conv2d(tf.ones([2, 8, 8, 3]) as tf.Tensor4D, tf.ones([3, 3, 3, 4]) as tf.Tensor4D, 1, 'valid')));
+  assert.equal(y.dataSync()[0], 2 * 6 * 6 * 4 * 27);
+  y.dispose();
 });
