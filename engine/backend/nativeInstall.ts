@@ -155,6 +155,22 @@ export async function installNativeBackend(o: NativeInstallOptions): Promise<Nat
     }
   }
 
+  try {
+    return await buildAndPlace(o, pkg, root, done);
+  } catch (e) {
+    // Leave a clean "not installed" (with its hint), not a package without its library ("failed to load").
+    uninstall();
+    throw e;
+  }
+}
+
+async function buildAndPlace(
+  o: NativeInstallOptions,
+  pkg: string,
+  root: string,
+  done: (outcome: InstallOutcome, tensorflow: string | null, entry: string | null, smoke: SmokeReport) => NativeInstallResult,
+): Promise<NativeInstallResult> {
+  const uninstall = (): void => removePath(pkg);
   await installPackage(o);
   removePath(path.join(pkg, 'deps')); // a link to a cache entry would make the stock script skip its download
   o.log(`stock install: downloading the official libtensorflow ${OFFICIAL_TF_VERSION} and building the binding…`);
@@ -199,7 +215,6 @@ export async function installNativeBackend(o: NativeInstallOptions): Promise<Nat
     placeFromCache(entry, manifest, pkg);
   } catch (e) {
     removePath(staging);
-    uninstall();
     throw e;
   }
   o.log(`cached in ${entry}`);
