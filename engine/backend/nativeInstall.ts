@@ -24,6 +24,7 @@ import {
   OFFICIAL_TF_VERSION,
   packageDir,
   placeFromCache,
+  removeBuiltBindings,
   removePath,
   stagingFor,
   TFJS_NODE,
@@ -173,6 +174,7 @@ async function buildAndPlace(
   const uninstall = (): void => removePath(pkg);
   await installPackage(o);
   removePath(path.join(pkg, 'deps')); // a link to a cache entry would make the stock script skip its download
+  removeBuiltBindings(pkg);
   o.log(`stock install: downloading the official libtensorflow ${OFFICIAL_TF_VERSION} and building the binding…`);
   const stock = await rebuild(o);
   if (ok(stock) && builtBindingDir(pkg) !== null && fs.existsSync(path.join(pkg, 'deps', 'lib', `libtensorflow.so.${OFFICIAL_TF_VERSION}`))) {
@@ -204,6 +206,7 @@ async function buildAndPlace(
     o.log(`unpacking libtensorflow and headers from ${path.basename(wheel)}…`);
     await unpackWheel(python, wheel, path.join(staging, 'deps'));
     removePath(path.join(pkg, 'deps'));
+    removeBuiltBindings(pkg);
     fs.symlinkSync(path.join(staging, 'deps'), path.join(pkg, 'deps'), 'dir');
     o.log(`compiling the tfjs-node binding against TensorFlow ${tfVersion} (g++, about half a minute)…`);
     // Build from source: a prebuilt binding (if its host were reachable) targets libtensorflow 2.9.1.

@@ -90,6 +90,13 @@ export function builtBindingDir(pkg: string): string | null {
   return dirs[0] ?? null;
 }
 
+/** Removes built bindings, so a failed build cannot pass for a successful one by leaving an older binding behind. */
+export function removeBuiltBindings(pkg: string): void {
+  const lib = path.join(pkg, 'lib');
+  if (!fs.existsSync(lib)) return;
+  for (const d of fs.readdirSync(lib)) if (/^napi-v\d+$/.test(d)) removePath(path.join(lib, d));
+}
+
 function removePath(p: string): void {
   fs.rmSync(p, { recursive: true, force: true });
 }
