@@ -150,6 +150,8 @@ export interface BackendInfo {
   tfjsVersion: string;
   /** Decisions worth showing the user: fallbacks (e.g. wasm threads that failed to start), thread-count limits. */
   notes?: string[];
+  /** On tensorflow / tensorflow-gpu: the native TensorFlow library's version (e.g. "2.21.0" for a wheel build). */
+  nativeVersion?: string;
 }
 
 export interface ProgressNotification {

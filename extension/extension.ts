@@ -7,7 +7,7 @@ import { Requests } from '../engine/protocol';
 import type { RunState } from '../engine/runs/types';
 import { EXPERIMENT_GLOB, ExperimentCodeLensProvider } from './codeLens';
 import { EngineClient } from './engineClient';
-import { headlineText } from './format';
+import { backendText, headlineText } from './format';
 import { errorText, JobManager } from './jobs';
 import { PRESETS } from './presets';
 import { listCheckpointFiles, runDir } from './runsDisk';
@@ -226,14 +226,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
       const current = engineSettings().backend;
       const inUse = engine.running
         ? await engine.request(Requests.backendInfo).then(
-            (i) => `${i.name}${i.name === 'wasm' ? `, ${i.threads} thread(s)` : ''}`,
+            (i) => backendText(i),
             () => undefined,
           )
         : undefined;
       const DESCRIPTIONS: Record<string, string> = {
         auto: 'best available: tensorflow-gpu → tensorflow → wasm → cpu',
         'tensorflow-gpu': 'CUDA (@tensorflow/tfjs-node-gpu must be installed)',
-        tensorflow: 'native CPU (@tensorflow/tfjs-node must be installed)',
+        tensorflow: 'native CPU (@tensorflow/tfjs-node: `npm run setup:native`, or `advmoe backend install tensorflow`)',
         wasm: 'WebAssembly with SIMD, ships with the extension',
         cpu: 'plain JavaScript; slow, for debugging',
       };

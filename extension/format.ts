@@ -1,4 +1,5 @@
 /** Small formatting helpers shared by the tree, status bar and messages. */
+import type { BackendInfo } from '../engine/protocol';
 import type { RunState } from '../engine/runs/types';
 
 export function pct(v: number | undefined): string {
@@ -19,4 +20,10 @@ export function duration(seconds: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** The engine's backend in a few words, e.g. "tensorflow (native TF 2.21.0)" or "wasm, 2 threads". */
+export function backendText(i: BackendInfo): string {
+  if (i.name === 'wasm') return `wasm, ${i.threads} thread(s)`;
+  return i.nativeVersion ? `${i.name} (native TF ${i.nativeVersion})` : i.name;
 }

@@ -5,10 +5,10 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { Requests, type EvaluateResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
+import { Requests, type BackendInfo, type EvaluateResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
 import { EngineError, EngineUnavailableError, type EngineClient } from './engineClient';
-import { duration, headlineText, pct } from './format';
+import { backendText, duration, headlineText, pct } from './format';
 import type { RunEntry, RunsStore } from './runsStore';
 import { TrainingPanel, type PanelContext } from './trainingPanel';
 
@@ -39,6 +39,8 @@ function newJobId(kind: JobKind): string {
 export class JobManager implements vscode.Disposable {
   private readonly jobs = new Map<string, Job>();
   private readonly status: vscode.StatusBarItem;
+  /** The backend the engine reported for the latest job (shown in the status bar: native vs wasm matters for speed). */
+  private backend: BackendInfo | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly changeEmitter = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changeEmitter.event;
@@ -118,9 +120,11 @@ export class JobManager implements vscode.Disposable {
     const sa = job.sa ?? run?.headline.sa;
     const ra = job.ra ?? run?.headline.ra;
     if (sa !== undefined || ra !== undefined) parts.push(`SA ${pct(sa)} RA ${pct(ra)}`);
+    if (this.backend) parts.push(this.backend.name);
     const icon = job.cancelRequested ? '$(debug-stop)' : '$(sync~spin)';
     this.status.text = `${icon} ${parts.join(' · ')}`;
-    this.status.tooltip = `${job.kind} job ${job.id}${job.runId ? ` (run ${job.runId})` : ''} — click to open the Training view`;
+    const on = this.backend ? ` on ${backendText(this.backend)}` : '';
+    this.status.tooltip = `${job.kind} job ${job.id}${job.runId ? ` (run ${job.runId})` : ''}${on} — click to open the Training view`;
     this.status.show();
   }
 
@@ -129,6 +133,14 @@ export class JobManager implements vscode.Disposable {
     this.jobs.set(job.id, job);
     this.changeEmitter.fire();
     this.updateStatus();
+    // The engine (re)starts with the job's request; ask which backend it runs (answered once it is ready).
+    void this.engine.request(Requests.backendInfo).then(
+      (info) => {
+        this.backend = info;
+        this.updateStatus();
+      },
+      () => undefined,
+    );
     try {
       return await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title, cancellable: true },

@@ -47,6 +47,10 @@ export function getBackendInfo(): BackendInfo | null {
 }
 
 function installHint(pkg: string): string {
+  if (pkg === NATIVE_PACKAGES.tensorflow) {
+    // The installer also works offline, from a TensorFlow CPU wheel pip can get (README, Backends).
+    return 'set it up with `advmoe backend install tensorflow` (in a checkout: `npm run setup:native`)';
+  }
   return `install it with \`npm install ${pkg}@${tf.version_core}\` on a machine with internet access (its install downloads libtensorflow)`;
 }
 
@@ -57,6 +61,9 @@ function forgetTensorflowKernels(): void {
 }
 
 function defaultLoadNative(pkg: string): unknown {
+  // TensorFlow logs its CPU-feature and oneDNN notes to stderr when the library loads; they read as errors on a
+  // terminal and in the engine log. Warnings and errors still show; an explicit setting wins.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   return require(pkg);
 }
 
@@ -104,6 +111,12 @@ async function tryNative(name: keyof typeof NATIVE_PACKAGES, load: (pkg: string)
     return `${pkg} loaded but TensorFlow found no CUDA GPU (check the CUDA/cuDNN libraries and the driver)`;
   }
   return null;
+}
+
+/** The C library's own version as tfjs-node's binding reports it (TF_Version), or 'unknown'. */
+function nativeTfVersion(): string {
+  const binding = (tf.backend() as { binding?: { TF_Version?: unknown } }).binding;
+  return typeof binding?.TF_Version === 'string' ? binding.TF_Version : 'unknown';
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -242,6 +255,7 @@ export async function initBackend(pref: BackendName, opts: InitBackendOptions = 
     simd: wasm ? Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) : chosen !== 'cpu',
     tfjsVersion: tf.version_core,
     notes,
+    ...(wasm || chosen === 'cpu' ? {} : { nativeVersion: nativeTfVersion() }),
   };
   lastInfo = info;
   return info;

@@ -384,7 +384,9 @@ export function registerWasmTrainingKernels(enable = true): void {
     if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
   }
   const configs = enable ? makeConfigs() : [...stock.values()];
-  const wasmBackend = tf.findBackend('wasm');
+  // Not tf.findBackend: for a registered but uninitialised wasm it starts the (async) initialisation, which
+  // leaves the engine's current backend unusable until it resolves, e.g. under tensorflow (README, Backends).
+  const wasmBackend = (tf.engine() as unknown as { registry: Record<string, tf.KernelBackend | undefined> }).registry.wasm;
   for (const c of configs) {
     tf.registerKernel(c);
     // The engine runs setup functions only when a backend becomes current; do it for an already-running wasm.

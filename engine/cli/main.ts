@@ -6,7 +6,7 @@
  *   advmoe attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
  *   advmoe inspect <run-id> --ids <i,j,…> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file>]
  *   advmoe runs
- *   advmoe backend
+ *   advmoe backend [install tensorflow [--wheel <file.whl>] [--force] [--optional] | check tensorflow]
  *   advmoe data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]
  *   advmoe bench [--quick] [--only <sections>] [--reps <n>] [--out <file>]
  * Common options: --runs-dir <dir> (default ./.advmoe/runs), --backend <name>, --threads <n>, --json, --verbose
@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { nativeSmokeTest } from '../backend/nativeSmoke';
 import { initBackend } from '../backend/select';
 import type { BackendName } from '../config/types';
 import { downloadDataset, isDownloadable } from '../data';
@@ -24,6 +25,7 @@ import { listRuns } from '../runs/store';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
 import type { LayerBalance } from '../protocol';
 import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
+import { installTensorflow } from './nativeSetup';
 import { formatDuration, pct, terminalReporter } from './progress';
 
 const USAGE = `usage: advmoe <command> [options]
@@ -37,6 +39,10 @@ commands:
   inspect <run-id> --ids <i,j,...> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file.json>]
   runs                             list the runs in the runs folder
   backend                          show which TensorFlow.js backend runs, and why others were skipped
+  backend install tensorflow       set up @tensorflow/tfjs-node (native CPU): cached build, else the stock
+        [--wheel <file.whl>]       install, else built against a TensorFlow CPU wheel from pip (or this one)
+        [--force] [--optional]     --force: rebuild; --optional: exit 0 (staying on wasm) when it cannot be set up
+  backend check tensorflow         smoke test: conv2d and its gradients on tensorflow vs wasm (1e-4)
   data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]
   bench [--quick] [--only startup,at,sparse,kernels,scale] [--reps <n>] [--out <file.json>]
                                    performance benchmark (a checkout after \`npm run compile\`): prints one
@@ -104,6 +110,9 @@ export async function main(argv: string[]): Promise<number> {
         'freeze-routing': { type: 'boolean', default: false },
         out: { type: 'string' },
         dir: { type: 'string' },
+        wheel: { type: 'string' },
+        force: { type: 'boolean', default: false },
+        optional: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -222,9 +231,38 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'backend': {
+        if (rest.length > 0) {
+          const [sub, which] = rest;
+          if (!['install', 'check'].includes(sub) || which !== 'tensorflow' || rest.length !== 2) {
+            fail('usage: advmoe backend [install tensorflow [--wheel <file.whl>] [--force] [--optional] | check tensorflow]');
+          }
+          if (sub === 'check') {
+            const report = await nativeSmokeTest();
+            const e = report.errors;
+            print(
+              report.ok
+                ? `tensorflow agrees with wasm: forward ${e.forward.toExponential(1)}, d/dx ${e.dInput.toExponential(1)}, d/dw ${e.dFilter.toExponential(1)} (≤ ${report.tolerance})`
+                : `tensorflow check failed: ${report.reason}`,
+              report,
+            );
+            return report.ok ? 0 : 1;
+          }
+          const log = (line: string) => (json ? reporter.log('info', line) : process.stdout.write(`[native] ${line}\n`));
+          try {
+            const r = await installTensorflow({ wheel: o.wheel, force: o.force, log });
+            const how = { 'already-installed': 'already installed', 'from-cache': 'placed from the cache', official: 'official build installed', wheel: 'built against the TensorFlow wheel' }[r.outcome];
+            print(`tensorflow backend ready: ${how}${r.tensorflow ? ` (TensorFlow ${r.tensorflow})` : ''} in ${formatDuration(r.seconds)}`, r);
+            return 0;
+          } catch (e) {
+            if (!o.optional) throw e;
+            // npm run demo / npm test: a machine that cannot build the native backend still runs everything on wasm.
+            print(`native backend not set up: ${errorMessage(e)}\nthe engine stays on wasm`, { ok: false, reason: errorMessage(e) });
+            return 0;
+          }
+        }
         const info = await startBackend();
         const lines = [
-          `backend: ${info.name}`,
+          `backend: ${info.name}${info.nativeVersion ? ` (native TensorFlow ${info.nativeVersion})` : ''}`,
           `tfjs: ${info.tfjsVersion}`,
           ...(info.name === 'wasm' ? [`threads: ${info.threads}`, `SIMD: ${info.simd}`] : []),
           ...info.skipped.map((s) => `skipped ${s.name}: ${s.reason}`),

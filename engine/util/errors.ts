@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'RUN_NOT_FOUND'
   | 'RUN_BUSY'
   | 'BACKEND_UNAVAILABLE'
+  | 'NATIVE_SETUP_FAILED'
   | 'NAN_LOSS'
   | 'CANCELLED'
   | 'INVALID_ARGUMENT';

@@ -4,15 +4,25 @@ import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../../engine/backend/select';
 import type { BackendInfo } from '../../engine/protocol';
 
+export type TestBackend = 'wasm' | 'cpu' | 'tensorflow';
+
+/** The backend the unit tests run on: ADVMOE_TEST_BACKEND (wasm, cpu or tensorflow), default wasm. */
+export function testBackendName(): TestBackend {
+  const v = process.env.ADVMOE_TEST_BACKEND;
+  if (v === undefined || v === '' || v === 'wasm') return 'wasm';
+  if (v === 'cpu' || v === 'tensorflow') return v;
+  throw new Error(`ADVMOE_TEST_BACKEND="${v}" is not one of wasm, cpu, tensorflow`);
+}
+
 /**
  * Select the backend the unit tests run on: wasm with the engine's training kernels (what users get without a
  * native TensorFlow), so tests exercise the kernels the engine really uses. Must be awaited before any tfjs op.
- * The cpu backend stays registered for reference comparisons (see withBackend). ADVMOE_TEST_BACKEND=cpu forces
- * the old behaviour, e.g. to tell a wasm kernel problem from a model problem.
+ * The cpu backend stays registered for reference comparisons (see withBackend). ADVMOE_TEST_BACKEND=cpu switches
+ * to the reference backend, e.g. to tell a wasm kernel problem from a model problem; =tensorflow runs the suite
+ * on the native backend (`npm run test:unit:native`, README Backends), failing if it cannot be initialised.
  */
 export async function setupTestBackend(): Promise<BackendInfo> {
-  const pref = process.env.ADVMOE_TEST_BACKEND === 'cpu' ? 'cpu' : 'wasm';
-  const info = await initBackend(pref);
+  const info = await initBackend(testBackendName());
   await tf.ready();
   return info;
 }
@@ -21,7 +31,7 @@ export async function setupTestBackend(): Promise<BackendInfo> {
  * Runs `fn` with `name` as the current backend and restores the previous one afterwards. Tensors created on the
  * other backend are moved on first use, so results can be compared across backends directly.
  */
-export async function withBackend<T>(name: 'cpu' | 'wasm', fn: () => T | Promise<T>): Promise<T> {
+export async function withBackend<T>(name: TestBackend, fn: () => T | Promise<T>): Promise<T> {
   const prev = tf.getBackend();
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialise`);
   try {

@@ -1,7 +1,8 @@
 /**
- * Backend selection on a machine without the native TensorFlow packages (this one: their install cannot download
- * libtensorflow). Tests run in order in one process; wasm initialises once per process, so the thread-fallback
- * cases run in child processes.
+ * Backend selection. The native packages' absence is simulated with an injected loader, so the same cases run
+ * with and without tfjs-node installed (`npm run setup:native`); the last test checks the real tfjs-node where it
+ * is. Tests run in order in one process; wasm initialises once per process, so the thread-fallback cases run in
+ * child processes.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -20,14 +21,20 @@ const nativeMissing = (pkg: string): boolean => {
     return true;
   }
 };
-const NO_NATIVE = nativeMissing('@tensorflow/tfjs-node') && nativeMissing('@tensorflow/tfjs-node-gpu');
+/**
+ * A loader that fails exactly as Node's require does for a package that is not installed, so these cases run the
+ * same where `npm run setup:native` installed tfjs-node (CI) and where nothing is installed.
+ */
+const notInstalled = (pkg: string): never => {
+  throw Object.assign(new Error(`Cannot find module '${pkg}'\nRequire stack:\n- select.js`), { code: 'MODULE_NOT_FOUND' });
+};
 
-test('an explicit backend that is not installed fails with BACKEND_UNAVAILABLE naming it and the reason', { skip: !NO_NATIVE }, async () => {
-  await assert.rejects(initBackend('tensorflow'), (e: unknown) => {
+test('an explicit backend that is not installed fails with BACKEND_UNAVAILABLE naming it and the reason', async () => {
+  await assert.rejects(initBackend('tensorflow', { loadNative: notInstalled }), (e: unknown) => {
     assert.ok(isAdvMoEError(e, 'BACKEND_UNAVAILABLE'));
     assert.match(e.message, /'tensorflow'/);
     assert.match(e.message, /@tensorflow\/tfjs-node is not installed/);
-    assert.match(e.message, /npm install @tensorflow\/tfjs-node@/);
+    assert.match(e.message, /advmoe backend install tensorflow/);
     return true;
   });
 });
@@ -43,9 +50,9 @@ test('a native package that is installed but fails to load is reported with its 
   });
 });
 
-test('auto picks wasm here, lists both native backends as skipped with reasons, and runs 2 threads', { skip: !NO_NATIVE }, async () => {
+test('auto without the native packages picks wasm, lists both as skipped with reasons, and runs 2 threads', async () => {
   const notes: string[] = [];
-  const info = await initBackend('auto', { threads: 2, log: (m) => notes.push(m) });
+  const info = await initBackend('auto', { threads: 2, log: (m) => notes.push(m), loadNative: notInstalled });
   assert.equal(info.name, 'wasm');
   assert.equal(tf.getBackend(), 'wasm');
   assert.deepEqual(info.skipped.map((s) => s.name), ['tensorflow-gpu', 'tensorflow']);
@@ -64,7 +71,7 @@ test('auto picks wasm here, lists both native backends as skipped with reasons, 
   y.dispose();
 });
 
-test('a different thread count later in the same process is reported, not silently ignored', { skip: !NO_NATIVE }, async () => {
+test('a different thread count later in the same process is reported, not silently ignored', async () => {
   const info = await initBackend('wasm', { threads: 1 });
   assert.equal(info.threads, 2);
   assert.ok(info.notes?.some((n) => /already runs with 2 thread\(s\).*restart the engine to use 1/.test(n)), String(info.notes));
@@ -112,4 +119,15 @@ test('without SharedArrayBuffer, wasm runs single-threaded and says so', () => {
   const info = initInChild({}, 'delete globalThis.SharedArrayBuffer;');
   assert.equal(info.threads, 1);
   assert.ok(info.notes.some((n) => /wasm threads unavailable \(SharedArrayBuffer is not available\)/.test(n)), String(info.notes));
+});
+
+test('with tfjs-node installed, auto picks tensorflow and reports the native library version', { skip: nativeMissing('@tensorflow/tfjs-node') && 'tfjs-node is not installed (npm run setup:native)' }, async () => {
+  const info = await initBackend('auto');
+  assert.equal(info.name, 'tensorflow');
+  assert.equal(tf.getBackend(), 'tensorflow');
+  assert.deepEqual(info.skipped.map((s) => s.name), ['tensorflow-gpu']);
+  assert.match(info.nativeVersion ?? '', /^\d+\.\d+\.\d+/);
+  const y = tf.tidy(() => tf.sum(tf.conv2d(tf.ones([2, 8, 8, 3]) as tf.Tensor4D, tf.ones([3, 3, 3, 4]) as tf.Tensor4D, 1, 'valid')));
+  assert.equal(y.dataSync()[0], 2 * 6 * 6 * 4 * 27);
+  y.dispose();
 });

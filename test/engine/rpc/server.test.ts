@@ -8,7 +8,7 @@ import { after, before, it } from 'node:test';
 import { createMessageConnection, type MessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { Notifications, Requests, type RunStateNotification } from '../../../engine/protocol';
 import { serve } from '../../../engine/rpc/server';
-import { setupTestBackend } from '../helpers';
+import { setupTestBackend, testBackendName } from '../helpers';
 
 let client: MessageConnection;
 let server: MessageConnection;
@@ -37,7 +37,7 @@ async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): 
 
 it('backendInfo and listRuns answer', async () => {
   const info = await client.sendRequest(Requests.backendInfo);
-  assert.equal(info.name, 'wasm');
+  assert.equal(info.name, testBackendName());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
   assert.deepEqual(await client.sendRequest(Requests.listRuns, { runsDir: dir }), []);
 });
