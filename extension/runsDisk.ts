@@ -13,6 +13,25 @@ export function runDir(runsDir: string, runId: string): string {
   return path.join(runsDir, runId);
 }
 
+/** A run id is a folder name: no separators, not `.` or `..` (the engine's rule, engine/runs/store.ts). */
+export function isRunId(runId: string): boolean {
+  return /^[A-Za-z0-9._-]+$/.test(runId) && runId !== '.' && runId !== '..';
+}
+
+/**
+ * The folder to delete for a run, or an Error saying why not. The path must resolve to a direct child of the
+ * runs folder and be a real folder (not a link): run ids come from files anyone can edit.
+ */
+export async function runFolderToDelete(runsDir: string, runId: string): Promise<string> {
+  if (!isRunId(runId)) throw new Error(`"${runId}" is not a run id; refusing to delete`);
+  const root = path.resolve(runsDir);
+  const dir = path.resolve(root, runId);
+  if (path.dirname(dir) !== root) throw new Error(`${dir} is not inside ${root}; refusing to delete`);
+  const st = await fs.lstat(dir);
+  if (!st.isDirectory()) throw new Error(`${dir} is not a run folder (${st.isSymbolicLink() ? 'a link' : 'not a folder'}); refusing to delete`);
+  return dir;
+}
+
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -34,10 +53,29 @@ export async function readRunState(runsDir: string, runId: string): Promise<RunS
   try {
     const parsed: unknown = JSON.parse(await fs.readFile(path.join(runDir(runsDir, runId), 'state.json'), 'utf8'));
     if (!isRunState(parsed)) return undefined;
+    if (parsed.id !== runId) return damagedState(parsed, runId);
     return effectiveState({ ...parsed, headline: parsed.headline ?? {}, warnings: parsed.warnings ?? [] });
   } catch {
     return undefined; // missing, or caught mid-rename
   }
+}
+
+/**
+ * A state.json whose id is not its folder's name: listed under the folder name as failed, with the reason, so
+ * that no command acts on the id it claims (README "Runs on disk": the folder is the run id).
+ */
+function damagedState(parsed: RunState, folder: string): RunState {
+  const claimed = JSON.stringify(parsed.id).slice(0, 80);
+  return {
+    ...parsed,
+    id: folder,
+    status: 'failed',
+    pid: undefined,
+    lastCheckpoint: undefined,
+    headline: {},
+    warnings: [],
+    error: `damaged run: its state.json names run ${claimed}, not its folder "${folder}"`,
+  };
 }
 
 /** Every run with a readable state.json, newest first. */
