@@ -22,7 +22,7 @@
  * "a parameter this model lacks" (e.g. an MoE checkpoint loaded into a dense model of the same widths).
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -111,8 +111,9 @@ export async function writeCheckpoint(file: string, data: CheckpointData): Promi
   let handle: fs.FileHandle | null = null;
   let created = false;
   try {
-    // 'w', not 'wx': a stale file of a crashed process with our pid (pid reuse in containers) is ours to replace.
-    handle = await fs.open(tmp, 'w');
+    // Not O_EXCL: a stale file of a crashed process with our pid (pid reuse in containers) is ours to replace.
+    // O_NOFOLLOW: a link planted under the temporary name must not redirect the write (README "Runs on disk").
+    handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (constants.O_NOFOLLOW ?? 0));
     created = true;
     const hash = createHash('sha256');
     let position = payloadStart;

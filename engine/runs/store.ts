@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/types';
 import { AdvMoEError } from '../util/errors';
+import { openForAppend, openForUpdate, openForWrite, readNoFollow, refuseLink } from './noLinks';
 import type { MetricsRecord, RunState } from './types';
 
 export const CONFIG_FILE = 'config.json';
@@ -22,7 +23,7 @@ export const ANALYSIS_DIR = 'analysis';
 /** Writes a file so that readers see either the old or the new content, never a mix. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
+  const fd = openForWrite(tmp);
   try {
     fs.writeSync(fd, data as any);
     fs.fsyncSync(fd);
@@ -37,6 +38,31 @@ export function runDir(runsDir: string, runId: string): string {
     throw new AdvMoEError('INVALID_ARGUMENT', `"${runId}" is not a valid run id (letters, digits, ".", "_", "-")`);
   }
   return path.join(runsDir, runId);
+}
+
+/** The parts of a run folder that are always there; none may be a link (noLinks.ts). */
+const RUN_PARTS = [CONFIG_FILE, STATE_FILE, METRICS_FILE, CHECKPOINT_DIR, ANALYSIS_DIR];
+
+/** Refuses a run folder that is a link or holds one among its fixed parts. */
+export function checkRunLinks(runsDir: string, runId: string): void {
+  const dir = runDir(runsDir, runId);
+  refuseLink(dir);
+  for (const part of RUN_PARTS) refuseLink(path.join(dir, part));
+}
+
+/** A run sub-folder, refused when it or the run folder is a link; `create` makes it when missing (writers). */
+function runSubdir(runsDir: string, runId: string, folder: string, create = false): string {
+  const dir = path.join(runDir(runsDir, runId), folder);
+  refuseLink(runDir(runsDir, runId));
+  refuseLink(dir);
+  if (create) fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** A JSON.parse failure without the text it quotes: a file that is not ours may hold secrets. */
+function jsonProblem(e: unknown): string {
+  const m = /position (\d+)/.exec((e as Error).message);
+  return m ? `not valid JSON (at byte ${m[1]})` : 'not valid JSON';
 }
 
 function slug(name: string): string {
@@ -105,17 +131,19 @@ function isAlive(pid: number | undefined): boolean {
 /** Reads a run's state. A run marked running whose process is gone is reported as interrupted. */
 export function readState(runsDir: string, runId: string): RunState {
   const file = path.join(runDir(runsDir, runId), STATE_FILE);
+  checkRunLinks(runsDir, runId);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
+    text = readNoFollow(file).toString('utf8');
+  } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
     throw new AdvMoEError('RUN_NOT_FOUND', `no run "${runId}" in ${runsDir} (missing ${STATE_FILE})`);
   }
   let state: RunState;
   try {
     state = JSON.parse(text) as RunState;
   } catch (e) {
-    throw new AdvMoEError('DATA_CORRUPT', `${file} is not valid JSON: ${(e as Error).message}`);
+    throw new AdvMoEError('DATA_CORRUPT', `${file} is ${jsonProblem(e)}`);
   }
   if (typeof state !== 'object' || state === null || state.id !== runId || typeof state.status !== 'string') {
     throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}"`);
@@ -128,10 +156,17 @@ export function readState(runsDir: string, runId: string): RunState {
 
 export function readRunConfig(runsDir: string, runId: string): ExperimentConfig {
   const file = path.join(runDir(runsDir, runId), CONFIG_FILE);
+  let text: string;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentConfig;
+    text = readNoFollow(file).toString('utf8');
   } catch (e) {
-    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as Error).message}`);
+    if (e instanceof AdvMoEError) throw e;
+    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as ExperimentConfig;
+  } catch (e) {
+    throw new AdvMoEError('DATA_CORRUPT', `the resolved config ${file} is ${jsonProblem(e)}`);
   }
 }
 
@@ -161,7 +196,12 @@ export function appendMetrics(runsDir: string, runId: string, records: MetricsRe
   if (!records.length) return;
   const file = path.join(runDir(runsDir, runId), METRICS_FILE);
   dropTornTail(file);
-  fs.appendFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const fd = openForAppend(file);
+  try {
+    fs.writeSync(fd, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function dropTornTail(file: string): void {
@@ -172,7 +212,7 @@ function dropTornTail(file: string): void {
     return;
   }
   if (size === 0) return;
-  const fd = fs.openSync(file, 'r+');
+  const fd = openForUpdate(file);
   try {
     const last = Buffer.alloc(1);
     fs.readSync(fd, last, 0, 1, size - 1);
@@ -208,8 +248,9 @@ export function readMetrics(runsDir: string, runId: string, afterStep = -Infinit
   const file = path.join(runDir(runsDir, runId), METRICS_FILE);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
+    text = readNoFollow(file).toString('utf8');
+  } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
     return { records: [], badLines: [], tornTail: false };
   }
   const lines = text.split('\n');
@@ -239,8 +280,10 @@ export function truncateMetricsAfter(runsDir: string, runId: string, step: numbe
 }
 
 export function checkpointPath(runsDir: string, runId: string, name: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new AdvMoEError('INVALID_ARGUMENT', `"${name}" is not a valid checkpoint name`);
-  return path.join(runDir(runsDir, runId), CHECKPOINT_DIR, name);
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') throw new AdvMoEError('INVALID_ARGUMENT', `"${name}" is not a valid checkpoint name`);
+  const file = path.join(runSubdir(runsDir, runId, CHECKPOINT_DIR), name);
+  refuseLink(file);
+  return file;
 }
 
 /** Sorted names of a run sub-folder's files with the given ending; none when the folder is missing. */
@@ -262,9 +305,8 @@ export function listAnalyses(runsDir: string, runId: string): string[] {
 }
 
 export function writeAnalysis(runsDir: string, runId: string, name: string, report: unknown): string {
-  const dir = path.join(runDir(runsDir, runId), ANALYSIS_DIR);
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, name);
+  if (!/^[A-Za-z0-9._-]+\.json$/.test(name)) throw new AdvMoEError('INVALID_ARGUMENT', `"${name}" is not an analysis file name`);
+  const file = path.join(runSubdir(runsDir, runId, ANALYSIS_DIR, true), name);
   writeFileAtomic(file, JSON.stringify(report, null, 1) + '\n');
   return file;
 }
@@ -279,7 +321,7 @@ export function deleteRun(runsDir: string, runId: string): void {
 /** The adversarial inputs of an analysis, stored next to its JSON: `<name>.adv.u8` (name without `.json`). */
 export function analysisImagesPath(runsDir: string, runId: string, analysisName: string): string {
   if (!/^[A-Za-z0-9._-]+\.json$/.test(analysisName)) throw new AdvMoEError('INVALID_ARGUMENT', `"${analysisName}" is not an analysis file name`);
-  return path.join(runDir(runsDir, runId), ANALYSIS_DIR, analysisName.replace(/\.json$/, '.adv.u8'));
+  return path.join(runSubdir(runsDir, runId, ANALYSIS_DIR), analysisName.replace(/\.json$/, '.adv.u8'));
 }
 
 const IMAGES_MAGIC = 'ADVMOE-U8 1\n';
@@ -298,8 +340,9 @@ export function readAnalysisImages(runsDir: string, runId: string, analysisName:
   const file = analysisImagesPath(runsDir, runId, analysisName);
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readNoFollow(file);
   } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new AdvMoEError('DATA_NOT_FOUND', `cannot read ${file}: ${(e as Error).message}`);
   }

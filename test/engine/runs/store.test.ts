@@ -6,13 +6,17 @@ import * as path from 'node:path';
 import { resolveConfig } from '../../../engine/config/load';
 import {
   appendMetrics,
+  checkpointPath,
   createRun,
   deleteRun,
   listRuns,
   readMetrics,
+  readRunConfig,
   readState,
   runDir,
   truncateMetricsAfter,
+  writeAnalysis,
+  writeAnalysisImages,
   writeState,
 } from '../../../engine/runs/store';
 import { isAdvMoEError } from '../../../engine/util/errors';
@@ -81,4 +85,36 @@ test('bad ids, missing and corrupt runs give clear errors; delete refuses a live
   writeState(dir, t);
   deleteRun(dir, t.id);
   assert.equal(fs.existsSync(path.join(dir, t.id)), false);
+});
+
+test('links inside a run folder are refused, and nothing is written through them', () => {
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-outside-'));
+  const secret = path.join(outside, 'secret.txt');
+  fs.writeFileSync(secret, 'root:x:0:0:SECRET');
+  for (const part of ['metrics.jsonl', 'checkpoints', 'analysis', 'state.json', 'config.json']) {
+    const dir = tmp();
+    const s = createRun(dir, { config, totalSteps: 10 });
+    const p = path.join(dir, s.id, part);
+    fs.rmSync(p, { recursive: true });
+    const target = part === 'checkpoints' || part === 'analysis' ? outside : secret;
+    fs.symlinkSync(target, p);
+    const linkError = (e: unknown) => isAdvMoEError(e, 'DATA_CORRUPT') && /is a symbolic link/.test((e as Error).message) && !/SECRET|root:x/.test((e as Error).message);
+    assert.throws(() => readState(dir, s.id), linkError, part);
+    if (part === 'metrics.jsonl') assert.throws(() => appendMetrics(dir, s.id, [rec(1)]), linkError);
+    if (part === 'checkpoints') assert.throws(() => checkpointPath(dir, s.id, 'epoch-0001.ckpt'), linkError);
+    if (part === 'analysis') {
+      assert.throws(() => writeAnalysis(dir, s.id, 'a.json', {}), linkError);
+      assert.throws(() => writeAnalysisImages(dir, s.id, 'a.json', new Uint8Array(4)), linkError);
+    }
+    if (part === 'config.json') assert.throws(() => readRunConfig(dir, s.id), linkError);
+  }
+  assert.deepEqual(fs.readdirSync(outside), ['secret.txt']);
+  assert.equal(fs.readFileSync(secret, 'utf8'), 'root:x:0:0:SECRET');
+});
+
+test('a state.json that is not JSON is reported without quoting its content', () => {
+  const dir = tmp();
+  const s = createRun(dir, { config, totalSteps: 10 });
+  fs.writeFileSync(path.join(dir, s.id, 'state.json'), 'root:x:0:0:SECRET\n');
+  assert.throws(() => readState(dir, s.id), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && /state\.json is not valid JSON/.test((e as Error).message) && !/SECRET|root/.test((e as Error).message));
 });
