@@ -5,6 +5,7 @@
  * Reproducibility: data order is a function of (seed, epoch, batch) and the trainer's RNG state is in every
  * checkpoint, so a run resumed from a checkpoint continues as the uninterrupted run would.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { getBackendInfo, initBackend } from '../backend/select';
@@ -57,6 +58,10 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     if (state.status === 'finished') throw new AdvMoEError('INVALID_ARGUMENT', `run "${state.id}" has already finished`);
     cfg = readRunConfig(runsDir, state.id);
     resumeFrom = state.lastCheckpoint;
+    // Checked before the data loads: a state.json naming a checkpoint that is gone cannot resume.
+    if (resumeFrom && !fs.existsSync(checkpointPath(runsDir, state.id, resumeFrom))) {
+      throw new AdvMoEError('CHECKPOINT_CORRUPT', `run "${state.id}" cannot resume: its state.json names checkpoint ${resumeFrom}, which is missing from checkpoints/`);
+    }
   } else {
     if (!params.config && !params.configPath) throw new AdvMoEError('INVALID_ARGUMENT', 'train needs an experiment file (configPath) or a run to resume');
     cfg = params.config ?? loadConfigFile(params.configPath!);

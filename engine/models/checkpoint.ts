@@ -151,7 +151,13 @@ export async function writeCheckpoint(file: string, data: CheckpointData): Promi
 
 /** Reads and verifies a checkpoint. The caller owns (and disposes) the returned tensors. */
 export async function readCheckpoint(file: string): Promise<LoadedCheckpoint> {
-  const buf = await fs.readFile(file);
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new AdvMoEError('CHECKPOINT_CORRUPT', `cannot read checkpoint ${file}: ${code === 'ENOENT' ? 'the file is missing' : (code ?? (e as Error).message)}`, { file });
+  }
   const corrupt = (problem: string): AdvMoEError =>
     new AdvMoEError('CHECKPOINT_CORRUPT', `checkpoint ${file} is corrupt: ${problem}`, { file, problem });
   if (buf.length < PREAMBLE_BYTES) throw corrupt(`file is ${buf.length} bytes, shorter than the ${PREAMBLE_BYTES}-byte preamble (truncated?)`);

@@ -10,8 +10,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/types';
-import { AdvMoEError } from '../util/errors';
+import { resolveConfig } from '../config/load';
+import { AdvMoEError, isAdvMoEError } from '../util/errors';
 import { openForAppend, openForUpdate, openForWrite, readNoFollow, refuseLink } from './noLinks';
+import { checkStateShape } from './stateShape';
 import type { MetricsRecord, RunState } from './types';
 
 export const CONFIG_FILE = 'config.json';
@@ -145,11 +147,9 @@ export function readState(runsDir: string, runId: string): RunState {
   } catch (e) {
     throw new AdvMoEError('DATA_CORRUPT', `${file} is ${jsonProblem(e)}`);
   }
-  if (typeof state !== 'object' || state === null || state.id !== runId || typeof state.status !== 'string') {
-    throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}"`);
-  }
-  state.warnings ??= [];
-  state.headline ??= {};
+  const checked = checkStateShape(state, runId);
+  if ('problem' in checked) throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}": ${checked.problem}`);
+  state = checked.state;
   if (state.status === 'running' && state.pid !== process.pid && !isAlive(state.pid)) state.status = 'interrupted';
   return state;
 }
@@ -163,10 +163,18 @@ export function readRunConfig(runsDir: string, runId: string): ExperimentConfig 
     if (e instanceof AdvMoEError) throw e;
     throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  let raw: unknown;
   try {
-    return JSON.parse(text) as ExperimentConfig;
+    raw = JSON.parse(text);
   } catch (e) {
     throw new AdvMoEError('DATA_CORRUPT', `the resolved config ${file} is ${jsonProblem(e)}`);
+  }
+  // Validated like an experiment file (a resolved config is one, with every default filled in).
+  try {
+    return resolveConfig(raw, { source: file });
+  } catch (e) {
+    if (isAdvMoEError(e, 'CONFIG_INVALID')) throw new AdvMoEError('DATA_CORRUPT', `the resolved config of run "${runId}" is damaged: ${e.message}`, e.details);
+    throw e;
   }
 }
 

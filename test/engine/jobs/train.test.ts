@@ -167,6 +167,11 @@ test('a corrupt checkpoint stops a resume with a clear error and damages nothing
   await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && e.message.includes(st.lastCheckpoint!));
   assert.equal(fs.readFileSync(path.join(dir, part.runId, 'metrics.jsonl'), 'utf8'), before);
   assert.equal(readState(dir, part.runId).status, 'interrupted');
+  // A state.json naming a checkpoint that is gone: a clear error before anything loads, not INTERNAL (ENOENT).
+  fs.rmSync(file);
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /names checkpoint step-0000001\.ckpt, which is missing/.test(e.message));
+  await assert.rejects(readCheckpoint(file), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /the file is missing/.test(e.message));
+  assert.equal(readState(dir, part.runId).status, 'interrupted');
 });
 
 test('a cancelled job stops at the next step with a resumable checkpoint', async () => {

@@ -118,3 +118,38 @@ test('a state.json that is not JSON is reported without quoting its content', ()
   fs.writeFileSync(path.join(dir, s.id, 'state.json'), 'root:x:0:0:SECRET\n');
   assert.throws(() => readState(dir, s.id), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && /state\.json is not valid JSON/.test((e as Error).message) && !/SECRET|root/.test((e as Error).message));
 });
+
+test('malformed state.json and config.json give errors that name the file and the field', () => {
+  const dir = tmp();
+  const s = createRun(dir, { config, totalSteps: 10 });
+  const stateFile = path.join(dir, s.id, 'state.json');
+  const good = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
+  const stateCases: [Record<string, unknown>, RegExp][] = [
+    [{ warnings: 5 }, /warnings must be a list of strings/],
+    [{ lastCheckpoint: 7 }, /lastCheckpoint must be a checkpoint file name/],
+    [{ lastCheckpoint: '../../x.ckpt' }, /lastCheckpoint must be a checkpoint file name/],
+    [{ step: 'many' }, /step must be a non-negative integer/],
+    [{ status: 'paused' }, /status must be one of/],
+    [{ headline: [] }, /headline must be an object of numbers/],
+    [{ pid: -3 }, /pid must be a positive integer/],
+  ];
+  for (const [patch, message] of stateCases) {
+    fs.writeFileSync(stateFile, JSON.stringify({ ...good, ...patch }));
+    assert.throws(() => readState(dir, s.id), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && message.test((e as Error).message) && (e as Error).message.includes(stateFile), JSON.stringify(patch));
+  }
+  fs.writeFileSync(stateFile, JSON.stringify([good]));
+  assert.throws(() => readState(dir, s.id), /is not a JSON object/);
+
+  const configFile = path.join(dir, s.id, 'config.json');
+  const cfgCases: [unknown, RegExp][] = [
+    [[config], /\(top level\).*must be object/],
+    [{ ...config, model: undefined }, /model: required field is missing/],
+    [{ ...config, data: 'mnist' }, /data: "mnist" must be object/],
+  ];
+  for (const [raw, message] of cfgCases) {
+    fs.writeFileSync(configFile, JSON.stringify(raw));
+    assert.throws(() => readRunConfig(dir, s.id), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && message.test((e as Error).message) && (e as Error).message.includes(s.id));
+  }
+  fs.writeFileSync(configFile, JSON.stringify(config));
+  assert.deepEqual(readRunConfig(dir, s.id), config);
+});
