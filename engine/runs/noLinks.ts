@@ -23,12 +23,23 @@ export function refuseLink(p: string): void {
   if (st.isSymbolicLink()) throw linkError(p);
 }
 
+/**
+ * A file-system error on a run part as a user-facing error naming the path (a folder where a file belongs,
+ * say). ENOENT stays as it is: callers say in their own words what is missing.
+ */
+export function runPartError(e: unknown, p: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP') return linkError(p);
+  if (!code || code === 'ENOENT') return e;
+  const why = code === 'EISDIR' ? 'a folder where a file belongs' : code === 'ENOTDIR' || code === 'EEXIST' ? 'a file where a folder belongs' : code;
+  return new AdvMoEError('DATA_CORRUPT', `cannot use ${p}: ${why} (${code})`);
+}
+
 function open(p: string, flags: number, mode?: number): number {
   try {
     return fs.openSync(p, flags | NOFOLLOW, mode);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw linkError(p);
-    throw e;
+    throw runPartError(e, p);
   }
 }
 
@@ -38,6 +49,8 @@ export function readNoFollow(p: string): Buffer {
   const fd = open(p, fs.constants.O_RDONLY);
   try {
     return fs.readFileSync(fd);
+  } catch (e) {
+    throw runPartError(e, p);
   } finally {
     fs.closeSync(fd);
   }

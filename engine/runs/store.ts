@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/types';
 import { resolveConfig } from '../config/load';
 import { AdvMoEError, isAdvMoEError } from '../util/errors';
-import { openForAppend, openForUpdate, openForWrite, readNoFollow, refuseLink } from './noLinks';
+import { openForAppend, openForUpdate, openForWrite, readNoFollow, refuseLink, runPartError } from './noLinks';
 import { checkStateShape } from './stateShape';
 import type { MetricsRecord, RunState } from './types';
 
@@ -32,7 +32,12 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   } finally {
     fs.closeSync(fd);
   }
-  fs.renameSync(tmp, file);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw runPartError(e, file);
+  }
 }
 
 export function runDir(runsDir: string, runId: string): string {
@@ -57,7 +62,11 @@ function runSubdir(runsDir: string, runId: string, folder: string, create = fals
   const dir = path.join(runDir(runsDir, runId), folder);
   refuseLink(runDir(runsDir, runId));
   refuseLink(dir);
-  if (create) fs.mkdirSync(dir, { recursive: true });
+  try {
+    if (create) fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw runPartError(e, dir);
+  }
   return dir;
 }
 

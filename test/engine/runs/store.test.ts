@@ -153,3 +153,14 @@ test('malformed state.json and config.json give errors that name the file and th
   fs.writeFileSync(configFile, JSON.stringify(config));
   assert.deepEqual(readRunConfig(dir, s.id), config);
 });
+
+test('a folder where a run file belongs (or a file where a folder belongs) is a clear error', () => {
+  const dir = tmp();
+  const s = createRun(dir, { config, totalSteps: 10 });
+  fs.rmSync(path.join(dir, s.id, 'metrics.jsonl'));
+  fs.mkdirSync(path.join(dir, s.id, 'metrics.jsonl'));
+  assert.throws(() => appendMetrics(dir, s.id, [rec(1)]), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && /metrics\.jsonl: a folder where a file belongs/.test((e as Error).message));
+  fs.rmSync(path.join(dir, s.id, 'analysis'), { recursive: true });
+  fs.writeFileSync(path.join(dir, s.id, 'analysis'), '');
+  assert.throws(() => writeAnalysis(dir, s.id, 'a.json', {}), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && /analysis: a file where a folder belongs/.test((e as Error).message));
+});
