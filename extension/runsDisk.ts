@@ -5,6 +5,7 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { isOwnerAlive } from '../engine/runs/owner';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
 import { parseRobustnessReport, type StoredAnalysis } from '../webview/analysisProtocol';
 import { isMetricsRecord, isRunState } from '../webview/protocol';
@@ -32,24 +33,16 @@ export async function runFolderToDelete(runsDir: string, runId: string): Promise
   return dir;
 }
 
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** A run that says `running` but whose process is gone was interrupted (crash, kill, reboot). */
 export function effectiveState(state: RunState): RunState {
-  if (state.status === 'running' && state.pid !== undefined && !isProcessAlive(state.pid)) {
+  if (state.status === 'running' && state.pid !== undefined && !isOwnerAlive(state.pid, state.pidStart)) {
     return { ...state, status: 'interrupted' };
   }
   return state;
 }
 
 export async function readRunState(runsDir: string, runId: string): Promise<RunState | undefined> {
+  if (runId.startsWith('.creating-')) return undefined; // a run the engine is still creating (README "Runs on disk")
   try {
     const parsed: unknown = JSON.parse(await fs.readFile(path.join(runDir(runsDir, runId), 'state.json'), 'utf8'));
     if (!isRunState(parsed)) return undefined;
@@ -71,6 +64,7 @@ function damagedState(parsed: RunState, folder: string): RunState {
     id: folder,
     status: 'failed',
     pid: undefined,
+    pidStart: undefined,
     lastCheckpoint: undefined,
     headline: {},
     warnings: [],

@@ -29,6 +29,7 @@ const USAGE = `usage: advmoe <command> [options]
 commands:
   train <experiment.advmoe.json>   train a run (prints SA, RA, router and expert robustness at the end)
         --resume <run-id>          continue an interrupted run from its last checkpoint instead
+        --force                    with --resume: even if state.json names a live process (a reused pid)
   eval <run-id>                    full robustness analysis of a run's checkpoint (saved under analysis/)
         --checkpoint <file> --samples <n>
   attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
@@ -100,6 +101,7 @@ export async function main(argv: string[]): Promise<number> {
         steps: { type: 'string' },
         ids: { type: 'string' },
         'freeze-routing': { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
         out: { type: 'string' },
         dir: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -149,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
         if (!o.resume && rest.length !== 1) fail('train needs one experiment file (or --resume <run-id>)');
         await startBackend();
         const t0 = Date.now();
-        const result = await trainJob({ runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume }, ctx);
+        const result = await trainJob({ runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume, force: o.force }, ctx);
         const h = result.headline;
         print(
           [

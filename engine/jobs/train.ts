@@ -20,11 +20,13 @@ import {
   createRun,
   readRunConfig,
   readState,
+  removeStaleTemps,
   truncateMetricsAfter,
   writeAnalysis,
   writeAnalysisImages,
   writeState,
 } from '../runs/store';
+import { ownStartTime } from '../runs/owner';
 import type { MetricsRecord, RunState } from '../runs/types';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
 import type { JobContext } from './context';
@@ -39,6 +41,8 @@ export interface TrainJobParams {
   /** Already-resolved config (tests, library use); `configPath` is still recorded if given. */
   config?: ExperimentConfig;
   resumeRunId?: string;
+  /** Resume even though state.json says another live process runs it (its pid was reused; README "CLI"). */
+  force?: boolean;
   /** Stop (as if cancelled, status interrupted) after this many optimizer steps in this call — tests use it
    * to interrupt a run at a precise point. */
   stopAfterSteps?: number;
@@ -54,9 +58,15 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
   let resumeFrom: string | undefined;
   if (params.resumeRunId) {
     state = readState(runsDir, params.resumeRunId);
-    if (state.status === 'running') throw new AdvMoEError('RUN_BUSY', `run "${state.id}" is already running (pid ${state.pid})`);
+    if (state.status === 'running' && !params.force) {
+      throw new AdvMoEError(
+        'RUN_BUSY',
+        `run "${state.id}" is already running (pid ${state.pid}); if that process is not this run (a reused pid), resume with --force`,
+      );
+    }
     if (state.status === 'finished') throw new AdvMoEError('INVALID_ARGUMENT', `run "${state.id}" has already finished`);
     cfg = readRunConfig(runsDir, state.id);
+    for (const f of removeStaleTemps(runsDir, state.id)) reporter.log('info', `removed ${f}, left by a process that was killed while writing it`);
     resumeFrom = state.lastCheckpoint;
     // Checked before the data loads: a state.json naming a checkpoint that is gone cannot resume.
     if (resumeFrom && !fs.existsSync(checkpointPath(runsDir, state.id, resumeFrom))) {
@@ -102,7 +112,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       truncateMetricsAfter(runsDir, state.id, 0);
     }
     if (!state) state = createRun(runsDir, { config: cfg, configPath: params.configPath, totalSteps });
-    Object.assign(state, { status: 'running', pid: process.pid, backend, totalSteps, error: undefined, step });
+    Object.assign(state, { status: 'running', pid: process.pid, pidStart: ownStartTime(), backend, totalSteps, error: undefined, step });
     writeState(runsDir, state);
     started = true;
     reporter.runState(state);
@@ -217,6 +227,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     flush();
     state.status = 'finished';
     state.pid = undefined;
+    state.pidStart = undefined;
     writeState(runsDir, state);
     reporter.runState(state);
     return { runId: state.id, status: state.status, headline: state.headline };

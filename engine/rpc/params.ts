@@ -31,7 +31,7 @@ const job = { jobId: str, runsDir: str };
 const onRun = { ...job, runId: str, 'checkpoint?': str };
 
 export const PARAM_SCHEMAS = {
-  train: { ...job, 'configPath?': str, 'resumeRunId?': str } satisfies Schema<TrainParams>,
+  train: { ...job, 'configPath?': str, 'resumeRunId?': str, 'force?': bool } satisfies Schema<TrainParams>,
   evaluate: { ...onRun, 'samples?': positive } satisfies Schema<EvaluateParams>,
   attack: { ...onRun, attack: oneOf(ATTACKS), 'eps?': finite, 'steps?': positive, 'samples?': positive } satisfies Schema<AttackParams>,
   inspect: {

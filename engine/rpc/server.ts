@@ -92,7 +92,7 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
 
   connection.onRequest(
     Requests.train,
-    job<TrainParams, TrainResult>('train', (p, ctx) => trainJob({ runsDir: p.runsDir, configPath: p.configPath, resumeRunId: p.resumeRunId }, ctx)),
+    job<TrainParams, TrainResult>('train', (p, ctx) => trainJob({ runsDir: p.runsDir, configPath: p.configPath, resumeRunId: p.resumeRunId, force: p.force }, ctx)),
   );
   connection.onRequest(Requests.evaluate, job('evaluate', evaluateJob));
   connection.onRequest(Requests.attack, job('attack', attackJob));

@@ -30,6 +30,7 @@ export function checkStateShape(x: unknown, runId: string): { state: RunState } 
     req('totalSteps', count, 'a non-negative integer') ??
     req('epoch', finite, 'a number ≥ 0') ??
     opt('pid', (v) => Number.isSafeInteger(v) && (v as number) > 0, 'a positive integer') ??
+    opt('pidStart', (v) => typeof v === 'string', 'a string') ??
     opt('lastCheckpoint', (v) => typeof v === 'string' && CHECKPOINT_NAME.test(v), 'a checkpoint file name (*.ckpt)') ??
     opt('warnings', (v) => Array.isArray(v) && v.every((w) => typeof w === 'string'), 'a list of strings') ??
     opt('headline', (v) => isObj(v) && Object.values(v).every((m) => m === undefined || m === null || typeof m === 'number'), 'an object of numbers') ??

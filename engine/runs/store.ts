@@ -13,6 +13,7 @@ import type { ExperimentConfig } from '../config/types';
 import { resolveConfig } from '../config/load';
 import { AdvMoEError, isAdvMoEError } from '../util/errors';
 import { openForAppend, openForUpdate, openForWrite, readNoFollow, refuseLink, runPartError } from './noLinks';
+import { isOwnerAlive, isPidAlive, ownStartTime } from './owner';
 import { checkStateShape } from './stateShape';
 import type { MetricsRecord, RunState } from './types';
 
@@ -91,20 +92,28 @@ export interface NewRun {
   totalSteps: number;
 }
 
+/**
+ * A run folder is built under a hidden temporary name (`.creating-<pid>-<id>`) and renamed into place once
+ * complete, so a kill during creation leaves no half-made run that listings warn about for good; such
+ * leftovers of dead processes are removed by the next createRun.
+ */
+const CREATING = /^\.creating-(\d+)-/;
+
+function removeOrphanCreations(runsDir: string): void {
+  for (const name of fs.readdirSync(runsDir)) {
+    const m = CREATING.exec(name);
+    if (m && Number(m[1]) !== process.pid && !isPidAlive(Number(m[1]))) fs.rmSync(path.join(runsDir, name), { recursive: true, force: true });
+  }
+}
+
 /** Creates a fresh run folder and returns its initial state. */
 export function createRun(runsDir: string, run: NewRun, now = new Date()): RunState {
   fs.mkdirSync(runsDir, { recursive: true });
+  removeOrphanCreations(runsDir);
   const base = `${timestamp(now)}-${slug(run.config.name)}`;
-  let id = base;
-  for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${base}-${i}`;
-  const dir = path.join(runsDir, id);
-  fs.mkdirSync(path.join(dir, CHECKPOINT_DIR), { recursive: true });
-  fs.mkdirSync(path.join(dir, ANALYSIS_DIR), { recursive: true });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(run.config, null, 2) + '\n');
-  fs.writeFileSync(path.join(dir, METRICS_FILE), '');
   const iso = now.toISOString();
   const state: RunState = {
-    id,
+    id: base,
     name: run.config.name,
     configPath: run.configPath,
     method: run.config.method.kind,
@@ -117,26 +126,67 @@ export function createRun(runsDir: string, run: NewRun, now = new Date()): RunSt
     step: 0,
     totalSteps: run.totalSteps,
     pid: process.pid,
+    pidStart: ownStartTime(),
     headline: {},
     warnings: [],
   };
-  writeState(runsDir, state);
-  return state;
+  const tmp = path.join(runsDir, `.creating-${process.pid}-${base}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    fs.mkdirSync(path.join(tmp, CHECKPOINT_DIR), { recursive: true });
+    fs.mkdirSync(path.join(tmp, ANALYSIS_DIR), { recursive: true });
+    writeFileAtomic(path.join(tmp, CONFIG_FILE), JSON.stringify(run.config, null, 2) + '\n');
+    fs.writeFileSync(path.join(tmp, METRICS_FILE), '');
+    for (let i = 2; ; i++) {
+      if (!fs.existsSync(path.join(runsDir, state.id))) {
+        writeFileAtomic(path.join(tmp, STATE_FILE), JSON.stringify(state, null, 2) + '\n');
+        try {
+          fs.renameSync(tmp, path.join(runsDir, state.id));
+          return state;
+        } catch (e) {
+          // Another process took the id between the check and the rename: try the next one.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
+      state.id = `${base}-${i}`;
+    }
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+const TEMP_FILE = /\.tmp-(\d+)$/;
+
+/**
+ * Removes the temporary files (`*.tmp-<pid>`, see writeFileAtomic and checkpoints) that killed writers left in
+ * a run folder: only those whose writer is dead. Returns them, relative to the run folder.
+ */
+export function removeStaleTemps(runsDir: string, runId: string): string[] {
+  const removed: string[] = [];
+  const dir = runDir(runsDir, runId);
+  for (const sub of ['', CHECKPOINT_DIR, ANALYSIS_DIR]) {
+    const d = path.join(dir, sub);
+    let names: string[];
+    try {
+      if (fs.lstatSync(d).isSymbolicLink()) continue;
+      names = fs.readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = TEMP_FILE.exec(name);
+      if (!m || Number(m[1]) === process.pid || isPidAlive(Number(m[1]))) continue;
+      fs.rmSync(path.join(d, name), { force: true });
+      removed.push(path.join(sub, name));
+    }
+  }
+  return removed;
 }
 
 export function writeState(runsDir: string, state: RunState): void {
   state.updatedAt = new Date().toISOString();
   writeFileAtomic(path.join(runDir(runsDir, state.id), STATE_FILE), JSON.stringify(state, null, 2) + '\n');
-}
-
-function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Reads a run's state. A run marked running whose process is gone is reported as interrupted. */
@@ -159,7 +209,7 @@ export function readState(runsDir: string, runId: string): RunState {
   const checked = checkStateShape(state, runId);
   if ('problem' in checked) throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}": ${checked.problem}`);
   state = checked.state;
-  if (state.status === 'running' && state.pid !== process.pid && !isAlive(state.pid)) state.status = 'interrupted';
+  if (state.status === 'running' && state.pid !== process.pid && !isOwnerAlive(state.pid, state.pidStart)) state.status = 'interrupted';
   return state;
 }
 
@@ -197,7 +247,7 @@ export function listRuns(runsDir: string, onSkip?: (dir: string, reason: string)
   }
   const runs: RunState[] = [];
   for (const e of entries) {
-    if (!e.isDirectory()) continue;
+    if (!e.isDirectory() || CREATING.test(e.name)) continue; // a run being created (or left by a kill)
     try {
       runs.push(readState(runsDir, e.name));
     } catch (err) {

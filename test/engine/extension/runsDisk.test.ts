@@ -30,6 +30,9 @@ test('a state.json whose id is not its folder name is listed under the folder na
   assert.equal(s.lastCheckpoint, undefined);
   assert.match(s.error ?? '', /damaged run: its state.json names run "..\/..\/src", not its folder "innocent-run"/);
   assert.equal((await readRunState(runsDir, 'innocent-run'))?.id, 'innocent-run');
+  // A run the engine is still creating (hidden name, renamed when complete) is not listed, damaged or otherwise.
+  writeRun(runsDir, '.creating-123-20260101-x', '20260101-x');
+  assert.deepEqual((await listRuns(runsDir)).map((r) => r.id), ['innocent-run']);
 });
 
 test('the folder to delete is a direct child of the runs folder, never outside it', async () => {

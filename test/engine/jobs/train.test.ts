@@ -172,6 +172,12 @@ test('a corrupt checkpoint stops a resume with a clear error and damages nothing
   await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /names checkpoint step-0000001\.ckpt, which is missing/.test(e.message));
   await assert.rejects(readCheckpoint(file), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /the file is missing/.test(e.message));
   assert.equal(readState(dir, part.runId).status, 'interrupted');
+  // A run that reads as running (here: its pid is a live process with no start time recorded) is busy, unless forced.
+  const stateFile = path.join(dir, part.runId, 'state.json');
+  const running = { ...JSON.parse(fs.readFileSync(stateFile, 'utf8')), status: 'running', pid: process.ppid, pidStart: undefined };
+  fs.writeFileSync(stateFile, JSON.stringify(running));
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'RUN_BUSY') && /resume with --force/.test(e.message));
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId, force: true }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT'), 'forced past RUN_BUSY');
 });
 
 test('a cancelled job stops at the next step with a resumable checkpoint', async () => {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,12 +14,14 @@ import {
   readMetrics,
   readRunConfig,
   readState,
+  removeStaleTemps,
   runDir,
   truncateMetricsAfter,
   writeAnalysis,
   writeAnalysisImages,
   writeState,
 } from '../../../engine/runs/store';
+import { processStartTime } from '../../../engine/runs/owner';
 import { isAdvMoEError } from '../../../engine/util/errors';
 
 const config = resolveConfig({ name: 'My Run', model: { backbone: 'resnet18', preset: 'tiny' } });
@@ -163,4 +166,47 @@ test('a folder where a run file belongs (or a file where a folder belongs) is a 
   fs.rmSync(path.join(dir, s.id, 'analysis'), { recursive: true });
   fs.writeFileSync(path.join(dir, s.id, 'analysis'), '');
   assert.throws(() => writeAnalysis(dir, s.id, 'a.json', {}), (e) => isAdvMoEError(e, 'DATA_CORRUPT') && /analysis: a file where a folder belongs/.test((e as Error).message));
+});
+
+test('a running state whose pid now belongs to another process reads as interrupted', () => {
+  const dir = tmp();
+  const s = createRun(dir, { config, totalSteps: 10 });
+  assert.equal(s.pidStart, processStartTime(process.pid));
+  assert.match(s.pidStart ?? '', /^\d+$/, 'Linux records the start time');
+  // The parent process is alive, but it is not the process that started the run.
+  writeState(dir, { ...s, pid: process.ppid, pidStart: '1' });
+  assert.equal(readState(dir, s.id).status, 'interrupted');
+  writeState(dir, { ...s, pid: process.ppid, pidStart: processStartTime(process.ppid) });
+  assert.equal(readState(dir, s.id).status, 'running');
+  writeState(dir, { ...s, pid: process.ppid, pidStart: undefined });
+  assert.equal(readState(dir, s.id).status, 'running', 'without a start time the pid alone decides');
+});
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const pid = spawnSync(process.execPath, ['-e', '']).pid!;
+  assert.ok(pid > 0);
+  return pid;
+}
+
+test('leftovers of a kill: stale temporary files and half-created run folders are cleaned up', () => {
+  const dir = tmp();
+  const s = createRun(dir, { config, totalSteps: 10 });
+  assert.deepEqual(fs.readdirSync(dir), [s.id], 'creation leaves no temporary folder');
+  const dead = deadPid();
+  const stale = [`checkpoints/epoch-0001.ckpt.tmp-${dead}`, `state.json.tmp-${dead}`, `analysis/a.json.tmp-${dead}`];
+  const live = `checkpoints/epoch-0002.ckpt.tmp-${process.ppid}`;
+  for (const f of [...stale, live]) fs.writeFileSync(path.join(dir, s.id, f), 'partial');
+  assert.deepEqual(removeStaleTemps(dir, s.id).sort(), stale.map((f) => path.normalize(f)).sort());
+  assert.ok(fs.existsSync(path.join(dir, s.id, live)), 'a live writer keeps its file');
+  for (const f of stale) assert.ok(!fs.existsSync(path.join(dir, s.id, f)));
+
+  // A kill inside createRun leaves a hidden folder: not listed, removed by the next creation once its owner is dead.
+  const orphan = path.join(dir, `.creating-${dead}-20260101-000000-x`);
+  fs.mkdirSync(path.join(orphan, 'checkpoints'), { recursive: true });
+  const warnings: string[] = [];
+  assert.deepEqual(listRuns(dir, (d, r) => warnings.push(`${d}: ${r}`)).map((r) => r.id), [s.id]);
+  assert.deepEqual(warnings, []);
+  const next = createRun(dir, { config, totalSteps: 10 });
+  assert.deepEqual(fs.readdirSync(dir).sort(), [s.id, next.id].sort());
 });
