@@ -58,6 +58,8 @@ function fail(message: string): never {
 
 function num(value: string | undefined, flag: string, integer = false): number | undefined {
   if (value === undefined) return undefined;
+  // Number('') is 0: an empty entry (`--ids 0,,1`) must not read as sample 0.
+  if (value.trim() === '') fail(`--${flag}: an empty value is not a number`);
   const n = Number(value);
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) fail(`--${flag}: "${value}" is not a valid ${integer ? 'non-negative integer' : 'number'}`);
   return n;

@@ -17,6 +17,7 @@ import type { TrainResult } from '../protocol';
 import {
   appendMetrics,
   checkpointPath,
+  checkRunsDir,
   createRun,
   readRunConfig,
   readState,
@@ -51,6 +52,7 @@ export interface TrainJobParams {
 export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise<TrainResult> {
   const { reporter, signal } = ctx;
   const runsDir = path.resolve(params.runsDir);
+  checkRunsDir(runsDir); // before the data loads, not at createRun after it
 
   // 1. Config and run folder (new, or the one being resumed).
   let cfg: ExperimentConfig;
@@ -101,7 +103,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
 
   try {
     if (resumeFrom) {
-      const meta = await loadTrainingCheckpoint(checkpointPath(runsDir, state.id, resumeFrom), model, trainer, cfg);
+      const meta = await loadTrainingCheckpoint(checkpointPath(runsDir, state.id, resumeFrom), model, trainer, cfg, totalSteps);
       position = meta.position;
       step = meta.step;
       elapsed = meta.elapsed;

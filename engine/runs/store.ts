@@ -92,6 +92,18 @@ export interface NewRun {
   totalSteps: number;
 }
 
+/** Refuses a runs folder that exists but is not a folder; a missing one is made when the first run is. */
+export function checkRunsDir(runsDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(runsDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new AdvMoEError('INVALID_ARGUMENT', `cannot use the runs folder ${runsDir}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  if (!st.isDirectory()) throw new AdvMoEError('INVALID_ARGUMENT', `the runs folder ${runsDir} is a file, not a folder (--runs-dir)`);
+}
+
 /**
  * A run folder is built under a hidden temporary name (`.creating-<pid>-<id>`) and renamed into place once
  * complete, so a kill during creation leaves no half-made run that listings warn about for good; such
@@ -242,8 +254,10 @@ export function listRuns(runsDir: string, onSkip?: (dir: string, reason: string)
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(runsDir, { withFileTypes: true });
-  } catch {
-    return [];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []; // no run yet
+    checkRunsDir(runsDir);
+    throw new AdvMoEError('INVALID_ARGUMENT', `cannot read the runs folder ${runsDir}: ${(e as NodeJS.ErrnoException).code ?? e}`);
   }
   const runs: RunState[] = [];
   for (const e of entries) {

@@ -13,7 +13,7 @@ import { attackJob, evaluateJob, inspectJob, loadRunJob, samplesJob } from '../.
 import { toBytes } from '../../../engine/jobs/evalSteps';
 import type { AnalysisNotification } from '../../../engine/protocol';
 import { trainJob } from '../../../engine/jobs/train';
-import { readCheckpoint } from '../../../engine/models/checkpoint';
+import { readCheckpoint, writeCheckpoint } from '../../../engine/models/checkpoint';
 import { analysisImagesPath, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { setupTestBackend } from '../helpers';
@@ -160,6 +160,14 @@ test('a corrupt checkpoint stops a resume with a clear error and damages nothing
   const part = await trainJob({ runsDir: dir, config, stopAfterSteps: 1 }, ctx());
   const st = readState(dir, part.runId);
   const file = checkpointPath(dir, part.runId, st.lastCheckpoint!);
+  // A forged header (valid hashes) whose step is past the end would mark the run finished without training.
+  const original = fs.readFileSync(file);
+  const ck = await readCheckpoint(file);
+  await writeCheckpoint(file, { tensors: ck.tensors, config: ck.config, meta: { ...(ck.meta as object), step: 1e9 } });
+  for (const t of Object.values(ck.tensors)) t.dispose();
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /meta\.step 1000000000 is not a step of this run \(0–6\)/.test(e.message));
+  assert.equal(readState(dir, part.runId).status, 'interrupted');
+  fs.writeFileSync(file, original);
   const bytes = fs.readFileSync(file);
   bytes[bytes.length - 5] ^= 0xff;
   fs.writeFileSync(file, bytes);
@@ -198,6 +206,11 @@ test('a cancelled job stops at the next step with a resumable checkpoint', async
 
 test('bad input: missing config file, dense model with advmoe', async () => {
   const dir = tmp();
+  // A runs folder that is a file is refused before any data loads.
+  const file = path.join(dir, 'runs-file');
+  fs.writeFileSync(file, '');
+  await assert.rejects(trainJob({ runsDir: file, config }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /runs folder .*runs-file is a file/.test(e.message));
+  fs.rmSync(file);
   await assert.rejects(trainJob({ runsDir: dir, configPath: path.join(dir, 'missing.advmoe.json') }, ctx()), (e) => isAdvMoEError(e, 'CONFIG_NOT_FOUND'));
   assert.deepEqual(fs.readdirSync(dir), [], 'no run folder for a config that does not load');
   await assert.rejects(trainJob({ runsDir: dir, resumeRunId: 'nope' }, ctx()), (e) => isAdvMoEError(e, 'RUN_NOT_FOUND'));
