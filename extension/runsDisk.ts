@@ -7,16 +7,24 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { isOwnerAlive } from '../engine/runs/owner';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
-import { parseRobustnessReport, type StoredAnalysis } from '../webview/analysisProtocol';
+import { isRunId, parseRobustnessReport, type StoredAnalysis } from '../webview/analysisProtocol';
 import { isMetricsRecord, isRunState } from '../webview/protocol';
 
 export function runDir(runsDir: string, runId: string): string {
   return path.join(runsDir, runId);
 }
 
-/** A run id is a folder name: no separators, not `.` or `..` (the engine's rule, engine/runs/store.ts). */
-export function isRunId(runId: string): boolean {
-  return /^[A-Za-z0-9._-]+$/.test(runId) && runId !== '.' && runId !== '..';
+export { isRunId };
+
+/**
+ * The runs folder to use for a run named in restored view state (it comes from storage anyone could have
+ * written): the folder the Runs view knows the run in, else the saved one only if it is one of the workspace's
+ * runs folders; undefined otherwise.
+ */
+export function restoredRunsDir(saved: string, known: string | undefined, workspaceRunsDirs: readonly string[]): string | undefined {
+  if (known !== undefined) return known;
+  const resolved = path.resolve(saved);
+  return workspaceRunsDirs.some((d) => path.resolve(d) === resolved) ? resolved : undefined;
 }
 
 /**

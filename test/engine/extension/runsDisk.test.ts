@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { listRuns, readRunState, runFolderToDelete } from '../../../extension/runsDisk';
+import { listRuns, readRunState, restoredRunsDir, runFolderToDelete } from '../../../extension/runsDisk';
+import { parseInspectorViewState } from '../../../webview/inspector/protocol';
+import { parseRoutingViewState } from '../../../webview/routing/protocol';
 
 function workspace(): { ws: string; runsDir: string } {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-ws-'));
@@ -56,4 +58,25 @@ test('Delete Run is hidden in Restricted Mode and checks trust and the path itse
   const body = src.slice(src.indexOf("'advmoe.deleteRun'"), src.indexOf("'advmoe.refreshRuns'"));
   assert.match(body, /requireTrust\(\)/);
   assert.match(body, /runFolderToDelete\(/);
+});
+
+test('restored view state goes through the same checks as live input', () => {
+  const ws = ['/ws/a/.advmoe/runs', '/ws/b/runs'];
+  assert.equal(restoredRunsDir('/elsewhere', '/ws/a/.advmoe/runs', ws), '/ws/a/.advmoe/runs', 'the known folder wins');
+  assert.equal(restoredRunsDir('/ws/b/runs/', undefined, ws), '/ws/b/runs');
+  assert.equal(restoredRunsDir('/etc', undefined, ws), undefined);
+  assert.equal(restoredRunsDir('/ws/b/runs/../../..', undefined, ws), undefined);
+  for (const runId of ['../x', '..', '.', 'a/b', '']) {
+    assert.equal(parseRoutingViewState({ runsDir: '/ws/b/runs', runId }), undefined, runId);
+    assert.equal(parseInspectorViewState({ target: { runsDir: '/ws/b/runs', runId } }), undefined, runId);
+  }
+  assert.equal(parseRoutingViewState({ runsDir: '/ws/b/runs', runId: 'r-1' })?.runId, 'r-1');
+  assert.equal(parseInspectorViewState({ target: { runsDir: '/ws/b/runs', runId: 'r-1' } })?.target.runId, 'r-1');
+  // The panels use these checks when VS Code restores them.
+  const root = path.join(__dirname, '..', '..', '..', '..');
+  for (const panel of ['routingPanel.ts', 'inspectorPanel.ts']) {
+    const src = fs.readFileSync(path.join(root, 'extension', panel), 'utf8');
+    const revive = src.slice(src.indexOf('static revive('), src.indexOf('private constructor('));
+    assert.match(revive, /restoredRunsDir\(/, panel);
+  }
 });
