@@ -210,6 +210,17 @@ export function configWarnings(cfg: ExperimentConfig): string[] {
   wide('eval.attack.eps', cfg.eval.attack.eps);
   const curveMax = Math.max(0, ...cfg.eval.epsCurve);
   if (curveMax >= 1) wide('eval.epsCurve', curveMax);
+  // Measured (vgg16 tiny, batch 32, wasm): one AdvMoE step takes 1.7 s at N = 2, 18 s at N = k = 16, 54 s at
+  // N = k = 32; N = 64 did not finish a step in 150 s. Slow, not stuck: training computes every expert.
+  const moe = cfg.model.moe;
+  const widen = moe.experts * moe.expertWidth;
+  if (moe.enabled && widen >= 8) {
+    out.push(
+      `model.moe: experts × expertWidth = ${+widen.toPrecision(4)}, so every MoE conv has ${+widen.toPrecision(4)}× the channels of the dense conv and the next ` +
+        `conv as many inputs: compute and parameters grow about ${Math.round(widen * widen)}×, and training computes every expert whatever topK is; ` +
+        `expect steps of minutes on a CPU (expertWidth = 1/experts keeps the dense width)`,
+    );
+  }
   return out;
 }
 

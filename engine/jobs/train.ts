@@ -125,6 +125,10 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
         `${train!.count} train / ${test.count} test samples, ${totalSteps} steps, ${(flops.active / 1e6).toFixed(1)} active MFLOPs/image (dense ${(flops.dense / 1e6).toFixed(1)})`,
     );
 
+    // A first progress event before the first step: a large model's step can take minutes, and without it
+    // the job looks hung until that step ends.
+    reporter.progress({ runId: state.id, message: `starting step ${step + 1}/${totalSteps}`, done: step, total: totalSteps });
+
     // 3. The loop.
     const pending: MetricsRecord[] = [];
     const flush = () => {

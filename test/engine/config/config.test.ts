@@ -147,3 +147,10 @@ test('deeply nested input is refused with a message, not a stack overflow', () =
   }
   assert.match(invalid(JSON.parse(deep)), /\(top level\).*must be object|nested more than/);
 });
+
+test('MoE settings whose cost grows with the square of experts × expertWidth are warned about', () => {
+  const big = resolveConfig({ model: { backbone: 'vgg16', moe: { experts: 64, topK: 64 } } });
+  assert.ok(configWarnings(big).some((w) => /^model\.moe: experts × expertWidth = 32, .* grow about 1024×/.test(w)), configWarnings(big).join('\n'));
+  const paper = resolveConfig({ model: { backbone: 'vgg16', moe: { experts: 4, topK: 2 } } });
+  assert.ok(!configWarnings(paper).some((w) => w.startsWith('model.moe')));
+});

@@ -191,14 +191,16 @@ test('a corrupt checkpoint stops a resume with a clear error and damages nothing
 test('a cancelled job stops at the next step with a resumable checkpoint', async () => {
   const dir = tmp();
   const controller = new AbortController();
+  const messages: string[] = [];
   let steps = 0;
   const r = await trainJob(
     { runsDir: dir, config },
     {
       signal: controller.signal,
-      reporter: { ...silentReporter, progress: (p) => { if (p.message.startsWith('epoch') && ++steps === 1) controller.abort(); } },
+      reporter: { ...silentReporter, progress: (p) => { messages.push(p.message); if (p.message.startsWith('epoch') && ++steps === 1) controller.abort(); } },
     },
   );
+  assert.equal(messages[0], 'starting step 1/6', 'progress is reported before the first step, which can be long');
   assert.equal(r.status, 'interrupted');
   const st = readState(dir, r.runId);
   assert.equal(st.lastCheckpoint, 'step-0000001.ckpt');
