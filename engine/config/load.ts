@@ -210,8 +210,9 @@ export function configWarnings(cfg: ExperimentConfig): string[] {
   wide('eval.attack.eps', cfg.eval.attack.eps);
   const curveMax = Math.max(0, ...cfg.eval.epsCurve);
   if (curveMax >= 1) wide('eval.epsCurve', curveMax);
-  // Measured (vgg16 tiny, batch 32, wasm): one AdvMoE step takes 1.7 s at N = 2, 18 s at N = k = 16, 54 s at
-  // N = k = 32; N = 64 did not finish a step in 150 s. Slow, not stuck: training computes every expert.
+  // Measured (vgg16 tiny, batch 32, wasm, shared 2-core machine): one AdvMoE step takes 1.7 s at N = 2, 18 s at
+  // N = k = 16, 54 s at N = k = 32 and 135 s at N = k = 64 (61.7 M parameters, 1.4 GFLOPs per image). Slow, not
+  // stuck: training computes every expert.
   const moe = cfg.model.moe;
   const widen = moe.experts * moe.expertWidth;
   if (moe.enabled && widen >= 8) {
