@@ -28,6 +28,8 @@ export interface TrainParams extends JobParams {
   configPath?: string;
   /** Resume this run from its last checkpoint instead of starting a new one. */
   resumeRunId?: string;
+  /** Resume even when state.json names another live process as the run's (a reused pid). */
+  force?: boolean;
 }
 export interface TrainResult {
   runId: string;

@@ -10,7 +10,7 @@ import { EngineClient } from './engineClient';
 import { backendText, headlineText } from './format';
 import { errorText, JobManager } from './jobs';
 import { PRESETS } from './presets';
-import { listCheckpointFiles, runDir } from './runsDisk';
+import { listCheckpointFiles, runDir, runFolderToDelete } from './runsDisk';
 import { RunsStore, type RunEntry } from './runsStore';
 import { RunsTreeProvider, runTreeItem } from './runsTree';
 import { BACKENDS, engineSettings, runsDirForUri } from './settings';
@@ -252,7 +252,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
       else await vscode.commands.executeCommand('revealFileInOS', uri);
     },
     'advmoe.deleteRun': async (arg?: unknown) => {
-      if (!isRunEntry(arg)) return;
+      // Deleting acts on paths read from workspace files: not in Restricted Mode (package.json hides it too).
+      if (!isRunEntry(arg) || !requireTrust()) return;
       if (arg.state.status === 'running') return void vscode.window.showWarningMessage(`AdvMoE: stop ${arg.state.name} before deleting it.`);
       const ok = await vscode.window.showWarningMessage(
         `Delete run "${arg.state.name}" (${arg.state.id})? Its checkpoints, metrics and analyses are removed.`,
@@ -261,7 +262,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
       );
       if (ok !== 'Delete') return;
       try {
-        await vscode.workspace.fs.delete(vscode.Uri.file(runDir(arg.runsDir, arg.state.id)), { recursive: true, useTrash: false });
+        const dir = await runFolderToDelete(arg.runsDir, arg.state.id);
+        await vscode.workspace.fs.delete(vscode.Uri.file(dir), { recursive: true, useTrash: false });
       } catch (e) {
         return void vscode.window.showErrorMessage(`AdvMoE: could not delete ${arg.state.name}: ${errorText(e)}`);
       }

@@ -25,7 +25,8 @@ import {
 import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
 import { EngineError } from './engineClient';
 import { errorText } from './jobs';
-import { listAnalysisFiles, readAnalysis, readRunState, runDir } from './runsDisk';
+import { listAnalysisFiles, readAnalysis, readRunState, restoredRunsDir, runDir } from './runsDisk';
+import { allRunsDirs } from './settings';
 import type { RunEntry } from './runsStore';
 import { DescribeRequests, setViewPage } from './viewPanel';
 import { webviewOptions } from './trainingPanel';
@@ -89,9 +90,11 @@ export class InspectorPanel implements vscode.Disposable {
     const s = parseInspectorViewState(state);
     if (s) {
       p.restore = { selected: s.selected, selectedSplit: s.selectedSplit, controls: s.controls };
-      // The runs folder the extension knows for this run wins over the one the webview saved.
-      const known = ctx.store.get(s.target.runId);
-      void p.setTarget(known ? { ...s.target, runsDir: known.runsDir } : s.target);
+      // The runs folder the extension knows for this run wins over the one the webview saved; an unknown run is
+      // restored only from one of the workspace's runs folders (saved state is checked like live input).
+      const runsDir = restoredRunsDir(s.target.runsDir, ctx.store.get(s.target.runId)?.runsDir, allRunsDirs().map((d) => d.runsDir));
+      if (runsDir) void p.setTarget({ ...s.target, runsDir });
+      else ctx.log.warn(`Inspector: not restoring run ${s.target.runId}: ${s.target.runsDir} is not a runs folder of this workspace`);
     } else {
       // The webview keeps saying "Waiting for the run…" until a command shows a target.
       ctx.log.warn('Inspector: could not restore the saved state; open it again from an experiment file or a run');

@@ -19,7 +19,8 @@ import {
   type ShowMessage,
 } from '../webview/routing/protocol';
 import type { AnalysisPanelContext } from './analysisContext';
-import { listAnalysisFiles, readAnalysis, runDir } from './runsDisk';
+import { listAnalysisFiles, readAnalysis, restoredRunsDir, runDir } from './runsDisk';
+import { allRunsDirs } from './settings';
 import { webviewOptions } from './trainingPanel';
 import { DescribeRequests, saveViewExport, setViewPage } from './viewPanel';
 
@@ -76,7 +77,9 @@ export class RoutingPanel implements vscode.Disposable {
     panel.webview.options = webviewOptions(ctx.extensionUri);
     const p = new RoutingPanel(panel, ctx);
     const s = parseRoutingViewState(state);
-    if (s) p.setRun(s.runsDir, s.runId, s.analysis);
+    const runsDir = s && restoredRunsDir(s.runsDir, ctx.store.get(s.runId)?.runsDir, allRunsDirs().map((d) => d.runsDir));
+    if (s && runsDir) p.setRun(runsDir, s.runId, s.analysis);
+    else if (s) ctx.log.warn(`Routing: not restoring run ${s.runId}: ${s.runsDir} is not a runs folder of this workspace`);
     return p;
   }
 

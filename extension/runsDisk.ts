@@ -5,39 +5,79 @@
  */
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { isOwnerAlive } from '../engine/runs/owner';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
-import { parseRobustnessReport, type StoredAnalysis } from '../webview/analysisProtocol';
+import { isRunId, parseRobustnessReport, type StoredAnalysis } from '../webview/analysisProtocol';
 import { isMetricsRecord, isRunState } from '../webview/protocol';
 
 export function runDir(runsDir: string, runId: string): string {
   return path.join(runsDir, runId);
 }
 
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export { isRunId };
+
+/**
+ * The runs folder to use for a run named in restored view state (it comes from storage anyone could have
+ * written): the folder the Runs view knows the run in, else the saved one only if it is one of the workspace's
+ * runs folders; undefined otherwise.
+ */
+export function restoredRunsDir(saved: string, known: string | undefined, workspaceRunsDirs: readonly string[]): string | undefined {
+  if (known !== undefined) return known;
+  const resolved = path.resolve(saved);
+  return workspaceRunsDirs.some((d) => path.resolve(d) === resolved) ? resolved : undefined;
+}
+
+/**
+ * The folder to delete for a run, or an Error saying why not. The path must resolve to a direct child of the
+ * runs folder and be a real folder (not a link): run ids come from files anyone can edit.
+ */
+export async function runFolderToDelete(runsDir: string, runId: string): Promise<string> {
+  if (!isRunId(runId)) throw new Error(`"${runId}" is not a run id; refusing to delete`);
+  const root = path.resolve(runsDir);
+  const dir = path.resolve(root, runId);
+  if (path.dirname(dir) !== root) throw new Error(`${dir} is not inside ${root}; refusing to delete`);
+  const st = await fs.lstat(dir);
+  if (!st.isDirectory()) throw new Error(`${dir} is not a run folder (${st.isSymbolicLink() ? 'a link' : 'not a folder'}); refusing to delete`);
+  return dir;
 }
 
 /** A run that says `running` but whose process is gone was interrupted (crash, kill, reboot). */
 export function effectiveState(state: RunState): RunState {
-  if (state.status === 'running' && state.pid !== undefined && !isProcessAlive(state.pid)) {
+  if (state.status === 'running' && state.pid !== undefined && !isOwnerAlive(state.pid, state.pidStart)) {
     return { ...state, status: 'interrupted' };
   }
   return state;
 }
 
 export async function readRunState(runsDir: string, runId: string): Promise<RunState | undefined> {
+  if (runId.startsWith('.creating-')) return undefined; // a run the engine is still creating (README "Runs on disk")
   try {
     const parsed: unknown = JSON.parse(await fs.readFile(path.join(runDir(runsDir, runId), 'state.json'), 'utf8'));
     if (!isRunState(parsed)) return undefined;
+    if (parsed.id !== runId) return damagedState(parsed, runId);
     return effectiveState({ ...parsed, headline: parsed.headline ?? {}, warnings: parsed.warnings ?? [] });
   } catch {
     return undefined; // missing, or caught mid-rename
   }
+}
+
+/**
+ * A state.json whose id is not its folder's name: listed under the folder name as failed, with the reason, so
+ * that no command acts on the id it claims (README "Runs on disk": the folder is the run id).
+ */
+function damagedState(parsed: RunState, folder: string): RunState {
+  const claimed = JSON.stringify(parsed.id).slice(0, 80);
+  return {
+    ...parsed,
+    id: folder,
+    status: 'failed',
+    pid: undefined,
+    pidStart: undefined,
+    lastCheckpoint: undefined,
+    headline: {},
+    warnings: [],
+    error: `damaged run: its state.json names run ${claimed}, not its folder "${folder}"`,
+  };
 }
 
 /** Every run with a readable state.json, newest first. */

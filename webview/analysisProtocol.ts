@@ -24,6 +24,11 @@ export interface StoredAnalysis {
   mtime: number;
 }
 
+/** A run id is its folder's name: no separators, not `.` or `..` (README "Runs on disk"). */
+export function isRunId(x: unknown): x is string {
+  return typeof x === 'string' && /^[A-Za-z0-9._-]{1,200}$/.test(x) && x !== '.' && x !== '..';
+}
+
 export type MismatchCellName = keyof MismatchCells;
 export const MISMATCH_CELLS: readonly MismatchCellName[] = ['keptRight', 'keptWrong', 'changedRight', 'changedWrong'];
 

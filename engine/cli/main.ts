@@ -33,6 +33,7 @@ const USAGE = `usage: advmoe <command> [options]
 commands:
   train <experiment.advmoe.json>   train a run (prints SA, RA, router and expert robustness at the end)
         --resume <run-id>          continue an interrupted run from its last checkpoint instead
+        --force                    with --resume: even if state.json names a live process (a reused pid)
   eval <run-id>                    full robustness analysis of a run's checkpoint (saved under analysis/)
         --checkpoint <file> --samples <n>
   attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
@@ -65,6 +66,8 @@ function fail(message: string): never {
 
 function num(value: string | undefined, flag: string, integer = false): number | undefined {
   if (value === undefined) return undefined;
+  // Number('') is 0: an empty entry (`--ids 0,,1`) must not read as sample 0.
+  if (value.trim() === '') fail(`--${flag}: an empty value is not a number`);
   const n = Number(value);
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) fail(`--${flag}: "${value}" is not a valid ${integer ? 'non-negative integer' : 'number'}`);
   return n;
@@ -108,10 +111,10 @@ export async function main(argv: string[]): Promise<number> {
         steps: { type: 'string' },
         ids: { type: 'string' },
         'freeze-routing': { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
         out: { type: 'string' },
         dir: { type: 'string' },
         wheel: { type: 'string' },
-        force: { type: 'boolean', default: false },
         optional: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -160,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
         if (!o.resume && rest.length !== 1) fail('train needs one experiment file (or --resume <run-id>)');
         await startBackend();
         const t0 = Date.now();
-        const result = await trainJob({ runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume }, ctx);
+        const result = await trainJob({ runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume, force: o.force }, ctx);
         const h = result.headline;
         print(
           [

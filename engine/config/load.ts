@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import { AdvMoEError } from '../util/errors';
+import { numberProblems, preview } from './numbers';
 import schema from './schema.json';
 import type { AttackConfig, DatasetName, ExperimentConfig, RoutingRemedies } from './types';
 
@@ -14,7 +15,8 @@ let validator: ReturnType<Ajv['compile']> | null = null;
 
 function validate(value: unknown): ErrorObject[] {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+    // strictNumbers: NaN and ±Infinity are not numbers (numbers.ts names them first; this is the backstop).
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, strictNumbers: true });
     validator = ajv.compile(schema);
   }
   return validator(value) ? [] : (validator.errors ?? []);
@@ -22,9 +24,10 @@ function validate(value: unknown): ErrorObject[] {
 
 /** "model.moe.topK" from "/model/moe/topK". */
 function fieldName(instancePath: string, extra?: string): string {
-  const parts = instancePath.split('/').filter(Boolean);
-  if (extra) parts.push(extra);
-  return parts.length ? parts.join('.') : '(top level)';
+  const parts = instancePath.split('/').filter(Boolean).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (extra !== undefined) parts.push(extra);
+  // A key that is not a plain name (an unknown field " x{") is quoted, so the message still starts with it.
+  return parts.length ? parts.map((p) => (/^[\w$-]+$/.test(p) ? p : JSON.stringify(p))).join('.') : '(top level)';
 }
 
 function valueAt(root: unknown, instancePath: string): unknown {
@@ -37,7 +40,8 @@ function valueAt(root: unknown, instancePath: string): unknown {
 }
 
 function describeError(e: ErrorObject, root: unknown): string {
-  const value = JSON.stringify(valueAt(root, e.instancePath));
+  // A preview, not the whole value: the root of a 10,000-deep input would overflow JSON.stringify.
+  const value = preview(valueAt(root, e.instancePath));
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties':
@@ -92,6 +96,8 @@ export interface ResolveOptions {
 /** Validates a parsed experiment object and fills every default. */
 export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): ExperimentConfig {
   const where = opts.source ? `${opts.source}: ` : '';
+  const numbers = numberProblems(raw);
+  if (numbers.length) throw new AdvMoEError('CONFIG_INVALID', `${where}invalid experiment:\n  - ${numbers.join('\n  - ')}`, { errors: numbers });
   const errors = validate(raw);
   if (errors.length) {
     // oneOf branches report once per branch; keep the distinct messages.
@@ -199,6 +205,26 @@ export function configWarnings(cfg: ExperimentConfig): string[] {
   };
   check('eval.attack', cfg.eval.attack);
   check('method.attack', cfg.method.attack);
+  // Inputs are scaled to [0, 1]: an L∞ ball of radius ≥ 1 holds every image, so no accuracy survives it.
+  const wide = (where: string, eps: number) => {
+    if (eps >= 1) out.push(`${where}: ε = ${eps} covers the whole [0, 1] pixel range; pixels are scaled to [0, 1] (e.g. 8/255 ≈ 0.031, not 8)`);
+  };
+  wide('method.attack.eps', cfg.method.attack.eps);
+  wide('eval.attack.eps', cfg.eval.attack.eps);
+  const curveMax = Math.max(0, ...cfg.eval.epsCurve);
+  if (curveMax >= 1) wide('eval.epsCurve', curveMax);
+  // Measured (vgg16 tiny, batch 32, wasm, shared 2-core machine): one AdvMoE step takes 1.7 s at N = 2, 18 s at
+  // N = k = 16, 54 s at N = k = 32 and 135 s at N = k = 64 (61.7 M parameters, 1.4 GFLOPs per image). Slow, not
+  // stuck: training computes every expert.
+  const moe = cfg.model.moe;
+  const widen = moe.experts * moe.expertWidth;
+  if (moe.enabled && widen >= 8) {
+    out.push(
+      `model.moe: experts × expertWidth = ${+widen.toPrecision(4)}, so every MoE conv has ${+widen.toPrecision(4)}× the channels of the dense conv and the next ` +
+        `conv as many inputs: compute and parameters grow about ${Math.round(widen * widen)}×, and training computes every expert whatever topK is; ` +
+        `expect steps of minutes on a CPU (expertWidth = 1/experts keeps the dense width)`,
+    );
+  }
   return out;
 }
 

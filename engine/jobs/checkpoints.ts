@@ -46,13 +46,23 @@ function disposeAll(tensors: Record<string, tf.Tensor>): void {
   for (const t of Object.values(tensors)) t.dispose();
 }
 
-/** Restores model and trainer from a training checkpoint; returns where training stood. */
-export async function loadTrainingCheckpoint(file: string, model: Model, trainer: Trainer, cfg: ExperimentConfig): Promise<TrainingCheckpointMeta> {
+/**
+ * Restores model and trainer from a training checkpoint; returns where training stood. The header's hash only
+ * proves it is intact, not that it is sane: a step past `totalSteps` would mark the run finished untrained.
+ */
+export async function loadTrainingCheckpoint(file: string, model: Model, trainer: Trainer, cfg: ExperimentConfig, totalSteps: number): Promise<TrainingCheckpointMeta> {
   const ck = await readCheckpoint(file);
   try {
     const meta = ck.meta as StoredMeta;
     if (meta?.kind !== 'training' || !Array.isArray(meta.rng) || typeof meta.step !== 'number') {
       throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file} is not a training checkpoint (its meta has no step/RNG state)`);
+    }
+    const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (!count(meta.step) || meta.step > totalSteps) {
+      throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: meta.step ${meta.step} is not a step of this run (0–${totalSteps})`);
+    }
+    if (!count(meta.position?.epoch) || !count(meta.position?.batch) || !(typeof meta.elapsed === 'number' && Number.isFinite(meta.elapsed))) {
+      throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: meta.position or meta.elapsed is not a valid data position and time`);
     }
     const stored = upgradeLegacyConfig(ck.config as ExperimentConfig | undefined);
     if (JSON.stringify(stored?.model) !== JSON.stringify(cfg.model)) {

@@ -28,6 +28,7 @@ import {
   analysisImagesPath,
   readAnalysisImages,
   readState,
+  removeStaleTemps,
   writeAnalysis,
   writeAnalysisImages,
 } from '../runs/store';
@@ -50,6 +51,7 @@ interface LoadedRun {
 /** The run's model at a checkpoint (default: the last one written) and one data split (default: test). */
 async function openRun(runsDir: string, runId: string, checkpoint: string | undefined, ctx: JobContext, split: DataSplit = 'test'): Promise<LoadedRun> {
   const state = readState(runsDir, runId);
+  for (const f of removeStaleTemps(runsDir, runId)) ctx.reporter.log('info', `removed ${f}, left by a process that was killed while writing it`);
   const available = listCheckpoints(runsDir, runId);
   const name = checkpoint ?? state.lastCheckpoint ?? available[available.length - 1];
   if (!name) throw new AdvMoEError('RUN_NOT_FOUND', `run "${runId}" has no checkpoint yet; train it first`);

@@ -5,6 +5,7 @@
  * Reproducibility: data order is a function of (seed, epoch, batch) and the trainer's RNG state is in every
  * checkpoint, so a run resumed from a checkpoint continues as the uninterrupted run would.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { getBackendInfo, initBackend } from '../backend/select';
@@ -16,14 +17,17 @@ import type { TrainResult } from '../protocol';
 import {
   appendMetrics,
   checkpointPath,
+  checkRunsDir,
   createRun,
   readRunConfig,
   readState,
+  removeStaleTemps,
   truncateMetricsAfter,
   writeAnalysis,
   writeAnalysisImages,
   writeState,
 } from '../runs/store';
+import { ownStartTime } from '../runs/owner';
 import type { MetricsRecord, RunState } from '../runs/types';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
 import type { JobContext } from './context';
@@ -39,6 +43,8 @@ export interface TrainJobParams {
   /** Already-resolved config (tests, library use); `configPath` is still recorded if given. */
   config?: ExperimentConfig;
   resumeRunId?: string;
+  /** Resume even though state.json says another live process runs it (its pid was reused; README "CLI"). */
+  force?: boolean;
   /** Stop (as if cancelled, status interrupted) after this many optimizer steps in this call — tests use it
    * to interrupt a run at a precise point. */
   stopAfterSteps?: number;
@@ -47,6 +53,7 @@ export interface TrainJobParams {
 export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise<TrainResult> {
   const { reporter, signal } = ctx;
   const runsDir = path.resolve(params.runsDir);
+  checkRunsDir(runsDir); // before the data loads, not at createRun after it
 
   // 1. Config and run folder (new, or the one being resumed).
   let cfg: ExperimentConfig;
@@ -54,10 +61,20 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
   let resumeFrom: string | undefined;
   if (params.resumeRunId) {
     state = readState(runsDir, params.resumeRunId);
-    if (state.status === 'running') throw new AdvMoEError('RUN_BUSY', `run "${state.id}" is already running (pid ${state.pid})`);
+    if (state.status === 'running' && !params.force) {
+      throw new AdvMoEError(
+        'RUN_BUSY',
+        `run "${state.id}" is already running (pid ${state.pid}); if that process is not this run (a reused pid), resume with --force`,
+      );
+    }
     if (state.status === 'finished') throw new AdvMoEError('INVALID_ARGUMENT', `run "${state.id}" has already finished`);
     cfg = readRunConfig(runsDir, state.id);
+    for (const f of removeStaleTemps(runsDir, state.id)) reporter.log('info', `removed ${f}, left by a process that was killed while writing it`);
     resumeFrom = state.lastCheckpoint;
+    // Checked before the data loads: a state.json naming a checkpoint that is gone cannot resume.
+    if (resumeFrom && !fs.existsSync(checkpointPath(runsDir, state.id, resumeFrom))) {
+      throw new AdvMoEError('CHECKPOINT_CORRUPT', `run "${state.id}" cannot resume: its state.json names checkpoint ${resumeFrom}, which is missing from checkpoints/`);
+    }
   } else {
     if (!params.config && !params.configPath) throw new AdvMoEError('INVALID_ARGUMENT', 'train needs an experiment file (configPath) or a run to resume');
     cfg = params.config ?? loadConfigFile(params.configPath!);
@@ -87,7 +104,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
 
   try {
     if (resumeFrom) {
-      const meta = await loadTrainingCheckpoint(checkpointPath(runsDir, state.id, resumeFrom), model, trainer, cfg);
+      const meta = await loadTrainingCheckpoint(checkpointPath(runsDir, state.id, resumeFrom), model, trainer, cfg, totalSteps);
       position = meta.position;
       step = meta.step;
       elapsed = meta.elapsed;
@@ -98,7 +115,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       truncateMetricsAfter(runsDir, state.id, 0);
     }
     if (!state) state = createRun(runsDir, { config: cfg, configPath: params.configPath, totalSteps });
-    Object.assign(state, { status: 'running', pid: process.pid, backend, totalSteps, error: undefined, step });
+    Object.assign(state, { status: 'running', pid: process.pid, pidStart: ownStartTime(), backend, totalSteps, error: undefined, step });
     writeState(runsDir, state);
     started = true;
     reporter.runState(state);
@@ -108,6 +125,10 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       `run ${state.id}: ${cfg.method.kind} on ${cfg.model.backbone}/${cfg.model.preset}${cfg.model.moe.enabled ? ` MoE N=${cfg.model.moe.experts} k=${cfg.model.moe.topK} (${cfg.model.moe.router} router)` : ' dense'}, ` +
         `${train!.count} train / ${test.count} test samples, ${totalSteps} steps, ${(flops.active / 1e6).toFixed(1)} active MFLOPs/image (dense ${(flops.dense / 1e6).toFixed(1)})`,
     );
+
+    // A first progress event before the first step: a large model's step can take minutes, and without it
+    // the job looks hung until that step ends.
+    reporter.progress({ runId: state.id, message: `starting step ${step + 1}/${totalSteps}`, done: step, total: totalSteps });
 
     // 3. The loop.
     const pending: MetricsRecord[] = [];
@@ -213,6 +234,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     flush();
     state.status = 'finished';
     state.pid = undefined;
+    state.pidStart = undefined;
     writeState(runsDir, state);
     reporter.runState(state);
     const routing = report.layers.map((l) => ({

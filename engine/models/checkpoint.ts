@@ -22,7 +22,7 @@
  * "a parameter this model lacks" (e.g. an MoE checkpoint loaded into a dense model of the same widths).
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -111,8 +111,9 @@ export async function writeCheckpoint(file: string, data: CheckpointData): Promi
   let handle: fs.FileHandle | null = null;
   let created = false;
   try {
-    // 'w', not 'wx': a stale file of a crashed process with our pid (pid reuse in containers) is ours to replace.
-    handle = await fs.open(tmp, 'w');
+    // Not O_EXCL: a stale file of a crashed process with our pid (pid reuse in containers) is ours to replace.
+    // O_NOFOLLOW: a link planted under the temporary name must not redirect the write (README "Runs on disk").
+    handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (constants.O_NOFOLLOW ?? 0));
     created = true;
     const hash = createHash('sha256');
     let position = payloadStart;
@@ -150,7 +151,13 @@ export async function writeCheckpoint(file: string, data: CheckpointData): Promi
 
 /** Reads and verifies a checkpoint. The caller owns (and disposes) the returned tensors. */
 export async function readCheckpoint(file: string): Promise<LoadedCheckpoint> {
-  const buf = await fs.readFile(file);
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new AdvMoEError('CHECKPOINT_CORRUPT', `cannot read checkpoint ${file}: ${code === 'ENOENT' ? 'the file is missing' : (code ?? (e as Error).message)}`, { file });
+  }
   const corrupt = (problem: string): AdvMoEError =>
     new AdvMoEError('CHECKPOINT_CORRUPT', `checkpoint ${file} is corrupt: ${problem}`, { file, problem });
   if (buf.length < PREAMBLE_BYTES) throw corrupt(`file is ${buf.length} bytes, shorter than the ${PREAMBLE_BYTES}-byte preamble (truncated?)`);

@@ -2,7 +2,7 @@
 import type { ModelConfig } from '../config/types';
 import { Rng } from '../util/rng';
 import { DenseNet } from './densenet';
-import type { DataSpec } from './net';
+import type { DataSpec, Net } from './net';
 import { ResNet } from './resnet';
 import type { Model } from './types';
 import { Vgg } from './vgg';
@@ -10,6 +10,17 @@ import { WideResNet } from './wrn';
 
 export function createModel(config: ModelConfig, data: DataSpec, seed: number | Rng): Model {
   const rng = typeof seed === 'number' ? new Rng(seed) : seed;
+  const model = build(config, data, rng);
+  try {
+    model.checkMoeLayers();
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
+
+function build(config: ModelConfig, data: DataSpec, rng: Rng): Net {
   switch (config.backbone) {
     case 'resnet18':
       return new ResNet(config, data, rng);

@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../util/registerGradients';
 import type { ModelConfig } from '../config/types';
+import { AdvMoEError } from '../util/errors';
 import type { Rng } from '../util/rng';
 import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
@@ -133,6 +134,23 @@ export abstract class Net implements Model {
         throw new RangeError(`MoE needs 1 ≤ topK (${moe.topK}) ≤ experts (${moe.experts})`);
       }
       if (moe.router === 'shared') this.sharedRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts, moe.routerNorm);
+    }
+  }
+
+  /**
+   * Called once the backbone is built, when its block convs are counted: an index past them would silently
+   * leave the model dense while the config says MoE (README "Config format": `layers` indexes block convs).
+   */
+  checkMoeLayers(): void {
+    const m = this.config.moe;
+    if (!m.enabled || m.layers === 'all-blocks') return;
+    const n = this.candidateCount;
+    const bad = m.layers.filter((i) => !(Number.isInteger(i) && i >= 0 && i < n));
+    if (bad.length) {
+      throw new AdvMoEError(
+        'CONFIG_INVALID',
+        `model.moe.layers: ${bad.join(', ')} out of range; ${this.config.backbone} (${this.config.preset}) has ${n} block convs, valid indices 0–${n - 1}`,
+      );
     }
   }
 

@@ -6,9 +6,19 @@ import { type CancellationToken, type MessageConnection, ResponseError } from 'v
 import type { JobContext, JobReporter } from '../jobs/context';
 import { attackJob, evaluateJob, inspectJob, samplesJob, loadRunJob } from '../jobs/evaluate';
 import { trainJob } from '../jobs/train';
-import { type BackendInfo, Notifications, Requests } from '../protocol';
+import {
+  type BackendInfo,
+  type CancelParams,
+  type ListRunsParams,
+  type LoadRunParams,
+  Notifications,
+  Requests,
+  type TrainParams,
+  type TrainResult,
+} from '../protocol';
 import { listRuns } from '../runs/store';
 import { AdvMoEError, errorMessage } from '../util/errors';
+import { checkParams, type RequestName } from './params';
 
 /** Application error code range of JSON-RPC (-32000..-32099 are reserved for implementations). */
 const APP_ERROR = -32000;
@@ -53,51 +63,56 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
     }
   }
 
-  const requireString = (value: unknown, field: string): string => {
-    if (typeof value !== 'string' || !value) throw new AdvMoEError('INVALID_ARGUMENT', `${field} must be a non-empty string`);
-    return value;
+  /** Parameters checked against the request's schema (engine/rpc/params.ts); a typed error when they fail. */
+  const params = <T>(request: RequestName, p: unknown): T => {
+    try {
+      return checkParams<T>(request, p);
+    } catch (e) {
+      throw toResponseError(e);
+    }
   };
-  /** Requests on an existing run: check the two fields every job needs before it starts. */
-  const onRun = <P extends { runsDir: string; runId: string }>(p: P): P => {
-    requireString(p.runsDir, 'runsDir');
-    requireString(p.runId, 'runId');
-    return p;
-  };
+  /** A job request: its parameters are checked before a job slot is taken. */
+  const job =
+    <P extends { jobId: string }, R>(request: RequestName, fn: (p: P, ctx: JobContext) => Promise<R>) =>
+    (raw: unknown, token: CancellationToken): Promise<R> => {
+      const p = params<P>(request, raw);
+      return runJob(p.jobId, token, (ctx) => fn(p, ctx));
+    };
+  /** A request that answers from disk: checked, then errors typed. */
+  const query =
+    <P, R>(request: RequestName, fn: (p: P) => R | Promise<R>) =>
+    async (raw: unknown): Promise<R> => {
+      const p = params<P>(request, raw);
+      try {
+        return await fn(p);
+      } catch (e) {
+        throw toResponseError(e);
+      }
+    };
 
-  connection.onRequest(Requests.train, (p, token) =>
-    runJob(p?.jobId, token, (ctx) => trainJob({ runsDir: requireString(p.runsDir, 'runsDir'), configPath: p.configPath, resumeRunId: p.resumeRunId }, ctx)),
+  connection.onRequest(
+    Requests.train,
+    job<TrainParams, TrainResult>('train', (p, ctx) => trainJob({ runsDir: p.runsDir, configPath: p.configPath, resumeRunId: p.resumeRunId, force: p.force }, ctx)),
   );
-  connection.onRequest(Requests.evaluate, (p, token) => runJob(p?.jobId, token, (ctx) => evaluateJob(onRun(p), ctx)));
-  connection.onRequest(Requests.attack, (p, token) => runJob(p?.jobId, token, (ctx) => attackJob(onRun(p), ctx)));
-  connection.onRequest(Requests.inspect, (p, token) => runJob(p?.jobId, token, (ctx) => inspectJob(onRun(p), ctx)));
-  connection.onRequest(Requests.samples, async (p) => {
-    try {
-      return await samplesJob(onRun(p ?? ({} as never)));
-    } catch (e) {
-      throw toResponseError(e);
-    }
-  });
-  connection.onRequest(Requests.cancel, (p) => {
-    const c = jobs.get(p?.jobId);
-    c?.abort();
-    return { cancelled: !!c };
-  });
-  connection.onRequest(Requests.listRuns, (p) => {
-    try {
-      return listRuns(requireString(p?.runsDir, 'runsDir'), (dir, reason) =>
-        reporterFor(undefined).log('warn', `skipped ${dir}: ${reason}`),
-      );
-    } catch (e) {
-      throw toResponseError(e);
-    }
-  });
-  connection.onRequest(Requests.loadRun, (p) => {
-    try {
-      return loadRunJob(requireString(p?.runsDir, 'runsDir'), requireString(p?.runId, 'runId'));
-    } catch (e) {
-      throw toResponseError(e);
-    }
-  });
+  connection.onRequest(Requests.evaluate, job('evaluate', evaluateJob));
+  connection.onRequest(Requests.attack, job('attack', attackJob));
+  connection.onRequest(Requests.inspect, job('inspect', inspectJob));
+  connection.onRequest(Requests.samples, query('samples', samplesJob));
+  connection.onRequest(
+    Requests.cancel,
+    query('cancel', (p: CancelParams) => {
+      const c = jobs.get(p.jobId);
+      c?.abort();
+      return { cancelled: !!c };
+    }),
+  );
+  connection.onRequest(
+    Requests.listRuns,
+    query('listRuns', (p: ListRunsParams) =>
+      listRuns(p.runsDir, (dir, reason) => reporterFor(undefined).log('warn', `skipped ${dir}: ${reason}`)),
+    ),
+  );
+  connection.onRequest(Requests.loadRun, query('loadRun', (p: LoadRunParams) => loadRunJob(p.runsDir, p.runId)));
   connection.onRequest(Requests.backendInfo, async () => {
     try {
       return await opts.ready;

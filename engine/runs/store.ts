@@ -10,7 +10,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExperimentConfig } from '../config/types';
-import { AdvMoEError } from '../util/errors';
+import { resolveConfig } from '../config/load';
+import { AdvMoEError, isAdvMoEError } from '../util/errors';
+import { openForAppend, openForUpdate, openForWrite, readNoFollow, refuseLink, runPartError } from './noLinks';
+import { isOwnerAlive, isPidAlive, ownStartTime } from './owner';
+import { checkStateShape } from './stateShape';
 import type { MetricsRecord, RunState } from './types';
 import { upgradeLegacyConfig } from './legacyConfig';
 
@@ -23,14 +27,19 @@ export const ANALYSIS_DIR = 'analysis';
 /** Writes a file so that readers see either the old or the new content, never a mix. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
+  const fd = openForWrite(tmp);
   try {
     fs.writeSync(fd, data as any);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
-  fs.renameSync(tmp, file);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw runPartError(e, file);
+  }
 }
 
 export function runDir(runsDir: string, runId: string): string {
@@ -38,6 +47,35 @@ export function runDir(runsDir: string, runId: string): string {
     throw new AdvMoEError('INVALID_ARGUMENT', `"${runId}" is not a valid run id (letters, digits, ".", "_", "-")`);
   }
   return path.join(runsDir, runId);
+}
+
+/** The parts of a run folder that are always there; none may be a link (noLinks.ts). */
+const RUN_PARTS = [CONFIG_FILE, STATE_FILE, METRICS_FILE, CHECKPOINT_DIR, ANALYSIS_DIR];
+
+/** Refuses a run folder that is a link or holds one among its fixed parts. */
+export function checkRunLinks(runsDir: string, runId: string): void {
+  const dir = runDir(runsDir, runId);
+  refuseLink(dir);
+  for (const part of RUN_PARTS) refuseLink(path.join(dir, part));
+}
+
+/** A run sub-folder, refused when it or the run folder is a link; `create` makes it when missing (writers). */
+function runSubdir(runsDir: string, runId: string, folder: string, create = false): string {
+  const dir = path.join(runDir(runsDir, runId), folder);
+  refuseLink(runDir(runsDir, runId));
+  refuseLink(dir);
+  try {
+    if (create) fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw runPartError(e, dir);
+  }
+  return dir;
+}
+
+/** A JSON.parse failure without the text it quotes: a file that is not ours may hold secrets. */
+function jsonProblem(e: unknown): string {
+  const m = /position (\d+)/.exec((e as Error).message);
+  return m ? `not valid JSON (at byte ${m[1]})` : 'not valid JSON';
 }
 
 function slug(name: string): string {
@@ -55,20 +93,40 @@ export interface NewRun {
   totalSteps: number;
 }
 
+/** Refuses a runs folder that exists but is not a folder; a missing one is made when the first run is. */
+export function checkRunsDir(runsDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(runsDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new AdvMoEError('INVALID_ARGUMENT', `cannot use the runs folder ${runsDir}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  if (!st.isDirectory()) throw new AdvMoEError('INVALID_ARGUMENT', `the runs folder ${runsDir} is a file, not a folder (--runs-dir)`);
+}
+
+/**
+ * A run folder is built under a hidden temporary name (`.creating-<pid>-<id>`) and renamed into place once
+ * complete, so a kill during creation leaves no half-made run that listings warn about for good; such
+ * leftovers of dead processes are removed by the next createRun.
+ */
+const CREATING = /^\.creating-(\d+)-/;
+
+function removeOrphanCreations(runsDir: string): void {
+  for (const name of fs.readdirSync(runsDir)) {
+    const m = CREATING.exec(name);
+    if (m && Number(m[1]) !== process.pid && !isPidAlive(Number(m[1]))) fs.rmSync(path.join(runsDir, name), { recursive: true, force: true });
+  }
+}
+
 /** Creates a fresh run folder and returns its initial state. */
 export function createRun(runsDir: string, run: NewRun, now = new Date()): RunState {
   fs.mkdirSync(runsDir, { recursive: true });
+  removeOrphanCreations(runsDir);
   const base = `${timestamp(now)}-${slug(run.config.name)}`;
-  let id = base;
-  for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${base}-${i}`;
-  const dir = path.join(runsDir, id);
-  fs.mkdirSync(path.join(dir, CHECKPOINT_DIR), { recursive: true });
-  fs.mkdirSync(path.join(dir, ANALYSIS_DIR), { recursive: true });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(run.config, null, 2) + '\n');
-  fs.writeFileSync(path.join(dir, METRICS_FILE), '');
   const iso = now.toISOString();
   const state: RunState = {
-    id,
+    id: base,
     name: run.config.name,
     configPath: run.configPath,
     method: run.config.method.kind,
@@ -81,11 +139,62 @@ export function createRun(runsDir: string, run: NewRun, now = new Date()): RunSt
     step: 0,
     totalSteps: run.totalSteps,
     pid: process.pid,
+    pidStart: ownStartTime(),
     headline: {},
     warnings: [],
   };
-  writeState(runsDir, state);
-  return state;
+  const tmp = path.join(runsDir, `.creating-${process.pid}-${base}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    fs.mkdirSync(path.join(tmp, CHECKPOINT_DIR), { recursive: true });
+    fs.mkdirSync(path.join(tmp, ANALYSIS_DIR), { recursive: true });
+    writeFileAtomic(path.join(tmp, CONFIG_FILE), JSON.stringify(run.config, null, 2) + '\n');
+    fs.writeFileSync(path.join(tmp, METRICS_FILE), '');
+    for (let i = 2; ; i++) {
+      if (!fs.existsSync(path.join(runsDir, state.id))) {
+        writeFileAtomic(path.join(tmp, STATE_FILE), JSON.stringify(state, null, 2) + '\n');
+        try {
+          fs.renameSync(tmp, path.join(runsDir, state.id));
+          return state;
+        } catch (e) {
+          // Another process took the id between the check and the rename: try the next one.
+          if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
+      state.id = `${base}-${i}`;
+    }
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+const TEMP_FILE = /\.tmp-(\d+)$/;
+
+/**
+ * Removes the temporary files (`*.tmp-<pid>`, see writeFileAtomic and checkpoints) that killed writers left in
+ * a run folder: only those whose writer is dead. Returns them, relative to the run folder.
+ */
+export function removeStaleTemps(runsDir: string, runId: string): string[] {
+  const removed: string[] = [];
+  const dir = runDir(runsDir, runId);
+  for (const sub of ['', CHECKPOINT_DIR, ANALYSIS_DIR]) {
+    const d = path.join(dir, sub);
+    let names: string[];
+    try {
+      if (fs.lstatSync(d).isSymbolicLink()) continue;
+      names = fs.readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = TEMP_FILE.exec(name);
+      if (!m || Number(m[1]) === process.pid || isPidAlive(Number(m[1]))) continue;
+      fs.rmSync(path.join(d, name), { force: true });
+      removed.push(path.join(sub, name));
+    }
+  }
+  return removed;
 }
 
 export function writeState(runsDir: string, state: RunState): void {
@@ -93,46 +202,52 @@ export function writeState(runsDir: string, state: RunState): void {
   writeFileAtomic(path.join(runDir(runsDir, state.id), STATE_FILE), JSON.stringify(state, null, 2) + '\n');
 }
 
-function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Reads a run's state. A run marked running whose process is gone is reported as interrupted. */
 export function readState(runsDir: string, runId: string): RunState {
   const file = path.join(runDir(runsDir, runId), STATE_FILE);
+  checkRunLinks(runsDir, runId);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
+    text = readNoFollow(file).toString('utf8');
+  } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
     throw new AdvMoEError('RUN_NOT_FOUND', `no run "${runId}" in ${runsDir} (missing ${STATE_FILE})`);
   }
   let state: RunState;
   try {
     state = JSON.parse(text) as RunState;
   } catch (e) {
-    throw new AdvMoEError('DATA_CORRUPT', `${file} is not valid JSON: ${(e as Error).message}`);
+    throw new AdvMoEError('DATA_CORRUPT', `${file} is ${jsonProblem(e)}`);
   }
-  if (typeof state !== 'object' || state === null || state.id !== runId || typeof state.status !== 'string') {
-    throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}"`);
-  }
-  state.warnings ??= [];
-  state.headline ??= {};
-  if (state.status === 'running' && state.pid !== process.pid && !isAlive(state.pid)) state.status = 'interrupted';
+  const checked = checkStateShape(state, runId);
+  if ('problem' in checked) throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}": ${checked.problem}`);
+  state = checked.state;
+  if (state.status === 'running' && state.pid !== process.pid && !isOwnerAlive(state.pid, state.pidStart)) state.status = 'interrupted';
   return state;
 }
 
 export function readRunConfig(runsDir: string, runId: string): ExperimentConfig {
   const file = path.join(runDir(runsDir, runId), CONFIG_FILE);
+  let text: string;
   try {
-    return upgradeLegacyConfig(JSON.parse(fs.readFileSync(file, 'utf8')) as ExperimentConfig);
+    text = readNoFollow(file).toString('utf8');
   } catch (e) {
-    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as Error).message}`);
+    if (e instanceof AdvMoEError) throw e;
+    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new AdvMoEError('DATA_CORRUPT', `the resolved config ${file} is ${jsonProblem(e)}`);
+  }
+  // Validated like an experiment file (a resolved config is one, with every default filled in). Options added
+  // since the run was saved read as what it was trained with, not as today's defaults (legacyConfig.ts).
+  try {
+    return resolveConfig(upgradeLegacyConfig(raw as ExperimentConfig), { source: file });
+  } catch (e) {
+    if (isAdvMoEError(e, 'CONFIG_INVALID')) throw new AdvMoEError('DATA_CORRUPT', `the resolved config of run "${runId}" is damaged: ${e.message}`, e.details);
+    throw e;
   }
 }
 
@@ -141,12 +256,14 @@ export function listRuns(runsDir: string, onSkip?: (dir: string, reason: string)
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(runsDir, { withFileTypes: true });
-  } catch {
-    return [];
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []; // no run yet
+    checkRunsDir(runsDir);
+    throw new AdvMoEError('INVALID_ARGUMENT', `cannot read the runs folder ${runsDir}: ${(e as NodeJS.ErrnoException).code ?? e}`);
   }
   const runs: RunState[] = [];
   for (const e of entries) {
-    if (!e.isDirectory()) continue;
+    if (!e.isDirectory() || CREATING.test(e.name)) continue; // a run being created (or left by a kill)
     try {
       runs.push(readState(runsDir, e.name));
     } catch (err) {
@@ -162,7 +279,12 @@ export function appendMetrics(runsDir: string, runId: string, records: MetricsRe
   if (!records.length) return;
   const file = path.join(runDir(runsDir, runId), METRICS_FILE);
   dropTornTail(file);
-  fs.appendFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const fd = openForAppend(file);
+  try {
+    fs.writeSync(fd, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function dropTornTail(file: string): void {
@@ -173,7 +295,7 @@ function dropTornTail(file: string): void {
     return;
   }
   if (size === 0) return;
-  const fd = fs.openSync(file, 'r+');
+  const fd = openForUpdate(file);
   try {
     const last = Buffer.alloc(1);
     fs.readSync(fd, last, 0, 1, size - 1);
@@ -209,8 +331,9 @@ export function readMetrics(runsDir: string, runId: string, afterStep = -Infinit
   const file = path.join(runDir(runsDir, runId), METRICS_FILE);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
+    text = readNoFollow(file).toString('utf8');
+  } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
     return { records: [], badLines: [], tornTail: false };
   }
   const lines = text.split('\n');
@@ -240,8 +363,10 @@ export function truncateMetricsAfter(runsDir: string, runId: string, step: numbe
 }
 
 export function checkpointPath(runsDir: string, runId: string, name: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new AdvMoEError('INVALID_ARGUMENT', `"${name}" is not a valid checkpoint name`);
-  return path.join(runDir(runsDir, runId), CHECKPOINT_DIR, name);
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') throw new AdvMoEError('INVALID_ARGUMENT', `"${name}" is not a valid checkpoint name`);
+  const file = path.join(runSubdir(runsDir, runId, CHECKPOINT_DIR), name);
+  refuseLink(file);
+  return file;
 }
 
 /** Sorted names of a run sub-folder's files with the given ending; none when the folder is missing. */
@@ -263,9 +388,8 @@ export function listAnalyses(runsDir: string, runId: string): string[] {
 }
 
 export function writeAnalysis(runsDir: string, runId: string, name: string, report: unknown): string {
-  const dir = path.join(runDir(runsDir, runId), ANALYSIS_DIR);
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, name);
+  if (!/^[A-Za-z0-9._-]+\.json$/.test(name)) throw new AdvMoEError('INVALID_ARGUMENT', `"${name}" is not an analysis file name`);
+  const file = path.join(runSubdir(runsDir, runId, ANALYSIS_DIR, true), name);
   writeFileAtomic(file, JSON.stringify(report, null, 1) + '\n');
   return file;
 }
@@ -280,7 +404,7 @@ export function deleteRun(runsDir: string, runId: string): void {
 /** The adversarial inputs of an analysis, stored next to its JSON: `<name>.adv.u8` (name without `.json`). */
 export function analysisImagesPath(runsDir: string, runId: string, analysisName: string): string {
   if (!/^[A-Za-z0-9._-]+\.json$/.test(analysisName)) throw new AdvMoEError('INVALID_ARGUMENT', `"${analysisName}" is not an analysis file name`);
-  return path.join(runDir(runsDir, runId), ANALYSIS_DIR, analysisName.replace(/\.json$/, '.adv.u8'));
+  return path.join(runSubdir(runsDir, runId, ANALYSIS_DIR), analysisName.replace(/\.json$/, '.adv.u8'));
 }
 
 const IMAGES_MAGIC = 'ADVMOE-U8 1\n';
@@ -299,8 +423,9 @@ export function readAnalysisImages(runsDir: string, runId: string, analysisName:
   const file = analysisImagesPath(runsDir, runId, analysisName);
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readNoFollow(file);
   } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new AdvMoEError('DATA_NOT_FOUND', `cannot read ${file}: ${(e as Error).message}`);
   }

@@ -24,6 +24,8 @@ export interface RunState {
   backend?: string;
   /** Process id while running (lets readers notice a dead run and call it interrupted). */
   pid?: number;
+  /** Start time of that process (Linux /proc/<pid>/stat), so that a reused pid is not taken for the run's. */
+  pidStart?: string;
   /** Last evaluated headline metrics. */
   headline: { sa?: number; ra?: number; routerRobustness?: number; expertRobustness?: number };
   error?: string;

@@ -7,6 +7,7 @@
  * answers `images` (or `imagesUnavailable`). Live inspection: `inspect` → `inspection` | `inspectError`.
  */
 import {
+  isRunId,
   MISMATCH_CELLS,
   parseInspectorFilter,
   parseRobustnessReport,
@@ -231,7 +232,7 @@ export function parseControls(x: unknown): InspectorControls | undefined {
 }
 
 export function parseTargetState(x: unknown): InspectorTargetState | undefined {
-  if (!isObj(x) || !isStr(x.runsDir) || !x.runsDir || !isStr(x.runId) || !/^[\w.\-]+$/.test(x.runId)) return undefined;
+  if (!isObj(x) || !isStr(x.runsDir) || !x.runsDir || !isRunId(x.runId)) return undefined;
   const t: InspectorTargetState = { runsDir: x.runsDir, runId: x.runId };
   if (x.checkpoint !== undefined) {
     if (!isStr(x.checkpoint) || !/^[\w.\-]+$/.test(x.checkpoint)) return undefined;

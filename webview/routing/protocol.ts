@@ -7,6 +7,7 @@
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
 import {
+  isRunId,
   parseInspectorFilter,
   parseRobustnessReport,
   type InspectorFilter,
@@ -214,7 +215,8 @@ export function parseHostToRouting(x: unknown): Result<HostToRouting> {
 
 /** Validates a persisted view state (it may come from an older version). */
 export function parseRoutingViewState(x: unknown): RoutingViewState | undefined {
-  if (!isObj(x) || !isStr(x.runsDir) || !isStr(x.runId) || !x.runsDir || !x.runId) return undefined;
+  // Saved state is input like any other: a run id is a folder name (the host also checks runsDir, see routingPanel).
+  if (!isObj(x) || !isStr(x.runsDir) || !x.runsDir || !isRunId(x.runId)) return undefined;
   return {
     runsDir: x.runsDir,
     runId: x.runId,

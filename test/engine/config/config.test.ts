@@ -126,3 +126,47 @@ test('a PGD whose steps cannot travel ε is warned about; the defaults and the e
   assert.equal(w.length, 1);
   assert.match(w[0], /^eval\.attack: 5 step\(s\) of 0\.0375 move at most 0\.1875, less than ε = 0\.3; .* stepSize 0\.15\)$/);
 });
+
+test('numbers that JSON reads as Infinity are refused, naming the field, and so are absurd ones', () => {
+  const base = '"model": { "backbone": "vgg16" }';
+  const cases: [string, RegExp][] = [
+    ['"schedule": { "lr": 1e999 }', /schedule\.lr: Infinity is not a finite number/],
+    ['"method": { "attack": { "eps": 1e999 } }', /method\.attack\.eps: Infinity is not a finite number/],
+    ['"method": { "advmoe": { "routerLrScale": 1e999 } }', /method\.advmoe\.routerLrScale: Infinity/],
+    ['"method": { "attack": { "stepSize": 1e999 } }', /method\.attack\.stepSize: Infinity/],
+    ['"method": { "epsWarmupEpochs": 1e999 }', /method\.epsWarmupEpochs: Infinity/],
+    ['"checkpointEveryEpochs": 1e999', /checkpointEveryEpochs: Infinity/],
+    ['"eval": { "epsCurve": [0.1, 1e999] }', /eval\.epsCurve\.1: Infinity/],
+    ['"schedule": { "lr": -1e999 }', /schedule\.lr: -Infinity is not a finite number/],
+    ['"method": { "attack": { "eps": 1e9 } }', /method\.attack\.eps: 1000000000 must be ≤ 1000/],
+    ['"method": { "epsWarmupEpochs": 1e300 }', /method\.epsWarmupEpochs: 1e\+300 must be ≤ 10000/],
+    ['"schedule": { "lr": 1e6 }', /schedule\.lr: 1000000 must be ≤ 100/],
+  ];
+  for (const [field, message] of cases) {
+    const raw: unknown = JSON.parse(`{ ${base}, ${field} }`);
+    assert.match(invalid(raw), message, field);
+  }
+});
+
+test('an ε that covers the whole pixel range is a warning', () => {
+  const c = resolveConfig({ model: { backbone: 'vgg16' }, method: { attack: { eps: 8, stepSize: 2 } } });
+  assert.ok(configWarnings(c).some((w) => /method\.attack\.eps: ε = 8 covers the whole \[0, 1\] pixel range/.test(w)));
+  assert.ok(!configWarnings(resolveConfig({ model: { backbone: 'vgg16' } })).some((w) => /pixel range/.test(w)));
+});
+
+test('deeply nested input is refused with a message, not a stack overflow', () => {
+  const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+  for (const text of [deep, `{ "model": { "backbone": "vgg16", "moe": { "layers": ${deep} } } }`, `{ "model": ${deep} }`]) {
+    const message = invalid(JSON.parse(text));
+    assert.doesNotMatch(message, /call stack/);
+    assert.ok(message.length < 2000);
+  }
+  assert.match(invalid(JSON.parse(deep)), /\(top level\).*must be object|nested more than/);
+});
+
+test('MoE settings whose cost grows with the square of experts × expertWidth are warned about', () => {
+  const big = resolveConfig({ model: { backbone: 'vgg16', moe: { experts: 64, topK: 64 } } });
+  assert.ok(configWarnings(big).some((w) => /^model\.moe: experts × expertWidth = 32, .* grow about 1024×/.test(w)), configWarnings(big).join('\n'));
+  const paper = resolveConfig({ model: { backbone: 'vgg16', moe: { experts: 4, topK: 2 } } });
+  assert.ok(!configWarnings(paper).some((w) => w.startsWith('model.moe')));
+});

@@ -13,7 +13,7 @@ import { attackJob, evaluateJob, inspectJob, loadRunJob, samplesJob } from '../.
 import { toBytes } from '../../../engine/jobs/evalSteps';
 import type { AnalysisNotification } from '../../../engine/protocol';
 import { trainJob } from '../../../engine/jobs/train';
-import { readCheckpoint } from '../../../engine/models/checkpoint';
+import { readCheckpoint, writeCheckpoint } from '../../../engine/models/checkpoint';
 import { analysisImagesPath, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { setupTestBackend } from '../helpers';
@@ -160,6 +160,14 @@ test('a corrupt checkpoint stops a resume with a clear error and damages nothing
   const part = await trainJob({ runsDir: dir, config, stopAfterSteps: 1 }, ctx());
   const st = readState(dir, part.runId);
   const file = checkpointPath(dir, part.runId, st.lastCheckpoint!);
+  // A forged header (valid hashes) whose step is past the end would mark the run finished without training.
+  const original = fs.readFileSync(file);
+  const ck = await readCheckpoint(file);
+  await writeCheckpoint(file, { tensors: ck.tensors, config: ck.config, meta: { ...(ck.meta as object), step: 1e9 } });
+  for (const t of Object.values(ck.tensors)) t.dispose();
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /meta\.step 1000000000 is not a step of this run \(0–6\)/.test(e.message));
+  assert.equal(readState(dir, part.runId).status, 'interrupted');
+  fs.writeFileSync(file, original);
   const bytes = fs.readFileSync(file);
   bytes[bytes.length - 5] ^= 0xff;
   fs.writeFileSync(file, bytes);
@@ -167,19 +175,32 @@ test('a corrupt checkpoint stops a resume with a clear error and damages nothing
   await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && e.message.includes(st.lastCheckpoint!));
   assert.equal(fs.readFileSync(path.join(dir, part.runId, 'metrics.jsonl'), 'utf8'), before);
   assert.equal(readState(dir, part.runId).status, 'interrupted');
+  // A state.json naming a checkpoint that is gone: a clear error before anything loads, not INTERNAL (ENOENT).
+  fs.rmSync(file);
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /names checkpoint step-0000001\.ckpt, which is missing/.test(e.message));
+  await assert.rejects(readCheckpoint(file), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT') && /the file is missing/.test(e.message));
+  assert.equal(readState(dir, part.runId).status, 'interrupted');
+  // A run that reads as running (here: its pid is a live process with no start time recorded) is busy, unless forced.
+  const stateFile = path.join(dir, part.runId, 'state.json');
+  const running = { ...JSON.parse(fs.readFileSync(stateFile, 'utf8')), status: 'running', pid: process.ppid, pidStart: undefined };
+  fs.writeFileSync(stateFile, JSON.stringify(running));
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId }, ctx()), (e) => isAdvMoEError(e, 'RUN_BUSY') && /resume with --force/.test(e.message));
+  await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId, force: true }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT'), 'forced past RUN_BUSY');
 });
 
 test('a cancelled job stops at the next step with a resumable checkpoint', async () => {
   const dir = tmp();
   const controller = new AbortController();
+  const messages: string[] = [];
   let steps = 0;
   const r = await trainJob(
     { runsDir: dir, config },
     {
       signal: controller.signal,
-      reporter: { ...silentReporter, progress: (p) => { if (p.message.startsWith('epoch') && ++steps === 1) controller.abort(); } },
+      reporter: { ...silentReporter, progress: (p) => { messages.push(p.message); if (p.message.startsWith('epoch') && ++steps === 1) controller.abort(); } },
     },
   );
+  assert.equal(messages[0], 'starting step 1/6', 'progress is reported before the first step, which can be long');
   assert.equal(r.status, 'interrupted');
   const st = readState(dir, r.runId);
   assert.equal(st.lastCheckpoint, 'step-0000001.ckpt');
@@ -187,6 +208,11 @@ test('a cancelled job stops at the next step with a resumable checkpoint', async
 
 test('bad input: missing config file, dense model with advmoe', async () => {
   const dir = tmp();
+  // A runs folder that is a file is refused before any data loads.
+  const file = path.join(dir, 'runs-file');
+  fs.writeFileSync(file, '');
+  await assert.rejects(trainJob({ runsDir: file, config }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /runs folder .*runs-file is a file/.test(e.message));
+  fs.rmSync(file);
   await assert.rejects(trainJob({ runsDir: dir, configPath: path.join(dir, 'missing.advmoe.json') }, ctx()), (e) => isAdvMoEError(e, 'CONFIG_NOT_FOUND'));
   assert.deepEqual(fs.readdirSync(dir), [], 'no run folder for a config that does not load');
   await assert.rejects(trainJob({ runsDir: dir, resumeRunId: 'nope' }, ctx()), (e) => isAdvMoEError(e, 'RUN_NOT_FOUND'));

@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
 import type { BackboneName } from '../../../engine/config/types';
 import { createModel } from '../../../engine/models/factory';
 import type { Model } from '../../../engine/models/types';
+import { isAdvMoEError } from '../../../engine/util/errors';
 import { setupTestBackend } from '../helpers';
 import { CIFAR, DENSE, MNIST, modelConfig, moe } from './fixtures';
 
@@ -90,4 +92,18 @@ describe('FLOPs', () => {
       }
     });
   }
+});
+
+describe('model.moe.layers', () => {
+  it('out-of-range indices are refused naming the valid range; in-range ones make exactly those layers MoE', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    assert.throws(
+      () => createModel(modelConfig('vgg16', moe({ layers: [0, 999] })), MNIST, 0),
+      (e) => isAdvMoEError(e, 'CONFIG_INVALID') && /model\.moe\.layers: 999 out of range; vgg16 \(tiny\) has \d+ block convs, valid indices 0–\d+/.test((e as Error).message),
+    );
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'the refused model is disposed');
+    const m = createModel(modelConfig('vgg16', moe({ layers: [0, 2] })), MNIST, 0);
+    assert.equal(m.moeLayers.length, 2);
+    m.dispose();
+  });
 });

@@ -55,6 +55,33 @@ it('bad requests get typed errors that name the problem', async () => {
   await rejectsWith(client.sendRequest(Requests.samples, { runsDir: dir } as never), 'INVALID_ARGUMENT', /runId must be a non-empty string/);
 });
 
+it('every request refuses parameters of the wrong type, naming the field, before doing anything', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
+  // A number as configPath once made the engine read its own IPC pipe (fd 5) and hang for good.
+  await rejectsWith(client.sendRequest(Requests.train, { jobId: 'w1', runsDir: dir, configPath: 5 } as never), 'INVALID_ARGUMENT', /configPath must be a non-empty string/);
+  const cases: [keyof typeof Requests, Record<string, unknown>, RegExp][] = [
+    ['train', { jobId: 'w2', runsDir: dir, resumeRunId: 7 }, /resumeRunId/],
+    ['train', { jobId: 3, runsDir: dir }, /jobId/],
+    ['evaluate', { jobId: 'w3', runsDir: dir, runId: 'r', samples: '10' }, /samples must be a positive integer/],
+    ['evaluate', { jobId: 'w4', runsDir: dir, runId: 'r', checkpoint: 1 }, /checkpoint must be a non-empty string/],
+    ['attack', { jobId: 'w5', runsDir: dir, runId: 'r', attack: 'nuke' }, /attack must be one of/],
+    ['attack', { jobId: 'w6', runsDir: dir, runId: 'r', attack: 'pgd', eps: 'big' }, /eps must be a finite number/],
+    ['inspect', { jobId: 'w7', runsDir: dir, runId: 'r', sampleIds: '0,1' }, /sampleIds must be a list/],
+    ['inspect', { jobId: 'w8', runsDir: dir, runId: 'r', sampleIds: [0], freezeRouting: 'yes' }, /freezeRouting must be true or false/],
+    ['inspect', { jobId: 'w9', runsDir: dir, runId: 'r', sampleIds: [0], split: 'val' }, /split must be one of/],
+    ['samples', { runsDir: dir, runId: 'r', ids: [0], analysis: {} }, /analysis must be a non-empty string/],
+    ['cancel', { jobId: ['x'] }, /jobId must be a non-empty string/],
+    ['listRuns', { runsDir: 5 }, /runsDir must be a non-empty string/],
+    ['loadRun', { runsDir: dir, runId: null }, /runId/],
+  ];
+  for (const [name, p, message] of cases) {
+    await rejectsWith(client.sendRequest(Requests[name] as never, p as never), 'INVALID_ARGUMENT', message);
+  }
+  for (const bad of [null, 5, 'x', [dir]]) {
+    await rejectsWith(client.sendRequest(Requests.listRuns, bad as never), 'INVALID_ARGUMENT', /parameters must be an object/);
+  }
+});
+
 it('train streams runState and is cancelled by jobId, leaving a resumable run', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
   const cfg = path.join(dir, 'tiny.advmoe.json');
