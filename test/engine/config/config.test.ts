@@ -25,7 +25,7 @@ test('minimal config resolves with MNIST defaults', () => {
   assert.equal(c.method.kind, 'advmoe');
   assert.equal(c.eval.attack.eps, 0.3);
   assert.equal(c.eval.attack.steps, 20);
-  assert.deepEqual(c.model.moe, { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: true, layers: 'all-blocks' });
+  assert.deepEqual(c.model.moe, { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks' });
   assert.equal(c.method.advmoe.loss, 'trades');
 });
 
@@ -48,9 +48,8 @@ test('method.routing: remedies resolve, and the old routerBalance is read as rou
   assert.equal(c.method.routing.entropy, 0.5);
   assert.equal(resolveConfig({ model: { backbone: 'resnet18' }, method: { routerBalance: 0.2 } }).method.routing.balance, 0.2);
   assert.equal('routerBalance' in c.method, false);
-  // The entropy remedy is on by default, except for official (the reference loop exactly).
-  assert.deepEqual(resolveConfig({ model: { backbone: 'resnet18' } }).method.routing, { classTarget: 0, balance: 0, entropy: 0.1, noise: 0 });
-  assert.equal(resolveConfig({ model: { backbone: 'resnet18' }, method: { kind: 'official' } }).method.routing.entropy, 0);
+  // Every remedy is off unless the file asks.
+  assert.deepEqual(resolveConfig({ model: { backbone: 'resnet18' } }).method.routing, { classTarget: 0, balance: 0, entropy: 0, noise: 0 });
   const m = invalid({ model: { backbone: 'resnet18' }, method: { routing: { noise: -1 } } });
   assert.match(m, /method\.routing\.noise: -1 must be >= 0/);
 });

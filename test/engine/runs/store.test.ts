@@ -92,6 +92,8 @@ test('bad ids, missing and corrupt runs give clear errors; delete refuses a live
 
 test('readRunConfig reads a run saved before routerNorm, advmoe.loss and method.routing as the run was trained', () => {
   const dir = tmp();
+  // Today's file with every option away from its legacy reading.
+  const config = resolveConfig({ name: 'My Run', model: { backbone: 'resnet18', preset: 'tiny', moe: { routerNorm: true } }, method: { routing: { entropy: 0.2 } } });
   const s = createRun(dir, { config, totalSteps: 10 });
   const file = path.join(dir, s.id, 'config.json');
   const old = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -108,6 +110,7 @@ test('readRunConfig reads a run saved before routerNorm, advmoe.loss and method.
   const fresh = readRunConfig(dir, createRun(dir, { config, totalSteps: 10 }).id);
   assert.deepEqual(JSON.parse(JSON.stringify(fresh)), JSON.parse(JSON.stringify(config)));
   assert.equal(fresh.model.moe.routerNorm, true);
+  assert.equal(fresh.method.advmoe.loss, 'trades');
 });
 
 test('links inside a run folder are refused, and nothing is written through them', () => {
