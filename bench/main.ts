@@ -289,6 +289,7 @@ async function sectionAt(ctx: Ctx, sides: AtSide[]): Promise<void> {
         }
       }
       const ms = new Map<string, number[]>(active.map((s) => [s.label, []]));
+      const cpuMs = new Map<string, number[]>(active.map((s) => [s.label, []]));
       const load = [os.loadavg()[0]];
       for (let r = 0; r < reps; r++) {
         for (let i = 0; i < active.length; i++) {
@@ -296,20 +297,32 @@ async function sectionAt(ctx: Ctx, sides: AtSide[]): Promise<void> {
           if (s.backend === 'cpu' && r >= 1) continue;
           const out = await s.side.call({ op: 'step', key: sk });
           ms.get(s.label)!.push(out.ms);
+          if (typeof out.cpuMs === 'number') cpuMs.get(s.label)!.push(out.cpuMs);
         }
         load.push(os.loadavg()[0]);
       }
       for (const s of active) await s.side.call({ op: 'drop', key: sk });
-      const perSide: Record<string, { backend: string; threads: number; batch: number; ms: Stat; imgPerS: Stat }> = {};
+      const perSide: Record<string, { backend: string; threads: number; batch: number; ms: Stat; imgPerS: Stat; cpuMs?: Stat; imgPerCpuS?: Stat }> = {};
       for (const s of active) {
         const batch = Math.max(1, Math.round(m.batch * (s.batchScale ?? 1)));
         const t = ms.get(s.label)!;
-        perSide[s.label] = { backend: s.backend, threads: s.threads, batch, ms: stat(t), imgPerS: stat(t.map((x) => (batch * 1000) / x)) };
+        const c = cpuMs.get(s.label)!;
+        perSide[s.label] = {
+          backend: s.backend,
+          threads: s.threads,
+          batch,
+          ms: stat(t),
+          imgPerS: stat(t.map((x) => (batch * 1000) / x)),
+          // Images per CPU-second (all of the side's threads): the work a side needs, less sensitive to load.
+          ...(c.length ? { cpuMs: stat(c), imgPerCpuS: stat(c.map((x) => (batch * 1000) / x)) } : {}),
+        };
       }
       const loadavg = { min: Math.min(...load), max: Math.max(...load) };
       rows.push({ model: key, label: m.label, method, batch: m.batch, reps, attack: m.attack, loadavg, sides: perSide, best: bestPerBackend(perSide) });
       const cell = (label: string): string => (perSide[label] ? range(perSide[label].imgPerS, 1) : 'n/a').padStart(22);
       ctx.log(`${`${key} ${method} (batch ${m.batch})`.padEnd(30)} ${all.map((s) => cell(s.label)).join(' ')}  ${f(loadavg.min, 1)}–${f(loadavg.max, 1)}`);
+      const cpuCell = (label: string): string => (perSide[label]?.imgPerCpuS ? range(perSide[label].imgPerCpuS!, 1) : 'n/a').padStart(22);
+      ctx.log(`${'  per CPU-second'.padEnd(30)} ${all.map((s) => cpuCell(s.label)).join(' ')}`);
     }
   }
   // Each backend at its best thread count (by median), and the ratios between the bests: a side run at a thread

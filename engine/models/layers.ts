@@ -4,6 +4,7 @@
  * training mode it is one custom-gradient op (batchNormFused) with the closed-form backward.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedBatchNormGrad, fusedBatchNormTraining, hasNativeBatchNorm } from './nativeOps';
 import type { BatchNormWeights, ConvWeights, LinearWeights } from './params';
 import type { ForwardOptions } from './types';
 
@@ -21,6 +22,7 @@ export function batchNorm(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOpt
     return inferenceBatchNorm(x, scale, shift);
   }
   if (trainingImpl === 'autodiff') return batchNormAutodiff(x, bn, opts);
+  if (nativeBn && hasNativeBatchNorm()) return batchNormNative(x, bn, opts);
   return batchNormFused(x, bn, opts);
 }
 
@@ -37,6 +39,34 @@ export function setBatchNormImpl(impl: BatchNormImpl): void {
 }
 export function getBatchNormImpl(): BatchNormImpl {
   return trainingImpl;
+}
+
+let nativeBn = true;
+/**
+ * Benchmarks and tests only: on the tensorflow backend, training-mode BN through TensorFlow's FusedBatchNormV3
+ * and its gradient op (true, default) or through batchNormFused's tfjs ops (false), to compare the two.
+ */
+export function setNativeBatchNorm(on: boolean): void {
+  nativeBn = on;
+}
+
+/** Training-mode BN as two native calls (forward, backward) on tfjs-node; same values as batchNormFused. */
+function batchNormNative(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
+  const m = x.shape[0] * x.shape[1] * x.shape[2];
+  const fn = tf.customGrad((...args: unknown[]) => {
+    const [xi, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const fwd = fusedBatchNormTraining(xi, gamma, beta, BN_EPSILON);
+    if (opts.updateBnStats) updateRunningStats(bn, fwd.mean, fwd.variance, m);
+    save([xi, gamma, fwd.mean, fwd.variance, fwd.reserve]);
+    return {
+      value: fwd.y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sg, mean, variance, reserve] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Tensor];
+        return fusedBatchNormGrad(dy as tf.Tensor4D, sx, sg, { mean, variance, reserve }, BN_EPSILON);
+      },
+    };
+  });
+  return fn(x, bn.gamma, bn.beta) as tf.Tensor4D;
 }
 
 function batchNormAutodiff(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
