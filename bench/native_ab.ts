@@ -3,7 +3,7 @@
  * measurement, the variants alternating within every repetition (README "Benchmark"). Equal values are checked
  * by the unit tests (test/engine/models/nativeBatchNorm.test.ts), not here.
  *
- *   node out/bench/native_ab.js [--reps N] [--threads N] [--json FILE]
+ *   node out/bench/native_ab.js [--reps N] [--threads N] [--variants 'tfjs ops,native BN,native BN+ReLU'] [--models default,cifar-resnet] [--json FILE]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../engine/util/registerGradients';
 import { initBackend } from '../engine/backend/select';
 import { createModel } from '../engine/models/factory';
-import { setNativeBatchNorm } from '../engine/models/layers';
+import { setNativeBatchNorm, setNativeRelu } from '../engine/models/layers';
 import { makeAdversary } from '../engine/training/adversary';
 import { createOptimizers, trainStep } from '../engine/training/methods';
 import { Rng } from '../engine/util/rng';
@@ -27,22 +27,39 @@ function median(v: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** The variants compared: each sets the engine's switches before a step. */
-const VARIANTS: Record<string, () => void> = {
-  'tfjs-op BN': () => setNativeBatchNorm(false),
-  'native BN': () => setNativeBatchNorm(true),
+/** The variants (--variants a,b,…; ratios are to the first): each sets the engine's switches before a step. */
+const ALL_VARIANTS: Record<string, () => void> = {
+  'tfjs ops': () => {
+    setNativeBatchNorm(false);
+    setNativeRelu(false);
+  },
+  'native BN': () => {
+    setNativeBatchNorm(true);
+    setNativeRelu(false);
+  },
+  'native BN+ReLU': () => {
+    setNativeBatchNorm(true);
+    setNativeRelu(true);
+  },
 };
+const VARIANTS: Record<string, () => void> = Object.fromEntries(
+  (arg('variants') ?? 'tfjs ops,native BN').split(',').map((v) => {
+    if (!ALL_VARIANTS[v]) throw new Error(`--variants: unknown "${v}" (${Object.keys(ALL_VARIANTS).join(', ')})`);
+    return [v, ALL_VARIANTS[v]];
+  }),
+);
 
 async function main(): Promise<void> {
   const reps = Number(arg('reps') ?? 5);
   const threads = Number(arg('threads') ?? 1);
   await initBackend('tensorflow', { threads });
+  const models = (arg('models') ?? 'default,cifar-resnet').split(',');
   const cases: Array<{ key: ModelKey; kind: 'pgd-at' | 'advmoe' }> = [
-    { key: 'default', kind: 'pgd-at' },
-    { key: 'default', kind: 'advmoe' },
-    { key: 'cifar-resnet', kind: 'pgd-at' },
-  ];
-  const out: Record<string, unknown> = { threads, reps, loadavg: [os.loadavg()[0]] };
+    { key: 'default' as ModelKey, kind: 'pgd-at' as const },
+    { key: 'default' as ModelKey, kind: 'advmoe' as const },
+    { key: 'cifar-resnet' as ModelKey, kind: 'pgd-at' as const },
+  ].filter((c) => models.includes(c.key));
+  const out: Record<string, unknown> = { threads, reps, variants: Object.keys(VARIANTS), loadavg: [os.loadavg()[0]] };
   for (const c of cases) {
     const m = benchModels()[c.key];
     const model = createModel(m.model, m.data, 0);

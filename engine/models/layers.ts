@@ -4,7 +4,7 @@
  * training mode it is one custom-gradient op (batchNormFused) with the closed-form backward.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedBatchNormGrad, fusedBatchNormTraining, hasNativeBatchNorm } from './nativeOps';
+import { fusedBatchNormGrad, fusedBatchNormTraining, hasNativeBatchNorm, hasNativeOps, reluGrad } from './nativeOps';
 import type { BatchNormWeights, ConvWeights, LinearWeights } from './params';
 import type { ForwardOptions } from './types';
 
@@ -226,6 +226,27 @@ function updateRunningStats(bn: BatchNormWeights, mean: tf.Tensor, variance: tf.
     bn.movingMean.assign(tf.add(tf.mul(bn.movingMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
     bn.movingVar.assign(tf.add(tf.mul(bn.movingVar, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
   });
+}
+
+let nativeRelu = true;
+/** Benchmarks and tests only: on tensorflow, ReLU's gradient through TensorFlow's ReluGrad (true) or tfjs's (false). */
+export function setNativeRelu(on: boolean): void {
+  nativeRelu = on;
+}
+
+/**
+ * tf.relu; on the tensorflow backend under a gradient tape, with TensorFlow's one-call ReluGrad as its gradient
+ * (see nativeOps.reluGrad). Same values and, for finite inputs, the same gradients.
+ */
+export function relu<T extends tf.Tensor>(x: T): T {
+  if (!(nativeRelu && tf.engine().isTapeOn() && hasNativeOps())) return tf.relu(x);
+  const fn = tf.customGrad((...args: unknown[]) => {
+    const [xi, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const y = tf.relu(xi);
+    save([y]);
+    return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => reluGrad(dy, saved[0]) };
+  });
+  return fn(x) as T;
 }
 
 export function linear(x: tf.Tensor2D, w: LinearWeights): tf.Tensor2D {

@@ -1,5 +1,5 @@
 /**
- * TensorFlow ops that tfjs-node does not expose as tfjs kernels, called directly on its backend (only when the
+ * TensorFlow ops that tfjs-node does not expose as tfjs kernels (or exposes only as composites), called directly on its backend (only when the
  * current backend is 'tensorflow'). tfjs's own BatchNorm kernel there is a chain of element-wise ops and its
  * gradient is differentiated op by op; TensorFlow's FusedBatchNormV3 / FusedBatchNormGradV3 do a training-mode
  * BN and its backward as one native call each (README "Benchmark": each op is a crossing into the native library).
@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 /** The parts of tfjs-node's NodeJSKernelBackend used here. */
 interface NativeBackend {
   binding: Record<string, number>;
+  executeSingleOutput(name: string, attrs: object[], inputs: tf.Tensor[]): tf.Tensor;
   executeMultipleOutputs(name: string, attrs: object[], inputs: tf.Tensor[], numOutputs: number): tf.Tensor[];
 }
 
@@ -18,9 +19,21 @@ function nativeBackend(): NativeBackend | null {
   return typeof b.executeMultipleOutputs === 'function' && b.binding ? (b as NativeBackend) : null;
 }
 
-/** Whether the fused native BN can run now (current backend is tfjs-node's). */
-export function hasNativeBatchNorm(): boolean {
+/** Whether the native ops here can run now (current backend is tfjs-node's). */
+export function hasNativeOps(): boolean {
   return nativeBackend() !== null;
+}
+export const hasNativeBatchNorm = hasNativeOps;
+
+/**
+ * ReLU's backward, dy·(y > 0) with y = relu(x), as TensorFlow's ReluGrad: one call. tfjs's Relu gradient is
+ * dy·step(x), and tfjs-node's Step kernel is a composite of IsNan, Greater, two full-size fills and Select.
+ * (A NaN input gives gradient 0 here, NaN there.)
+ */
+export function reluGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const b = nativeBackend();
+  if (!b) throw new Error('reluGrad needs the tensorflow backend');
+  return b.executeSingleOutput('ReluGrad', [{ name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT }], [dy, y]);
 }
 
 let empty: tf.Tensor | null = null;

@@ -1,5 +1,6 @@
 /**
- * Training-mode BatchNorm on the tensorflow backend: TensorFlow's FusedBatchNormV3 and its gradient op
+ * The tensorflow backend's native fast paths against the tfjs-op forms, in the same process. ReLU: values and
+ * input gradient with TensorFlow's ReluGrad. Training-mode BatchNorm: TensorFlow's FusedBatchNormV3 and its gradient op
  * (engine/models/nativeOps.ts) against the tfjs-op form (batchNormFused) in the same process: values, gradients
  * with respect to x, γ and β, the running statistics, and no leaked tensors. Skipped without tfjs-node.
  */
@@ -8,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '../../../engine/util/registerGradients';
 import { initBackend } from '../../../engine/backend/select';
-import { batchNorm, setNativeBatchNorm } from '../../../engine/models/layers';
+import { batchNorm, relu, setNativeBatchNorm, setNativeRelu } from '../../../engine/models/layers';
 import { hasNativeBatchNorm } from '../../../engine/models/nativeOps';
 import type { BatchNormWeights } from '../../../engine/models/params';
 
@@ -24,7 +25,31 @@ const HAVE_NATIVE = ((): boolean => {
 before(async () => {
   if (HAVE_NATIVE) await initBackend('tensorflow', { threads: 1 });
 });
-after(() => setNativeBatchNorm(true));
+after(() => {
+  setNativeBatchNorm(true);
+  setNativeRelu(true);
+});
+
+describe('native ReLU gradient (tensorflow backend)', { skip: !HAVE_NATIVE && 'tfjs-node is not installed' }, () => {
+  it('gives the same values and input gradients as tf.relu, zeros included', () => {
+    const x = tf.tensor4d([-2, -0.5, 0, 0, 0.25, 3, -1e-7, 1e-7], [1, 2, 2, 2]);
+    const w = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2]);
+    const run = (native: boolean): Float32Array[] => {
+      setNativeRelu(native);
+      const { value, grad } = tf.valueAndGrad((xi: tf.Tensor) => tf.sum(tf.mul(relu(xi), w)))(x);
+      const y = tf.tidy(() => relu(x));
+      const out = [y, value, grad].map((t) => t.dataSync() as Float32Array);
+      tf.dispose([y, value, grad]);
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const native = run(true);
+    assert.equal(tf.memory().numTensors, before, 'native ReLU leaked tensors');
+    assert.deepEqual(native, run(false));
+    assert.deepEqual(Array.from(native[2]), [0, 0, 0, 0, 5, 6, 0, 8]);
+    tf.dispose([x, w]);
+  });
+});
 
 function makeBn(c: number): BatchNormWeights {
   return tf.tidy(() => ({
