@@ -8,6 +8,7 @@
  * sides alike. Tables give medians with min–max; results go to bench/results/<YYYY-MM-DD>.json.
  *
  *   node out/bench/main.js [--quick] [--only startup,at,sparse,kernels,scale] [--reps N] [--out FILE]
+ *                          [--models default,cifar-resnet] [--methods pgd-at,advmoe]
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,6 +23,9 @@ type Section = (typeof SECTIONS)[number];
 export interface BenchOptions {
   quick: boolean;
   only: Section[];
+  /** `at` section: the models and methods to run (default all), to fit a loaded machine's time. */
+  models?: ModelKey[];
+  methods?: Array<'pgd-at' | 'advmoe'>;
   reps?: number;
   out?: string;
   log?: (line: string) => void;
@@ -185,6 +189,8 @@ interface Ctx {
   wasmAll: Side | null;
   /** tfjs-node at every core, when installed: the sparse and memory sections run on it too. */
   nativeAll: Side | null;
+  /** Writes the results so far (a long run stopped early keeps its finished rows). */
+  save: () => void;
 }
 
 /** One measured side of the `at` section: a backend at one thread count. */
@@ -267,10 +273,10 @@ async function sectionAt(ctx: Ctx, sides: AtSide[]): Promise<void> {
   ctx.log(`\n## Adversarial-training throughput (images/s, median (min–max) of alternating reps; PGD-10; ${baseReps} reps, CIFAR model ${Math.max(1, baseReps - 2)})`);
   const all = sides;
   ctx.log(`${'model / step'.padEnd(30)} ${all.map((s) => s.label.padStart(22)).join(' ')}  load avg`);
-  for (const key of ['default', 'cifar-resnet'] as ModelKey[]) {
+  for (const key of ctx.opts.models ?? (['default', 'cifar-resnet'] as ModelKey[])) {
     const m = models[key];
     const reps = key === 'default' ? baseReps : Math.max(1, baseReps - 2);
-    for (const method of ['pgd-at', 'advmoe'] as const) {
+    for (const method of ctx.opts.methods ?? (['pgd-at', 'advmoe'] as const)) {
       const sk = `${key}/${method}`;
       const active: typeof all = [];
       for (const s of all) {
@@ -319,6 +325,8 @@ async function sectionAt(ctx: Ctx, sides: AtSide[]): Promise<void> {
       }
       const loadavg = { min: Math.min(...load), max: Math.max(...load) };
       rows.push({ model: key, label: m.label, method, batch: m.batch, reps, attack: m.attack, loadavg, sides: perSide, best: bestPerBackend(perSide) });
+      ctx.results.at = { reps: baseReps, rows };
+      ctx.save();
       const cell = (label: string): string => (perSide[label] ? range(perSide[label].imgPerS, 1) : 'n/a').padStart(22);
       ctx.log(`${`${key} ${method} (batch ${m.batch})`.padEnd(30)} ${all.map((s) => cell(s.label)).join(' ')}  ${f(loadavg.min, 1)}–${f(loadavg.max, 1)}`);
       const cpuCell = (label: string): string => (perSide[label]?.imgPerCpuS ? range(perSide[label].imgPerCpuS!, 1) : 'n/a').padStart(22);
@@ -472,7 +480,12 @@ export async function runBench(opts: BenchOptions): Promise<Record<string, unkno
   log(`# AdvMoE bench ${String(results.date).slice(0, 10)}${opts.quick ? ' (quick)' : ''}`);
   log(`CPU: ${cpu.model}, ${cpu.cores} logical cores, ${f(cpu.mhz / 1000, 2)} GHz, flags ${cpu.flags.join(' ')}`);
   log(`peak fp32: ${f(cpu.peakGflops, 0)} GFLOP/s = ${cpu.peakHow}; wasm SIMD ceiling ≈ ${f(cpu.wasmCeilingGflops, 0)} GFLOP/s (128-bit, no FMA)`);
-  const ctx: Ctx = { opts, log, results, wasmAll: null, nativeAll: null };
+  const out = opts.out ?? path.join(ROOT, 'bench', 'results', `${String(results.date).slice(0, 10)}${opts.quick ? '-quick' : ''}.json`);
+  const save = (): void => {
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  };
+  const ctx: Ctx = { opts, log, results, wasmAll: null, nativeAll: null, save };
   const opened: Side[] = [];
   try {
     if (want('startup')) await sectionStartup(ctx);
@@ -551,9 +564,7 @@ export async function runBench(opts: BenchOptions): Promise<Record<string, unkno
     for (const s of opened) s.close();
   }
   results.wallS = (Date.now() - started) / 1000;
-  const out = opts.out ?? path.join(ROOT, 'bench', 'results', `${String(results.date).slice(0, 10)}${opts.quick ? '-quick' : ''}.json`);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  save();
   log(`\nwall time ${f(results.wallS as number, 0)} s; results written to ${path.relative(process.cwd(), out) || out}`);
   return results;
 }
@@ -567,7 +578,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const sections = only ? only.split(',').map((s) => s.trim()) : [...SECTIONS];
   for (const s of sections) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section "${s}" (${SECTIONS.join(', ')})`);
   const reps = get('reps');
-  return { quick: argv.includes('--quick'), only: sections as Section[], reps: reps ? Number(reps) : undefined, out: get('out') };
+  const models = get('models')?.split(',') as ModelKey[] | undefined;
+  for (const m of models ?? []) if (!['default', 'cifar-resnet'].includes(m)) throw new Error(`--models: unknown "${m}" (default, cifar-resnet)`);
+  const methods = get('methods')?.split(',') as Array<'pgd-at' | 'advmoe'> | undefined;
+  for (const m of methods ?? []) if (!['pgd-at', 'advmoe'].includes(m)) throw new Error(`--methods: unknown "${m}" (pgd-at, advmoe)`);
+  return { quick: argv.includes('--quick'), only: sections as Section[], reps: reps ? Number(reps) : undefined, out: get('out'), models, methods };
 }
 
 if (require.main === module) {
