@@ -48,7 +48,8 @@ module.exports = (_env, argv) => {
     name: 'engine',
     mode,
     target: 'node',
-    entry: { engine: './engine/rpc/main.ts', cli: './engine/cli/main.ts' },
+    // calibrateWorker: the thread calibration's child process, forked from beside the bundle that runs it.
+    entry: { engine: './engine/rpc/main.ts', cli: './engine/cli/main.ts', calibrateWorker: './engine/backend/calibrateWorker.ts' },
     output: { path: path.resolve(__dirname, 'dist'), filename: '[name].js', library: { type: 'commonjs2' } },
     externals: [engineExternals],
     resolve: { extensions: ['.ts', '.js', '.json'] },

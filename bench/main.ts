@@ -1,12 +1,14 @@
 /**
  * `npm run bench` / `advmoe bench`: every performance comparison of issue 5, measured side by side in one run.
  *
- * Each side runs in its own process (bench/worker.ts for our engine: one per backend and wasm thread count, since
- * both are fixed per process; bench/peer_torch.py for PyTorch). The orchestrator asks one side at a time for one
+ * Each side runs in its own process (bench/worker.ts for our engine: one per backend and thread count, since both
+ * are fixed per process; bench/peer_torch.py for PyTorch), every backend at 1 thread and at every core, and the
+ * `at` ratios compare each backend at its best count. The orchestrator asks one side at a time for one
  * measurement and alternates between sides within every repetition, so load changes on a shared machine hit all
  * sides alike. Tables give medians with min–max; results go to bench/results/<YYYY-MM-DD>.json.
  *
  *   node out/bench/main.js [--quick] [--only startup,at,sparse,kernels,scale] [--reps N] [--out FILE]
+ *                          [--models default,cifar-resnet] [--methods pgd-at,advmoe]
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,6 +23,9 @@ type Section = (typeof SECTIONS)[number];
 export interface BenchOptions {
   quick: boolean;
   only: Section[];
+  /** `at` section: the models and methods to run (default all), to fit a loaded machine's time. */
+  models?: ModelKey[];
+  methods?: Array<'pgd-at' | 'advmoe'>;
   reps?: number;
   out?: string;
   log?: (line: string) => void;
@@ -98,7 +103,10 @@ interface Side {
 }
 
 async function startWorker(name: string, args: string[]): Promise<{ side: Side; info: any; initMs: number } | { error: string }> {
-  const child: ChildProcess = fork(path.join(__dirname, 'worker.js'), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(path.join(__dirname, 'worker.js'), args, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { TF_CPP_MIN_LOG_LEVEL: '2', ...process.env },
+  });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let next = 1;
   const ready = new Promise<any>((resolve) => {
@@ -179,7 +187,22 @@ interface Ctx {
   log: (line: string) => void;
   results: Record<string, unknown>;
   wasmAll: Side | null;
+  /** tfjs-node at every core, when installed: the sparse and memory sections run on it too. */
+  nativeAll: Side | null;
+  /** Writes the results so far (a long run stopped early keeps its finished rows). */
+  save: () => void;
 }
+
+/** One measured side of the `at` section: a backend at one thread count. */
+interface AtSide {
+  side: Side;
+  label: string;
+  backend: 'wasm' | 'tensorflow' | 'pytorch' | 'cpu';
+  threads: number;
+  batchScale?: number;
+}
+
+const threadLabel = (backend: string, threads: number): string => `${backend} ${threads} thread${threads === 1 ? '' : 's'}`;
 
 async function sectionStartup(ctx: Ctx): Promise<void> {
   const reps = ctx.opts.quick ? 3 : 5;
@@ -243,25 +266,25 @@ async function sectionStartup(ctx: Ctx): Promise<void> {
   ctx.log(`  first step begins ≈ ${f(first.median - stepS.median * 1000, 0)} ms after the request   target < 5000 ms`);
 }
 
-async function sectionAt(ctx: Ctx, sides: Array<{ side: Side; batchScale?: number; label: string }>, torch: Side | null): Promise<void> {
+async function sectionAt(ctx: Ctx, sides: AtSide[]): Promise<void> {
   const models = benchModels();
   const baseReps = ctx.opts.reps ?? (ctx.opts.quick ? 2 : 5);
   const rows: any[] = [];
   ctx.log(`\n## Adversarial-training throughput (images/s, median (min–max) of alternating reps; PGD-10; ${baseReps} reps, CIFAR model ${Math.max(1, baseReps - 2)})`);
-  const all = [...sides, ...(torch ? [{ side: torch, label: 'pytorch', batchScale: 1 }] : [])];
-  ctx.log(`${'model / step'.padEnd(44)} ${all.map((s) => s.label.padStart(22)).join(' ')}`);
-  for (const key of ['default', 'cifar-resnet'] as ModelKey[]) {
+  const all = sides;
+  ctx.log(`${'model / step'.padEnd(30)} ${all.map((s) => s.label.padStart(22)).join(' ')}  load avg`);
+  for (const key of ctx.opts.models ?? (['default', 'cifar-resnet'] as ModelKey[])) {
     const m = models[key];
     const reps = key === 'default' ? baseReps : Math.max(1, baseReps - 2);
-    for (const method of ['pgd-at', 'advmoe'] as const) {
+    for (const method of ctx.opts.methods ?? (['pgd-at', 'advmoe'] as const)) {
       const sk = `${key}/${method}`;
       const active: typeof all = [];
       for (const s of all) {
         // The cpu backend is ~100× slower than wasm: only the default model, one step of batch/16.
-        if (s.label.startsWith('cpu') && key !== 'default') continue;
+        if (s.backend === 'cpu' && key !== 'default') continue;
         const batch = Math.max(1, Math.round(m.batch * (s.batchScale ?? 1)));
         try {
-          if (s.side.name === 'pytorch') {
+          if (s.backend === 'pytorch') {
             await s.side.call({ op: 'setup', key: sk, model: m.model, data: m.data, method, batch, attack: m.attack });
           } else {
             await s.side.call({ op: 'setupStep', key: sk, model: key, method, batch });
@@ -272,65 +295,98 @@ async function sectionAt(ctx: Ctx, sides: Array<{ side: Side; batchScale?: numbe
         }
       }
       const ms = new Map<string, number[]>(active.map((s) => [s.label, []]));
+      const cpuMs = new Map<string, number[]>(active.map((s) => [s.label, []]));
+      const load = [os.loadavg()[0]];
       for (let r = 0; r < reps; r++) {
         for (let i = 0; i < active.length; i++) {
           const s = active[(i + r) % active.length];
-          if (s.label.startsWith('cpu') && r >= 1) continue;
+          if (s.backend === 'cpu' && r >= 1) continue;
           const out = await s.side.call({ op: 'step', key: sk });
           ms.get(s.label)!.push(out.ms);
+          if (typeof out.cpuMs === 'number') cpuMs.get(s.label)!.push(out.cpuMs);
         }
+        load.push(os.loadavg()[0]);
       }
       for (const s of active) await s.side.call({ op: 'drop', key: sk });
-      const perSide: Record<string, { batch: number; ms: Stat; imgPerS: Stat }> = {};
+      const perSide: Record<string, { backend: string; threads: number; batch: number; ms: Stat; imgPerS: Stat; cpuMs?: Stat; imgPerCpuS?: Stat }> = {};
       for (const s of active) {
         const batch = Math.max(1, Math.round(m.batch * (s.batchScale ?? 1)));
         const t = ms.get(s.label)!;
-        perSide[s.label] = { batch, ms: stat(t), imgPerS: stat(t.map((x) => (batch * 1000) / x)) };
+        const c = cpuMs.get(s.label)!;
+        perSide[s.label] = {
+          backend: s.backend,
+          threads: s.threads,
+          batch,
+          ms: stat(t),
+          imgPerS: stat(t.map((x) => (batch * 1000) / x)),
+          // Images per CPU-second (all of the side's threads): the work a side needs, less sensitive to load.
+          ...(c.length ? { cpuMs: stat(c), imgPerCpuS: stat(c.map((x) => (batch * 1000) / x)) } : {}),
+        };
       }
-      rows.push({ model: key, label: m.label, method, batch: m.batch, reps, attack: m.attack, sides: perSide });
+      const loadavg = { min: Math.min(...load), max: Math.max(...load) };
+      rows.push({ model: key, label: m.label, method, batch: m.batch, reps, attack: m.attack, loadavg, sides: perSide, best: bestPerBackend(perSide) });
+      ctx.results.at = { reps: baseReps, rows };
+      ctx.save();
       const cell = (label: string): string => (perSide[label] ? range(perSide[label].imgPerS, 1) : 'n/a').padStart(22);
-      ctx.log(`${`${key} ${method} (batch ${m.batch})`.padEnd(44)} ${all.map((s) => cell(s.label)).join(' ')}`);
+      ctx.log(`${`${key} ${method} (batch ${m.batch})`.padEnd(30)} ${all.map((s) => cell(s.label)).join(' ')}  ${f(loadavg.min, 1)}–${f(loadavg.max, 1)}`);
+      const cpuCell = (label: string): string => (perSide[label]?.imgPerCpuS ? range(perSide[label].imgPerCpuS!, 1) : 'n/a').padStart(22);
+      ctx.log(`${'  per CPU-second'.padEnd(30)} ${all.map((s) => cpuCell(s.label)).join(' ')}`);
     }
   }
-  // Ratios the targets ask for.
-  const ratios: any[] = [];
-  for (const row of rows) {
-    const best = row.sides['wasm 2 threads'] ?? row.sides[`wasm ${os.cpus().length} threads`];
-    const one = row.sides['wasm 1 thread'];
-    const pt = row.sides.pytorch;
-    ratios.push({
-      model: row.model,
-      method: row.method,
-      oursVsPytorch: best && pt ? best.imgPerS.median / pt.imgPerS.median : null,
-      twoVsOneThread: best && one ? best.imgPerS.median / one.imgPerS.median : null,
-    });
-  }
-  ctx.results.at = { reps: baseReps, rows, ratios };
-  ctx.log('ratios (medians): ours = wasm with all threads');
+  // Each backend at its best thread count (by median), and the ratios between the bests: a side run at a thread
+  // count that slows it down would make the comparison unfair (README "Benchmark").
+  const ratios = rows.map((row) => {
+    const b = row.best as Record<string, { threads: number; imgPerS: number; allVsOne: number | null }>;
+    const vsPt = (backend: string): number | null => (b[backend] && b.pytorch ? b[backend].imgPerS / b.pytorch.imgPerS : null);
+    return { model: row.model, method: row.method, best: b, tensorflowVsPytorch: vsPt('tensorflow'), wasmVsPytorch: vsPt('wasm') };
+  });
+  ctx.results.at = { reps: baseReps, sides: all.map((s) => ({ label: s.label, backend: s.backend, threads: s.threads, batchScale: s.batchScale ?? 1 })), rows, ratios };
+  ctx.log('best thread count per backend (median img/s; all threads / 1 thread), and ratios of the bests (target ≥ 1.0):');
   for (const r of ratios) {
-    ctx.log(
-      `  ${`${r.model} ${r.method}`.padEnd(24)} ours/PyTorch ${r.oursVsPytorch === null ? 'n/a' : `×${f(r.oursVsPytorch, 2)}`} (target ≥ 1.0)   ` +
-        `wasm all threads / 1 thread ×${f(r.twoVsOneThread ?? NaN, 2)}${r.method === 'pgd-at' ? ' (target ≥ 1.5)' : ''}`,
-    );
+    const bests = Object.entries(r.best as Record<string, { threads: number; imgPerS: number; allVsOne: number | null }>)
+      .map(([name, v]) => `${name} ${v.threads}t ${f(v.imgPerS, 1)}${v.allVsOne === null ? '' : ` (×${f(v.allVsOne, 2)})`}`)
+      .join(', ');
+    const ratio = (x: number | null): string => (x === null ? 'n/a' : `×${f(x, 2)}`);
+    ctx.log(`  ${`${r.model} ${r.method}`.padEnd(20)} ${bests}`);
+    ctx.log(`  ${''.padEnd(20)} tensorflow-best / PyTorch-best ${ratio(r.tensorflowVsPytorch)}   wasm-best / PyTorch-best ${ratio(r.wasmVsPytorch)}`);
   }
 }
 
+/** Per backend: its fastest thread count by median images/s, and all threads / 1 thread where both ran. */
+function bestPerBackend(perSide: Record<string, { backend: string; threads: number; imgPerS: Stat }>): Record<string, { threads: number; imgPerS: number; allVsOne: number | null }> {
+  const out: Record<string, { threads: number; imgPerS: number; allVsOne: number | null }> = {};
+  for (const backend of [...new Set(Object.values(perSide).map((v) => v.backend))]) {
+    const mine = Object.values(perSide).filter((v) => v.backend === backend);
+    const best = mine.reduce((a, b) => (b.imgPerS.median > a.imgPerS.median ? b : a));
+    const one = mine.find((v) => v.threads === 1);
+    const most = mine.reduce((a, b) => (b.threads > a.threads ? b : a));
+    out[backend] = { threads: best.threads, imgPerS: best.imgPerS.median, allVsOne: one && most !== one ? most.imgPerS.median / one.imgPerS.median : null };
+  }
+  return out;
+}
+
+/** The sides the sparse and memory sections run on: wasm and, when installed, tfjs-node, both at every core. */
+function allCoreSides(ctx: Ctx): Array<{ backend: string; side: Side }> {
+  return [{ backend: 'wasm', side: ctx.wasmAll! }, ...(ctx.nativeAll ? [{ backend: 'tensorflow', side: ctx.nativeAll }] : [])];
+}
+
 async function sectionSparse(ctx: Ctx): Promise<void> {
-  const side = ctx.wasmAll!;
   const rows: any[] = [];
-  ctx.log('\n## Sparse MoE inference latency (ms per batch, median (min–max); wasm all threads; balanced random routing)');
-  ctx.log(`${'model'.padEnd(18)} ${'k/N'.padEnd(4)} ${'batch'.padStart(5)} ${'dense model'.padStart(22)} ${'MoE masked'.padStart(22)} ${'MoE sparse'.padStart(22)}  sparse/dense  sparse/masked`);
-  for (const key of ['default', 'cifar-resnet', 'cifar-resnet-small'] as ModelKey[]) {
-    for (const experts of key === 'cifar-resnet-small' ? [2] : [2, 4]) {
-      for (const batch of [1, 64]) {
-        const reps = ctx.opts.reps ? ctx.opts.reps * (batch === 1 ? 5 : 2) : (batch === 1 ? 40 : 10) / (ctx.opts.quick ? 2 : 1);
-        const r = await side.call({ op: 'sparse', model: key, experts, batch, reps, routing: 'balanced' });
-        rows.push({ model: key, k: 1, n: experts, ...r });
-        const ok = experts === 2 ? (r.sparseVsDense <= 0.6 ? ' ✓' : ' ✗ (target ≤ 0.6)') : '';
-        ctx.log(
-          `${key.padEnd(18)} ${`1/${experts}`.padEnd(4)} ${String(batch).padStart(5)} ${range(r.dense, 2).padStart(22)} ${range(r.masked, 2).padStart(22)} ${range(r.sparse, 2).padStart(22)}  ` +
-            `${f(r.sparseVsDense, 2).padStart(12)}${ok}  ${f(r.sparseVsMasked, 2).padStart(8)}`,
-        );
+  ctx.log('\n## Sparse MoE inference latency (ms per batch, median (min–max); every core; balanced random routing)');
+  ctx.log(`${'backend'.padEnd(11)} ${'model'.padEnd(18)} ${'k/N'.padEnd(4)} ${'batch'.padStart(5)} ${'dense model'.padStart(22)} ${'MoE masked'.padStart(22)} ${'MoE sparse'.padStart(22)}  sparse/dense  sparse/masked`);
+  for (const { backend, side } of allCoreSides(ctx)) {
+    for (const key of ['default', 'cifar-resnet', 'cifar-resnet-small'] as ModelKey[]) {
+      for (const experts of key === 'cifar-resnet-small' ? [2] : [2, 4]) {
+        for (const batch of [1, 64]) {
+          const reps = ctx.opts.reps ? ctx.opts.reps * (batch === 1 ? 5 : 2) : (batch === 1 ? 40 : 10) / (ctx.opts.quick ? 2 : 1);
+          const r = await side.call({ op: 'sparse', model: key, experts, batch, reps, routing: 'balanced' });
+          rows.push({ backend, model: key, k: 1, n: experts, ...r });
+          const ok = experts === 2 ? (r.sparseVsDense <= 0.6 ? ' ✓' : ' ✗ (target ≤ 0.6)') : '';
+          ctx.log(
+            `${backend.padEnd(11)} ${key.padEnd(18)} ${`1/${experts}`.padEnd(4)} ${String(batch).padStart(5)} ${range(r.dense, 2).padStart(22)} ${range(r.masked, 2).padStart(22)} ${range(r.sparse, 2).padStart(22)}  ` +
+              `${f(r.sparseVsDense, 2).padStart(12)}${ok}  ${f(r.sparseVsMasked, 2).padStart(8)}`,
+          );
+        }
       }
     }
   }
@@ -396,16 +452,21 @@ async function sectionScale(ctx: Ctx): Promise<void> {
   const steps = ctx.opts.quick ? 200 : 1000;
   const every = steps / 10;
   const memBatch = 16;
-  ctx.log(`\n## Memory over ${steps} AdvMoE training steps (default model, FGSM-RS, batch ${memBatch}, wasm all threads)`);
-  const samples: Array<{ step: number; numTensors: number; rssMB: number; ms: number }> = await side.call({ op: 'memory', model: 'default', batch: memBatch, steps, every, attackSteps: 1 });
-  ctx.log(`  step      ${samples.map((s) => String(s.step).padStart(6)).join('')}`);
-  ctx.log(`  tensors   ${samples.map((s) => String(s.numTensors).padStart(6)).join('')}`);
-  ctx.log(`  RSS MB    ${samples.map((s) => f(s.rssMB, 0).padStart(6)).join('')}`);
-  const after = samples.filter((s) => s.step >= every);
-  const tensorGrowth = after[after.length - 1].numTensors - after[0].numTensors;
-  const rssGrowth = after[after.length - 1].rssMB - after[0].rssMB;
-  ctx.log(`  from step ${after[0].step} to ${steps}: tensors ${tensorGrowth >= 0 ? '+' : ''}${tensorGrowth}, RSS ${rssGrowth >= 0 ? '+' : ''}${f(rssGrowth, 1)} MB   target: no growth`);
-  ctx.results.scale = { base, batch, reps, epochMs: st, linearity: { twoX: lin2, fourX: lin4 }, stepMs: stepSt, epochs, memory: { steps, batch: memBatch, samples, tensorGrowth, rssGrowthMB: rssGrowth } };
+  // tfjs-node keeps tensor data outside the JS heap, so RSS (not numTensors alone) shows a native leak.
+  const memory: Record<string, unknown> = {};
+  for (const { backend, side: s } of allCoreSides(ctx)) {
+    ctx.log(`\n## Memory over ${steps} AdvMoE training steps (default model, FGSM-RS, batch ${memBatch}, ${backend}, every core)`);
+    const samples: Array<{ step: number; numTensors: number; rssMB: number; ms: number }> = await s.call({ op: 'memory', model: 'default', batch: memBatch, steps, every, attackSteps: 1 });
+    ctx.log(`  step      ${samples.map((x) => String(x.step).padStart(6)).join('')}`);
+    ctx.log(`  tensors   ${samples.map((x) => String(x.numTensors).padStart(6)).join('')}`);
+    ctx.log(`  RSS MB    ${samples.map((x) => f(x.rssMB, 0).padStart(6)).join('')}`);
+    const after = samples.filter((x) => x.step >= every);
+    const tensorGrowth = after[after.length - 1].numTensors - after[0].numTensors;
+    const rssGrowth = after[after.length - 1].rssMB - after[0].rssMB;
+    ctx.log(`  from step ${after[0].step} to ${steps}: tensors ${tensorGrowth >= 0 ? '+' : ''}${tensorGrowth}, RSS ${rssGrowth >= 0 ? '+' : ''}${f(rssGrowth, 1)} MB   target: no growth`);
+    memory[backend] = { steps, batch: memBatch, samples, tensorGrowth, rssGrowthMB: rssGrowth };
+  }
+  ctx.results.scale = { base, batch, reps, epochMs: st, linearity: { twoX: lin2, fourX: lin4 }, stepMs: stepSt, epochs, memory };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -419,65 +480,82 @@ export async function runBench(opts: BenchOptions): Promise<Record<string, unkno
   log(`# AdvMoE bench ${String(results.date).slice(0, 10)}${opts.quick ? ' (quick)' : ''}`);
   log(`CPU: ${cpu.model}, ${cpu.cores} logical cores, ${f(cpu.mhz / 1000, 2)} GHz, flags ${cpu.flags.join(' ')}`);
   log(`peak fp32: ${f(cpu.peakGflops, 0)} GFLOP/s = ${cpu.peakHow}; wasm SIMD ceiling ≈ ${f(cpu.wasmCeilingGflops, 0)} GFLOP/s (128-bit, no FMA)`);
-  const ctx: Ctx = { opts, log, results, wasmAll: null };
+  const out = opts.out ?? path.join(ROOT, 'bench', 'results', `${String(results.date).slice(0, 10)}${opts.quick ? '-quick' : ''}.json`);
+  const save = (): void => {
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  };
+  const ctx: Ctx = { opts, log, results, wasmAll: null, nativeAll: null, save };
   const opened: Side[] = [];
   try {
     if (want('startup')) await sectionStartup(ctx);
     const needWasmAll = want('at') || want('sparse') || want('kernels') || want('scale');
-    const sides: Array<{ side: Side; label: string; batchScale?: number }> = [];
+    const needNative = want('at') || want('sparse') || want('scale');
+    const all = os.cpus().length;
+    // Every side at 1 thread and at every core: on a small or shared machine more threads can be slower, and each
+    // side is compared at its best (README "Benchmark").
+    const counts = all > 1 ? [1, all] : [1];
+    const sides: AtSide[] = [];
     const backends: Record<string, unknown> = {};
     if (needWasmAll) {
-      const all = os.cpus().length;
-      const w = await startWorker('wasm-all', ['--backend', 'wasm', '--threads', String(all)]);
-      if ('error' in w) throw new Error(`wasm backend failed: ${w.error}`);
-      opened.push(w.side);
-      ctx.wasmAll = w.side;
-      backends[`wasm ${all} threads`] = { ...w.info, initMs: w.initMs };
-      if (want('at')) {
-        sides.push({ side: w.side, label: `wasm ${all} thread${all > 1 ? 's' : ''}` });
-        if (all > 1) {
-          const one = await startWorker('wasm-1', ['--backend', 'wasm', '--threads', '1']);
-          if (!('error' in one)) {
-            opened.push(one.side);
-            sides.unshift({ side: one.side, label: 'wasm 1 thread' });
-            backends['wasm 1 thread'] = { ...one.info, initMs: one.initMs };
-          }
+      for (const n of [...counts].reverse()) {
+        if (n !== all && !want('at')) continue;
+        const w = await startWorker(`wasm-${n}`, ['--backend', 'wasm', '--threads', String(n)]);
+        if ('error' in w) {
+          if (n === all) throw new Error(`wasm backend failed: ${w.error}`);
+          continue;
         }
-        const native = await startWorker('native', ['--backend', 'tensorflow']);
+        opened.push(w.side);
+        if (n === all) ctx.wasmAll = w.side;
+        backends[threadLabel('wasm', n)] = { ...w.info, initMs: w.initMs };
+        sides.unshift({ side: w.side, label: threadLabel('wasm', n), backend: 'wasm', threads: n });
+      }
+    }
+    if (needNative) {
+      for (const n of [...counts].reverse()) {
+        if (n !== all && !want('at')) continue;
+        const native = await startWorker(`tensorflow-${n}`, ['--backend', 'tensorflow', '--threads', String(n)]);
         if ('error' in native) {
           log(`native (tfjs-node): skipped (${native.error.split(';')[0]})`);
           backends.tensorflow = { skipped: native.error };
-        } else {
-          opened.push(native.side);
-          sides.push({ side: native.side, label: 'tfjs-node' });
-          backends.tensorflow = native.info;
+          break;
         }
-        if (!opts.quick) {
-          const c = await startWorker('cpu', ['--backend', 'cpu']);
-          if (!('error' in c)) {
-            opened.push(c.side);
-            // ~100× slower than wasm: a batch of 1/16 keeps a step within seconds (img/s is per image anyway).
-            sides.push({ side: c.side, label: 'cpu (batch/16)', batchScale: 1 / 16 });
-            backends.cpu = c.info;
-          }
-        } else log('cpu backend: skipped in --quick (about 100× slower than wasm)');
+        opened.push(native.side);
+        if (n === all) ctx.nativeAll = native.side;
+        backends[threadLabel('tensorflow', n)] = { ...native.info, initMs: native.initMs };
+        sides.splice(sides.findIndex((s) => s.backend !== 'wasm') >>> 0, 0, { side: native.side, label: threadLabel('tensorflow', n), backend: 'tensorflow', threads: n });
       }
+    }
+    if (want('at')) {
+      if (!opts.quick) {
+        const c = await startWorker('cpu', ['--backend', 'cpu']);
+        if (!('error' in c)) {
+          opened.push(c.side);
+          // ~100× slower than wasm: a batch of 1/16 keeps a step within seconds (img/s is per image anyway).
+          sides.push({ side: c.side, label: 'cpu (batch/16)', backend: 'cpu', threads: 1, batchScale: 1 / 16 });
+          backends.cpu = c.info;
+        }
+      } else log('cpu backend: skipped in --quick (about 100× slower than wasm)');
     }
     results.backends = backends;
     if (want('at')) {
       const py = findTorchPython();
-      let torch: Side | null = null;
       if (py) {
-        torch = startTorch(py.python, os.cpus().length);
-        opened.push(torch);
-        const info = await torch.call({ op: 'info' });
-        results.peer = { python: py.python, ...info };
-        log(`peer: PyTorch ${info.torch} (${py.python}), ${info.threads} threads, mkldnn ${info.mkldnn}`);
+        const peers: Record<string, unknown> = {};
+        for (const n of counts) {
+          const torch = startTorch(py.python, n);
+          opened.push(torch);
+          const info = await torch.call({ op: 'info' });
+          peers[threadLabel('pytorch', n)] = info;
+          sides.push({ side: torch, label: threadLabel('pytorch', n), backend: 'pytorch', threads: n });
+          log(`peer: PyTorch ${info.torch} (${py.python}), ${info.threads} thread(s), mkldnn ${info.mkldnn}`);
+        }
+        results.peer = { python: py.python, sides: peers };
       } else {
         results.peer = { skipped: 'python3 with torch not found' };
         log('peer: skipped (install python3-torch)');
       }
-      await sectionAt(ctx, sides, torch);
+      await sectionAt(ctx, sides);
     }
     if (want('sparse')) await sectionSparse(ctx);
     if (want('kernels')) await sectionKernels(ctx, cpu);
@@ -486,9 +564,7 @@ export async function runBench(opts: BenchOptions): Promise<Record<string, unkno
     for (const s of opened) s.close();
   }
   results.wallS = (Date.now() - started) / 1000;
-  const out = opts.out ?? path.join(ROOT, 'bench', 'results', `${String(results.date).slice(0, 10)}${opts.quick ? '-quick' : ''}.json`);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  save();
   log(`\nwall time ${f(results.wallS as number, 0)} s; results written to ${path.relative(process.cwd(), out) || out}`);
   return results;
 }
@@ -502,7 +578,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const sections = only ? only.split(',').map((s) => s.trim()) : [...SECTIONS];
   for (const s of sections) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section "${s}" (${SECTIONS.join(', ')})`);
   const reps = get('reps');
-  return { quick: argv.includes('--quick'), only: sections as Section[], reps: reps ? Number(reps) : undefined, out: get('out') };
+  const models = get('models')?.split(',') as ModelKey[] | undefined;
+  for (const m of models ?? []) if (!['default', 'cifar-resnet'].includes(m)) throw new Error(`--models: unknown "${m}" (default, cifar-resnet)`);
+  const methods = get('methods')?.split(',') as Array<'pgd-at' | 'advmoe'> | undefined;
+  for (const m of methods ?? []) if (!['pgd-at', 'advmoe'].includes(m)) throw new Error(`--methods: unknown "${m}" (pgd-at, advmoe)`);
+  return { quick: argv.includes('--quick'), only: sections as Section[], reps: reps ? Number(reps) : undefined, out: get('out'), models, methods };
 }
 
 if (require.main === module) {

@@ -21,7 +21,7 @@ The same architecture, batch, attack and update rule as the engine (engine/model
 Protocol: one JSON request per line on stdin, one JSON answer per line on stdout:
   {"op": "info"} -> versions, threads
   {"op": "setup", "key": k, "model": {...}, "method": "pgd-at"|"advmoe", "batch": B, "attack": {...}}
-  {"op": "step", "key": k} -> {"ms": wall time of one training step}
+  {"op": "step", "key": k} -> {"ms": wall time of one training step, "cpuMs": this process's CPU time in it}
   {"op": "drop", "key": k}
 """
 import json
@@ -238,9 +238,9 @@ def main():
                 s.step()  # warm-up
                 out = {"ok": True}
             elif op == "step":
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 setups[req["key"]].step()
-                out = {"ms": (time.perf_counter() - t0) * 1e3}
+                out = {"ms": (time.perf_counter() - t0) * 1e3, "cpuMs": (time.process_time() - c0) * 1e3}
             elif op == "drop":
                 setups.pop(req["key"], None)
                 out = {"ok": True}

@@ -63,9 +63,18 @@ async function setupStep(key: string, modelKey: ModelKey, kind: 'pgd-at' | 'advm
 }
 
 async function runStep(s: StepSetup): Promise<number> {
+  return (await timedStep(s)).ms;
+}
+
+/** Wall time and this process's CPU time (all threads, user + system) of one step: on a loaded shared machine
+ * a single-threaded side's CPU time tracks its work far more steadily than its wall time. */
+async function timedStep(s: StepSetup): Promise<{ ms: number; cpuMs: number }> {
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await trainStep(s.method, { model: s.model, optimizers: s.optimizers, x: s.x, y: s.y, lr: STEP.lr, step: s.step++, adversary: s.adversary });
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const c = process.cpuUsage(c0);
+  return { ms, cpuMs: (c.user + c.system) / 1000 };
 }
 
 function dropSetup(key: string): void {
@@ -180,7 +189,7 @@ async function handle(msg: { op: string; [k: string]: unknown }): Promise<unknow
       await setupStep(msg.key as string, msg.model as ModelKey, msg.method as 'pgd-at' | 'advmoe', msg.batch as number, msg.attackSteps as number | undefined);
       return { ok: true };
     case 'step':
-      return { ms: await runStep(setups.get(msg.key as string)!) };
+      return timedStep(setups.get(msg.key as string)!);
     case 'drop':
       dropSetup(msg.key as string);
       return { ok: true };

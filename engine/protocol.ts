@@ -148,6 +148,8 @@ export interface BackendInfo {
   /** Why others were skipped, e.g. "tensorflow: @tensorflow/tfjs-node is not installed". */
   skipped: { name: Exclude<BackendName, 'auto'>; reason: string }[];
   threads: number;
+  /** How `threads` was chosen, e.g. "calibrated: 1 thread 212 img/s, 2 threads 160 img/s; cached 2026-11-29". */
+  threadsWhy?: string;
   simd: boolean;
   tfjsVersion: string;
   /** Decisions worth showing the user: fallbacks (e.g. wasm threads that failed to start), thread-count limits. */

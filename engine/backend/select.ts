@@ -12,14 +12,23 @@ import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import type { BackendName } from '../config/types';
 import type { BackendInfo } from '../protocol';
 import { AdvMoEError, errorMessage } from '../util/errors';
+import { chooseThreads } from './threadCalibration';
 import { registerWasmTrainingKernels } from './wasmKernels';
 import { threadsUnsupportedReason, withNodeWasmThreads } from './wasmThreads';
 
 export type ConcreteBackend = Exclude<BackendName, 'auto'>;
 
 export interface InitBackendOptions {
-  /** wasm thread-pool size. Default: every logical core. 1 selects the single-threaded build. */
+  /**
+   * Thread count: wasm's pool size (1 selects the single-threaded build) or native TensorFlow's intra- and
+   * inter-op pools (see nativeThreadEnv). Default: every logical core, or the calibrated count (`calibrate`).
+   */
   threads?: number;
+  /**
+   * Without `threads`: pick the count by measurement (engine/backend/threadCalibration.ts, cached per machine)
+   * instead of the core count. Off by default so library callers and tests never spawn calibration processes.
+   */
+  calibrate?: boolean;
   /** Receives each note (fallbacks, limits) as it is decided, e.g. to forward it as a `log` notification. */
   log?: (message: string) => void;
   /**
@@ -60,11 +69,37 @@ function forgetTensorflowKernels(): void {
   for (const k of tf.getKernelsForBackend('tensorflow')) tf.unregisterKernel(k.kernelName, 'tensorflow');
 }
 
+/**
+ * The environment that sizes native TensorFlow's thread pools: libtensorflow reads TF_NUM_INTRAOP_THREADS and
+ * TF_NUM_INTEROP_THREADS when it creates its session, oneDNN reads OMP_NUM_THREADS; all only when the library
+ * loads, so they must be in process.env before the package is required (README "Benchmark": measured to change
+ * the process's thread count and speed).
+ */
+export function nativeThreadEnv(threads: number): Record<string, string> {
+  const n = String(Math.max(1, Math.floor(threads)));
+  return { TF_NUM_INTRAOP_THREADS: n, TF_NUM_INTEROP_THREADS: n, OMP_NUM_THREADS: n };
+}
+
+/** Native TensorFlow's intra-op pool size in this process: what nativeThreadEnv set, else TensorFlow's default. */
+function nativeThreads(cores: number): number {
+  const n = Number(process.env.TF_NUM_INTRAOP_THREADS);
+  return Number.isInteger(n) && n > 0 ? n : cores;
+}
+
 function defaultLoadNative(pkg: string): unknown {
   // TensorFlow logs its CPU-feature and oneDNN notes to stderr when the library loads; they read as errors on a
   // terminal and in the engine log. Warnings and errors still show; an explicit setting wins.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   return require(pkg);
+}
+
+function isResolvable(pkg: string): boolean {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isNotInstalled(e: unknown, pkg: string): boolean {
@@ -76,8 +111,9 @@ function isNotInstalled(e: unknown, pkg: string): boolean {
  * Tries to make a native TensorFlow backend current. Returns null on success or the reason it cannot be used.
  * `wantGpu` distinguishes tfjs-node-gpu (which must find a CUDA device to count as 'tensorflow-gpu').
  */
-async function tryNative(name: keyof typeof NATIVE_PACKAGES, load: (pkg: string) => unknown): Promise<string | null> {
+async function tryNative(name: keyof typeof NATIVE_PACKAGES, load: (pkg: string) => unknown, threads?: number): Promise<string | null> {
   const pkg = NATIVE_PACKAGES[name];
+  if (nativeLoaded === null && threads !== undefined) Object.assign(process.env, nativeThreadEnv(threads));
   if (nativeLoaded !== null && nativeLoaded !== name) {
     return `${NATIVE_PACKAGES[nativeLoaded]} is already loaded in this process and owns the 'tensorflow' backend`;
   }
@@ -206,13 +242,23 @@ export async function initBackend(pref: BackendName, opts: InitBackendOptions = 
     opts.log?.(m);
   };
   const skipped: BackendInfo['skipped'] = [];
+  const threadsWhy = new Map<ConcreteBackend, string>();
+  /** The calibrated thread count for a backend (cached per machine), or undefined when it cannot be measured. */
+  const calibrated = async (name: ConcreteBackend): Promise<number | undefined> => {
+    if (name === 'cpu' || name === 'tensorflow-gpu') return undefined;
+    if (name === 'tensorflow' && !isResolvable(NATIVE_PACKAGES.tensorflow)) return undefined;
+    const c = await chooseThreads(name, { log: note });
+    threadsWhy.set(name, c.why);
+    return c.threads;
+  };
   const order: ConcreteBackend[] = pref === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [pref];
 
   let chosen: ConcreteBackend | null = null;
   for (const name of order) {
     let reason: string | null;
     if (name === 'tensorflow-gpu' || name === 'tensorflow') {
-      reason = await tryNative(name, load);
+      const threads = opts.threads ?? (opts.calibrate ? await calibrated(name) : undefined);
+      reason = await tryNative(name, load, threads);
       if (reason !== null && name === 'tensorflow-gpu' && nativeLoaded === 'tensorflow-gpu' && pref === 'auto') {
         // tfjs-node-gpu without a usable GPU still runs TensorFlow's native CPU kernels, and tfjs-node cannot be
         // loaded beside it (both own the 'tensorflow' backend): use it as 'tensorflow'.
@@ -222,7 +268,7 @@ export async function initBackend(pref: BackendName, opts: InitBackendOptions = 
       }
     } else if (name === 'wasm') {
       try {
-        await initWasm(wantedThreads, note);
+        await initWasm(opts.threads === undefined && opts.calibrate ? ((await calibrated('wasm')) ?? wantedThreads) : wantedThreads, note);
         reason = null;
       } catch (e) {
         reason = errorMessage(e);
@@ -250,8 +296,9 @@ export async function initBackend(pref: BackendName, opts: InitBackendOptions = 
   const info: BackendInfo = {
     name: chosen,
     skipped,
-    // Native TensorFlow sizes its own pools (intra-op = cores); cpu is single-threaded JavaScript.
-    threads: wasm ? tfwasm.getThreadsCount() : chosen === 'cpu' ? 1 : cores,
+    // Native TensorFlow: its intra-op pool (cores unless set); cpu is single-threaded JavaScript.
+    threads: wasm ? tfwasm.getThreadsCount() : chosen === 'cpu' ? 1 : nativeThreads(cores),
+    ...(threadsWhy.has(chosen) ? { threadsWhy: threadsWhy.get(chosen) } : opts.threads !== undefined ? { threadsWhy: 'set by --threads' } : {}),
     simd: wasm ? Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) : chosen !== 'cpu',
     tfjsVersion: tf.version_core,
     notes,

@@ -151,8 +151,8 @@ export async function main(argv: string[]): Promise<number> {
     if (o.backend !== undefined && !BACKENDS.includes(o.backend)) fail(`--backend: "${o.backend}" is not one of ${BACKENDS.join(', ')}`);
     const threads = num(o.threads, 'threads', true);
     const startBackend = async (preferred?: BackendName) => {
-      const info = await initBackend((o.backend as BackendName | undefined) ?? preferred ?? 'auto', { threads });
-      reporter.log('info', `backend: ${info.name}${info.name === 'wasm' ? ` (${info.threads} thread(s), SIMD ${info.simd ? 'on' : 'off'})` : ''}`);
+      const info = await initBackend((o.backend as BackendName | undefined) ?? preferred ?? 'auto', { threads, calibrate: true, log: (m) => reporter.log('debug', m) });
+      reporter.log('info', `backend: ${info.name}${info.name === 'wasm' ? ` (${info.threads} thread(s), SIMD ${info.simd ? 'on' : 'off'})` : info.name === 'tensorflow' ? ` (${info.threads} thread(s))` : ''}`);
       for (const s of info.skipped) reporter.log('debug', `skipped ${s.name}: ${s.reason}`);
       return info;
     };
@@ -267,7 +267,9 @@ export async function main(argv: string[]): Promise<number> {
         const lines = [
           `backend: ${info.name}${info.nativeVersion ? ` (native TensorFlow ${info.nativeVersion})` : ''}`,
           `tfjs: ${info.tfjsVersion}`,
-          ...(info.name === 'wasm' ? [`threads: ${info.threads}`, `SIMD: ${info.simd}`] : []),
+          ...(info.name !== 'cpu' ? [`threads: ${info.threads}${info.threadsWhy ? ` (${info.threadsWhy})` : ''}`] : []),
+          ...(info.name === 'wasm' ? [`SIMD: ${info.simd}`] : []),
+          ...(info.notes ?? []).map((n) => `note: ${n}`),
           ...info.skipped.map((s) => `skipped ${s.name}: ${s.reason}`),
         ];
         print(lines.join('\n'), info);

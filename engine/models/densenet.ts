@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/types';
 import type { Rng } from '../util/rng';
-import { batchNorm } from './layers';
+import { batchNorm, relu } from './layers';
 import { type ConvUnit, type DataSpec, type ForwardContext, Net } from './net';
 import type { BatchNormWeights } from './params';
 
@@ -92,15 +92,15 @@ export class DenseNet extends Net {
     let h = this.stem.apply(x, ctx);
     for (const { layers, transition } of this.stages) {
       for (const layer of layers) {
-        const a = tf.relu(batchNorm(h, layer.bn1, ctx.opts));
-        const y = layer.conv2.apply(tf.relu(layer.conv1.apply(a, ctx)), ctx);
+        const a = relu(batchNorm(h, layer.bn1, ctx.opts));
+        const y = layer.conv2.apply(relu(layer.conv1.apply(a, ctx)), ctx);
         h = tf.concat([h, y], 3);
       }
       if (transition) {
-        h = transition.conv.apply(tf.relu(batchNorm(h, transition.bn, ctx.opts)), ctx);
+        h = transition.conv.apply(relu(batchNorm(h, transition.bn, ctx.opts)), ctx);
         if (h.shape[1] >= 2 && h.shape[2] >= 2) h = tf.avgPool(h, 2, 2, 'valid');
       }
     }
-    return this.head(tf.relu(batchNorm(h, this.bnFinal, ctx.opts)), ctx);
+    return this.head(relu(batchNorm(h, this.bnFinal, ctx.opts)), ctx);
   }
 }

@@ -4,6 +4,7 @@
  * training mode it is one custom-gradient op (batchNormFused) with the closed-form backward.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedBatchNormGrad, fusedBatchNormTraining, hasNativeBatchNorm, hasNativeOps, reluGrad } from './nativeOps';
 import type { BatchNormWeights, ConvWeights, LinearWeights } from './params';
 import type { ForwardOptions } from './types';
 
@@ -21,6 +22,7 @@ export function batchNorm(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOpt
     return inferenceBatchNorm(x, scale, shift);
   }
   if (trainingImpl === 'autodiff') return batchNormAutodiff(x, bn, opts);
+  if (nativeBn && hasNativeBatchNorm()) return batchNormNative(x, bn, opts);
   return batchNormFused(x, bn, opts);
 }
 
@@ -37,6 +39,34 @@ export function setBatchNormImpl(impl: BatchNormImpl): void {
 }
 export function getBatchNormImpl(): BatchNormImpl {
   return trainingImpl;
+}
+
+let nativeBn = true;
+/**
+ * Benchmarks and tests only: on the tensorflow backend, training-mode BN through TensorFlow's FusedBatchNormV3
+ * and its gradient op (true, default) or through batchNormFused's tfjs ops (false), to compare the two.
+ */
+export function setNativeBatchNorm(on: boolean): void {
+  nativeBn = on;
+}
+
+/** Training-mode BN as two native calls (forward, backward) on tfjs-node; same values as batchNormFused. */
+function batchNormNative(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
+  const m = x.shape[0] * x.shape[1] * x.shape[2];
+  const fn = tf.customGrad((...args: unknown[]) => {
+    const [xi, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const fwd = fusedBatchNormTraining(xi, gamma, beta, BN_EPSILON);
+    if (opts.updateBnStats) updateRunningStats(bn, fwd.mean, fwd.variance, m);
+    save([xi, gamma, fwd.mean, fwd.variance, fwd.reserve]);
+    return {
+      value: fwd.y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sg, mean, variance, reserve] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Tensor];
+        return fusedBatchNormGrad(dy as tf.Tensor4D, sx, sg, { mean, variance, reserve }, BN_EPSILON);
+      },
+    };
+  });
+  return fn(x, bn.gamma, bn.beta) as tf.Tensor4D;
 }
 
 function batchNormAutodiff(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
@@ -196,6 +226,27 @@ function updateRunningStats(bn: BatchNormWeights, mean: tf.Tensor, variance: tf.
     bn.movingMean.assign(tf.add(tf.mul(bn.movingMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
     bn.movingVar.assign(tf.add(tf.mul(bn.movingVar, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
   });
+}
+
+let nativeRelu = true;
+/** Benchmarks and tests only: on tensorflow, ReLU's gradient through TensorFlow's ReluGrad (true) or tfjs's (false). */
+export function setNativeRelu(on: boolean): void {
+  nativeRelu = on;
+}
+
+/**
+ * tf.relu; on the tensorflow backend under a gradient tape, with TensorFlow's one-call ReluGrad as its gradient
+ * (see nativeOps.reluGrad). Same values and, for finite inputs, the same gradients.
+ */
+export function relu<T extends tf.Tensor>(x: T): T {
+  if (!(nativeRelu && tf.engine().isTapeOn() && hasNativeOps())) return tf.relu(x);
+  const fn = tf.customGrad((...args: unknown[]) => {
+    const [xi, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const y = tf.relu(xi);
+    save([y]);
+    return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => reluGrad(dy, saved[0]) };
+  });
+  return fn(x) as T;
 }
 
 export function linear(x: tf.Tensor2D, w: LinearWeights): tf.Tensor2D {

@@ -14,7 +14,7 @@ import '../util/registerGradients';
 import type { ModelConfig } from '../config/types';
 import { AdvMoEError } from '../util/errors';
 import type { Rng } from '../util/rng';
-import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache } from './layers';
+import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache, relu } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
 import { applyExpertMask, forcedMask, hostTopKMask, straightThroughTopK, withRouterNoise } from './routing';
 import type {
@@ -550,8 +550,8 @@ class SharedRouter {
   }
 
   apply(image: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
-    const h1 = tf.relu(batchNorm(conv(image, this.c1, 1), this.b1, ctx.opts));
-    const h2 = tf.relu(batchNorm(conv(h1, this.c2, 2), this.b2, ctx.opts));
+    const h1 = relu(batchNorm(conv(image, this.c1, 1), this.b1, ctx.opts));
+    const h2 = relu(batchNorm(conv(h1, this.c2, 2), this.b2, ctx.opts));
     if (ctx.flops) {
       const hw = image.shape[1] * image.shape[2];
       ctx.flops.router += 2 * (hw * 9 * this.c1.inChannels * 16 + (hw / 4) * 9 * 16 * 32 + 32 * this.fc.outFeatures);

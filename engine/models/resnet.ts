@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/types';
 import type { Rng } from '../util/rng';
+import { relu } from './layers';
 import { type ConvUnit, type DataSpec, type ForwardContext, Net } from './net';
 
 const PRESETS = {
@@ -49,11 +50,11 @@ export class ResNet extends Net {
   }
 
   protected body(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
-    let h = tf.relu(this.stem.apply(x, ctx));
+    let h = relu(this.stem.apply(x, ctx));
     for (const block of this.blocks) {
-      const out = block.conv2.apply(tf.relu(block.conv1.apply(h, ctx)), ctx);
+      const out = block.conv2.apply(relu(block.conv1.apply(h, ctx)), ctx);
       const skip = block.shortcut ? block.shortcut.apply(h, ctx) : h;
-      h = tf.relu(tf.add(out, skip) as tf.Tensor4D);
+      h = relu(tf.add(out, skip) as tf.Tensor4D);
     }
     return this.head(h, ctx);
   }

@@ -17,6 +17,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/types';
 import type { Rng } from '../util/rng';
+import { relu } from './layers';
 import { type ConvUnit, type DataSpec, type ForwardContext, Net } from './net';
 
 const PRESETS = {
@@ -58,7 +59,7 @@ export class Vgg extends Net {
   protected body(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
     let h = x;
     for (const stage of this.stages) {
-      for (const unit of stage) h = tf.relu(unit.apply(h, ctx));
+      for (const unit of stage) h = relu(unit.apply(h, ctx));
       if (h.shape[1] > 1 || h.shape[2] > 1) h = tf.maxPool(h, 2, 2, 'same');
     }
     return this.head(h, ctx);

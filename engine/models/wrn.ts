@@ -23,7 +23,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../config/types';
 import type { Rng } from '../util/rng';
-import { batchNorm } from './layers';
+import { batchNorm, relu } from './layers';
 import { type ConvUnit, type DataSpec, type ForwardContext, Net } from './net';
 import type { BatchNormWeights } from './params';
 
@@ -84,13 +84,13 @@ export class WideResNet extends Net {
   protected body(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
     let h = this.stem.apply(x, ctx);
     for (const block of this.blocks) {
-      const a = tf.relu(batchNorm(h, block.bn1, ctx.opts));
-      const out = block.conv2.apply(tf.relu(block.conv1.apply(a, ctx)), ctx);
+      const a = relu(batchNorm(h, block.bn1, ctx.opts));
+      const out = block.conv2.apply(relu(block.conv1.apply(a, ctx)), ctx);
       // As the reference implementation: a projection shortcut reads the activated input, the identity
       // shortcut the raw one.
       const skip = block.shortcut ? block.shortcut.apply(a, ctx) : h;
       h = tf.add(out, skip);
     }
-    return this.head(tf.relu(batchNorm(h, this.bnFinal, ctx.opts)), ctx);
+    return this.head(relu(batchNorm(h, this.bnFinal, ctx.opts)), ctx);
   }
 }

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   }
   const connection = createMessageConnection(new IPCMessageReader(process), new IPCMessageWriter(process));
   const threads = arg('threads') ? Number(arg('threads')) : undefined;
-  const ready = initBackend((arg('backend') ?? 'auto') as BackendName, { threads });
+  const ready = initBackend((arg('backend') ?? 'auto') as BackendName, { threads, calibrate: true });
   ready.catch(() => undefined); // reported below and to every request that waits on it
   serve(connection, { ready });
   connection.listen();
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     const skipped = info.skipped.map((s) => `${s.name} (${s.reason})`).join('; ');
     void connection.sendNotification(Notifications.log, {
       level: 'info',
-      message: `engine ready on ${info.name}${info.name === 'wasm' ? ` (${info.threads} thread(s), SIMD ${info.simd ? 'on' : 'off'})` : ''}${skipped ? `; skipped: ${skipped}` : ''}`,
+      message: `engine ready on ${info.name}${info.name === 'wasm' ? ` (${info.threads} thread(s), SIMD ${info.simd ? 'on' : 'off'})` : ''}${info.threadsWhy ? `; threads ${info.threads}: ${info.threadsWhy}` : ''}${skipped ? `; skipped: ${skipped}` : ''}`,
     });
   } catch (e) {
     void connection.sendNotification(Notifications.log, { level: 'error', message: `backend initialisation failed: ${errorMessage(e)}` });
