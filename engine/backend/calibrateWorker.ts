@@ -17,7 +17,7 @@ const MODEL: ModelConfig = {
   backbone: 'vgg16',
   preset: 'tiny',
   widthMultiplier: 0.5,
-  moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layers: 'all-blocks' },
+  moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks' },
 };
 const BATCH = 64;
 const STEPS_PER_ROUND = 2;

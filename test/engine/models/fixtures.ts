@@ -6,10 +6,10 @@ import type { DataSpec } from '../../../engine/models/net';
 export const MNIST: DataSpec = { inputShape: [28, 28, 1], numClasses: 10, mean: [0.1307], std: [0.3081] };
 export const CIFAR: DataSpec = { inputShape: [32, 32, 3], numClasses: 10, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
 
-export const DENSE: MoeConfig = { enabled: false, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: true, layers: 'all-blocks' };
+export const DENSE: MoeConfig = { enabled: false, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks' };
 
 export function moe(overrides: Partial<MoeConfig> = {}): MoeConfig {
-  return { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: true, layers: 'all-blocks', ...overrides };
+  return { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks', ...overrides };
 }
 
 export function modelConfig(backbone: BackboneName, m: MoeConfig = DENSE, preset: BackbonePreset = 'tiny', widthMultiplier = 1): ModelConfig {

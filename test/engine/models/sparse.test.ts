@@ -64,6 +64,9 @@ const CASES: Array<{ label: string; moe: MoeConfig }> = [
   { label: 'k=2 of N=4', moe: moe({ experts: 4, topK: 2, expertWidth: 0.25 }) },
   { label: 'k=1 of N=4', moe: moe({ experts: 4, topK: 1, expertWidth: 0.25 }) },
   { label: 'k=1 of N=2, shared router', moe: moe({ router: 'shared' }) },
+  // Normalised router inputs have no zeros to skip: a compact input is put back at full width for the router.
+  { label: 'k=2 of N=4, routerNorm', moe: moe({ experts: 4, topK: 2, expertWidth: 0.25, routerNorm: true }) },
+  { label: 'k=1 of N=2, shared router, routerNorm', moe: moe({ router: 'shared', routerNorm: true }) },
 ];
 
 describe('sparse inference = masked dense inference', () => {
