@@ -1,7 +1,7 @@
 /**
  * `npm run reproduce`: the paper's comparison on the data this machine has (README "Reproducing the paper's
  * comparison"). Dense PGD-AT, MoE + PGD-AT (joint update), MoE + TRADES, AdvMoE and `official`, one backbone
- * family and width, on MNIST and Fashion-MNIST, several seeds; every run trained from scratch with the product's
+ * family and width, on MNIST (ε 0.3) and Fashion-MNIST (ε 0.1), several seeds; every run trained from scratch with the product's
  * defaults, then analysed on the same test samples: SA, RA (PGD-20), RA (APGD-CE), router and expert robustness,
  * active FLOPs, routing balance. Prints a mean ± std table and writes JSON + Markdown under bench/results/.
  *
@@ -57,6 +57,8 @@ const QUICK_BUDGET: Budget = { trainSamples: 2000, epochs: 1, evalSamples: 100 }
 
 export interface RunFigures {
   dataset: DatasetName;
+  /** ε of training and evaluation. */
+  eps: number;
   arm: string;
   seed: number;
   runId: string;
@@ -81,8 +83,12 @@ interface ResultFile {
   runs: RunFigures[];
 }
 
+/** ε per dataset: the usual L∞ budgets (MNIST 0.3, Fashion-MNIST 0.1). */
+export const EPS: Partial<Record<DatasetName, number>> = { mnist: 0.3, 'fashion-mnist': 0.1 };
+
 /** One experiment of the comparison: the demo's backbone and attack, the arm's method, the product's defaults. */
 export function experiment(dataset: DatasetName, arm: Arm, seed: number, budget: Budget): Record<string, unknown> {
+  const eps = EPS[dataset]!;
   return {
     name: `${dataset}-${arm.key}-s${seed}`,
     seed,
@@ -96,11 +102,12 @@ export function experiment(dataset: DatasetName, arm: Arm, seed: number, budget:
     method: {
       kind: arm.method,
       // FGSM-RS examples (one step of 1.25·ε from a random start) for every method, as the demo trains.
-      attack: { norm: 'linf', eps: 0.3, steps: 1, stepSize: 0.375, randomStart: true },
+      attack: { norm: 'linf', eps, steps: 1, stepSize: 1.25 * eps, randomStart: true },
       epsWarmupEpochs: 0.3 * budget.epochs,
     },
     schedule: { epochs: budget.epochs, batchSize: 128, lr: 0.05, lrSchedule: 'cosine' },
-    eval: { samples: budget.evalSamples, everyEpochs: 0 },
+    // RA: PGD-20 with α = ε/8 (the digits' default at ε = 0.3), APGD-CE from the attack table.
+    eval: { samples: budget.evalSamples, everyEpochs: 0, attack: { norm: 'linf', eps, steps: 20, stepSize: eps / 8, randomStart: true } },
     checkpointEveryEpochs: budget.epochs,
   };
 }
@@ -125,11 +132,11 @@ function cell(values: Array<number | null>, scale = 100, digits = 1): string {
 
 /** The Markdown table of one result file: one row per dataset × arm, mean ± std over seeds. */
 export function table(runs: readonly RunFigures[]): string {
-  const head = '| data | method | seeds | SA % | RA % (PGD-20) | RA % (APGD-CE) | router robustness % | expert robustness % | active MFLOPs | max decision share | collapsed layers |';
+  const head = '| data (ε) | method | seeds | SA % | RA % (PGD-20) | RA % (APGD-CE) | router robustness % | expert robustness % | active MFLOPs | max decision share | collapsed layers |';
   const rows = [head, '|' + '---|'.repeat(11)];
-  for (const dataset of [...new Set(runs.map((r) => r.dataset))]) {
+  for (const dataset of [...new Set(runs.map((r) => `${r.dataset} (${r.eps})`))]) {
     for (const arm of ARMS) {
-      const rs = runs.filter((r) => r.dataset === dataset && r.arm === arm.key);
+      const rs = runs.filter((r) => `${r.dataset} (${r.eps})` === dataset && r.arm === arm.key);
       if (rs.length === 0) continue;
       rows.push(
         `| ${dataset} | ${arm.label} | ${rs.length} | ${cell(rs.map((r) => r.sa))} | ${cell(rs.map((r) => r.ra))} | ${cell(rs.map((r) => r.raApgd))} | ` +
@@ -180,6 +187,7 @@ async function trainAndAnalyse(dataset: DatasetName, arm: Arm, seed: number, bud
     const shares = report.layers.map((l) => l.decisionShare ?? NaN).filter(Number.isFinite);
     return {
       dataset,
+      eps: cfg.eval.attack.eps,
       arm: arm.key,
       seed,
       runId: result.runId,
@@ -256,7 +264,7 @@ async function main(): Promise<void> {
   let done = 0;
   for (const job of todo) {
     const key = `${job.dataset}/${job.arm.key}/seed ${job.seed}`;
-    if (file.runs.some((r) => r.dataset === job.dataset && r.arm === job.arm.key && r.seed === job.seed)) {
+    if (file.runs.some((r) => r.dataset === job.dataset && r.eps === EPS[job.dataset] && r.arm === job.arm.key && r.seed === job.seed)) {
       log(`${key}: done earlier, skipped`);
       continue;
     }
