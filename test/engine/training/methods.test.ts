@@ -126,6 +126,37 @@ describe('trainStep', () => {
     }
   });
 
+  it('advmoe with loss trades: both steps on TRADES-KL examples, each minimising CE(f(x)) + β·KL(f(x) ‖ f(x′)) over its own group', async () => {
+    const model = new TinyMoe({ seed: 25 });
+    const optimizers = setup(model);
+    const { x, y } = quadrantBatch(16, 4, 26);
+    // A deterministic "attack" (the inverted image), so the losses can be computed beforehand.
+    const xAdv = tf.sub(1, x) as tf.Tensor4D;
+    const tradesLoss = () =>
+      tf.tidy(() => {
+        const clean = model.forward(x, { training: true }).logits;
+        const adv = model.forward(xAdv, { training: true }).logits;
+        const p = tf.softmax(clean);
+        const kl = tf.sum(tf.mul(p, tf.sub(tf.logSoftmax(clean), tf.logSoftmax(adv)))).dataSync()[0] / 16;
+        return crossEntropy(clean, y).dataSync()[0] + 6 * kl;
+      });
+    const expectedRouterLoss = tradesLoss();
+    const kinds: string[] = [];
+    const adversary = recording(model, async (_x, _y, l) => {
+      kinds.push(l);
+      return tf.clone(xAdv);
+    });
+    const r = await trainStep(methodConfig('advmoe', { advmoe: { period: 1, order: 'router-first', routerLrScale: 1, loss: 'trades' } }), {
+      model, optimizers, x, y, lr: 0.1, step: 0, adversary,
+    });
+    assert.deepEqual(kinds, ['trades-kl', 'trades-kl']);
+    const [s0, s1] = adversary.snapshots;
+    assert.deepEqual(new Set(changed(s0, s1)), names(model, (p) => p.group === 'router'), 'the router step moves the routers only');
+    assert.ok(changed(s1, paramValues(model)).every((n) => model.params.find((p) => p.name === n)!.group === 'expert'));
+    assert.ok(Math.abs(r.metrics.routerLoss - expectedRouterLoss) < 1e-4, `router loss ${r.metrics.routerLoss} vs ${expectedRouterLoss}`);
+    tf.dispose([x, y, xAdv]);
+  });
+
   it('advmoe period p: router step on every p-th batch only', async () => {
     const model = new TinyMoe({ seed: 6 });
     const optimizers = setup(model);
