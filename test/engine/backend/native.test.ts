@@ -14,7 +14,7 @@ import { createModel } from '../../../engine/models/factory';
 import type { Model } from '../../../engine/models/types';
 import { errorMessage } from '../../../engine/util/errors';
 import { maxRelDiff, testBackendName } from '../helpers';
-import { BACKBONES, CIFAR, images, modelConfig, moe } from '../models/fixtures';
+import { BACKBONES, CIFAR, images, modelConfig, moe, randomize } from '../models/fixtures';
 
 /** max|tensorflow − wasm| / max|wasm|, for logits and for input gradients. */
 const TOL = 1e-4;
@@ -30,17 +30,6 @@ before(async () => {
   }
 });
 
-/** Non-trivial BN statistics and affine parameters, so both BN modes are exercised. */
-function randomize(model: Model, seed: number): void {
-  tf.tidy(() => {
-    model.params.forEach((p, i) => {
-      const s = seed * 1000 + i;
-      const shape = p.variable.shape;
-      if (p.name.endsWith('.movingMean') || p.name.endsWith('.beta')) p.variable.assign(tf.randomNormal(shape, 0, 0.2, 'float32', s));
-      else if (p.name.endsWith('.movingVar') || p.name.endsWith('.gamma')) p.variable.assign(tf.randomUniform(shape, 0.5, 1.5, 'float32', s));
-    });
-  });
-}
 
 interface Outputs {
   logits: Float32Array;

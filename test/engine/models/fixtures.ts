@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackboneName, BackbonePreset, ModelConfig, MoeConfig } from '../../../engine/config/types';
 import type { DataSpec } from '../../../engine/models/net';
+import type { Model } from '../../../engine/models/types';
 
 export const MNIST: DataSpec = { inputShape: [28, 28, 1], numClasses: 10, mean: [0.1307], std: [0.3081] };
 export const CIFAR: DataSpec = { inputShape: [32, 32, 3], numClasses: 10, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
@@ -28,3 +29,19 @@ export function bytesOf(t: tf.Tensor): Buffer {
 }
 
 export const BACKBONES: BackboneName[] = ['resnet18', 'vgg16', 'wrn28_10', 'densenet'];
+
+/**
+ * Non-trivial BN statistics and affine parameters, so both BN modes are exercised; with `routerScale`, router
+ * kernels drawn N(0, routerScale²) too, so that the samples of a batch are routed differently.
+ */
+export function randomize(model: Model, seed: number, opts: { routerScale?: number } = {}): void {
+  tf.tidy(() => {
+    model.params.forEach((p, i) => {
+      const s = seed * 1000 + i;
+      const shape = p.variable.shape;
+      if (p.name.endsWith('.movingMean') || p.name.endsWith('.beta')) p.variable.assign(tf.randomNormal(shape, 0, 0.2, 'float32', s));
+      else if (p.name.endsWith('.movingVar') || p.name.endsWith('.gamma')) p.variable.assign(tf.randomUniform(shape, 0.5, 1.5, 'float32', s));
+      else if (opts.routerScale && p.group === 'router' && p.name.endsWith('.kernel')) p.variable.assign(tf.randomNormal(shape, 0, opts.routerScale, 'float32', s));
+    });
+  });
+}

@@ -11,25 +11,12 @@ import { createModel } from '../../../engine/models/factory';
 import { measureLatency, sparseForward } from '../../../engine/models/sparse';
 import type { Model } from '../../../engine/models/types';
 import { maxAbsDiff, setupTestBackend } from '../helpers';
-import { CIFAR, DENSE, MNIST, images, modelConfig, moe } from './fixtures';
+import { CIFAR, DENSE, MNIST, images, modelConfig, moe, randomize } from './fixtures';
 
 before(setupTestBackend);
 
 const TOL = 1e-4;
 
-/** Non-trivial BN statistics and affine parameters, and routers with large random weights so that the
- * samples of a batch are routed differently. */
-function randomize(model: Model, seed: number): void {
-  tf.tidy(() => {
-    model.params.forEach((p, i) => {
-      const s = seed * 1000 + i;
-      const shape = p.variable.shape;
-      if (p.name.endsWith('.movingMean') || p.name.endsWith('.beta')) p.variable.assign(tf.randomNormal(shape, 0, 0.2, 'float32', s));
-      else if (p.name.endsWith('.movingVar') || p.name.endsWith('.gamma')) p.variable.assign(tf.randomUniform(shape, 0.5, 1.5, 'float32', s));
-      else if (p.group === 'router' && p.name.endsWith('.kernel')) p.variable.assign(tf.randomNormal(shape, 0, 3, 'float32', s));
-    });
-  });
-}
 
 /** Uniform noise with a different brightness and colour per sample: pooled features (what per-layer routers
  * read) differ between samples far more than with plain noise. */
@@ -75,7 +62,7 @@ describe('sparse inference = masked dense inference', () => {
       it(`${backbone} ${c.label}: batch 1 and batch 12 with mixed routing`, () => {
         const model = createModel(modelConfig(backbone, c.moe, 'tiny', 0.5), CIFAR, 3);
         try {
-          randomize(model, 1);
+          randomize(model, 1, { routerScale: 3 });
           const seen = new Set<string>();
           for (let i = 0; i < 3; i++) {
             const x1 = varied(1, CIFAR, 20 + i);
@@ -104,7 +91,7 @@ describe('sparse inference = masked dense inference', () => {
       for (const m of [moe(), moe({ experts: 4, topK: 2, expertWidth: 0.25 })]) {
         const model = createModel(modelConfig(backbone, m, 'tiny', 0.25), MNIST, 4);
         try {
-          randomize(model, 2);
+          randomize(model, 2, { routerScale: 3 });
           const x = varied(6, MNIST, 9);
           const r = compare(model, x);
           x.dispose();
@@ -119,7 +106,7 @@ describe('sparse inference = masked dense inference', () => {
   it('fixed and forced routing give the masked result too', () => {
     const model = createModel(modelConfig('vgg16', moe({ experts: 4, topK: 2, expertWidth: 0.25 }), 'tiny', 0.5), MNIST, 6);
     try {
-      randomize(model, 3);
+      randomize(model, 3, { routerScale: 3 });
       const x = images(5, MNIST, 2);
       const masks = model.moeLayers.map((_, l) =>
         tf.tensor2d(Array.from({ length: 5 }, (_, b) => [0, 1, 2, 3].map((e) => (e === (b + l) % 4 || e === (b + l + 1) % 4 ? 1 : 0)))),
@@ -138,13 +125,13 @@ describe('sparse inference = masked dense inference', () => {
   it('follows weight updates (cached slices are rebuilt) and does not leak tensors', () => {
     const model = createModel(modelConfig('resnet18', moe(), 'tiny', 0.5), CIFAR, 8);
     try {
-      randomize(model, 4);
+      randomize(model, 4, { routerScale: 3 });
       const x = images(4, CIFAR, 3);
       assert.ok(compare(model, x).diff <= TOL);
       const before = tf.memory().numTensors;
       for (let i = 0; i < 3; i++) tf.tidy(() => sparseForward(model, x).logits.dataSync());
       assert.equal(tf.memory().numTensors, before, 'repeated sparse forwards keep numTensors flat');
-      randomize(model, 5); // new data for every BN statistic and router kernel
+      randomize(model, 5, { routerScale: 3 }); // new data for every BN statistic and router kernel
       tf.tidy(() => {
         const k = model.params.find((p) => p.name.endsWith('conv1.kernel') && (p.variable.shape[3] ?? 0) > 1)!.variable;
         k.assign(tf.mul(k, -1.5));
