@@ -242,13 +242,24 @@ export async function main(argv: string[]): Promise<number> {
         if (rest.length > 1) fail('usage: advmoe tensorboard [<runs folder|run folder>]');
         const target = path.resolve(rest[0] ?? runsDir);
         const { runsDir: dir, runIds } = runsUnder(target);
-        const written = runIds.map((id) => ({ runId: id, ...writeRunEvents(dir, id) }));
+        // One damaged run folder does not stop the others: it is named, and the exit status says so.
+        const written: Array<{ runId: string } & ReturnType<typeof writeRunEvents>> = [];
+        const failed: Array<{ runId: string; error: string }> = [];
+        for (const id of runIds) {
+          try {
+            written.push({ runId: id, ...writeRunEvents(dir, id) });
+          } catch (e) {
+            if (!isAdvMoEError(e)) throw e;
+            failed.push({ runId: id, error: errorMessage(e) });
+            reporter.log('warn', `${id}: no events written: ${errorMessage(e)}`);
+          }
+        }
         for (const w of written) for (const s of w.skipped) reporter.log('warn', `${w.runId}: left out ${s}`);
         const lines = written.length
           ? [...written.map((w) => `${w.runId.padEnd(40)} ${String(w.scalars).padStart(6)} scalars  ${path.relative(dir, w.file)}`), `view them: tensorboard --logdir ${dir}`]
-          : [`no runs in ${target}`];
-        print(lines.join('\n'), { runsDir: dir, runs: written });
-        return 0;
+          : [`no runs${failed.length ? ' could be read' : ''} in ${target}`];
+        print(lines.join('\n'), { runsDir: dir, runs: written, failed });
+        return failed.length ? 1 : 0;
       }
       case 'backend': {
         if (rest.length > 0) {

@@ -1,5 +1,5 @@
 /** The TensorBoard events this product writes: file version, scalars, and the HParams plugin's session info. */
-import { DT_DOUBLE, DT_FLOAT, EventType, HParamsPluginDataType, type HParamValue } from './proto';
+import { DT_FLOAT, EventType, HParamsPluginDataType, type HParamValue } from './proto';
 
 const DATA_CLASS_SCALAR = 1;
 
@@ -13,8 +13,8 @@ export function fileVersionEvent(wallTime: number): Uint8Array {
 }
 
 /**
- * Scalars of one step, as the scalars plugin's summary API writes them (a 0-d tensor with plugin "scalars"),
- * but in float64 so that the values equal metrics.jsonl's exactly.
+ * Scalars of one step, as the scalars plugin's summary API writes them: a 0-d float32 tensor with plugin
+ * "scalars". float32 because TensorBoard's data server (the default loader) drops scalars of any other dtype.
  */
 export function scalarsEvent(step: number, wallTime: number, values: ReadonlyArray<readonly [string, number]>): Uint8Array {
   return encode({
@@ -24,7 +24,7 @@ export function scalarsEvent(step: number, wallTime: number, values: ReadonlyArr
       value: values.map(([tag, v]) => ({
         tag,
         metadata: { plugin_data: { plugin_name: 'scalars' }, data_class: DATA_CLASS_SCALAR },
-        tensor: { dtype: DT_DOUBLE, tensor_shape: {}, double_val: [v] },
+        tensor: { dtype: DT_FLOAT, tensor_shape: {}, float_val: [v] },
       })),
     },
   });

@@ -61,7 +61,6 @@ message TensorProto {
   int32 dtype = 1;
   TensorShapeProto tensor_shape = 2;
   repeated float float_val = 5 [packed = true];
-  repeated double double_val = 6 [packed = true];
 }
 
 message Value {
@@ -99,9 +98,8 @@ message SessionEndInfo {
 }
 `;
 
-/** TensorFlow's DataType numbers (types.proto). */
+/** TensorFlow's DataType number for float32 (types.proto). */
 export const DT_FLOAT = 1;
-export const DT_DOUBLE = 2;
 
 const root = protobuf.parse(PROTO, { keepCase: true }).root;
 export const EventType = root.lookupType('tensorboard.Event');

@@ -4,7 +4,8 @@
  * be rebuilt at any time (`advmoe tensorboard`):
  *   - the run's hparams (config.json flattened to dotted names) as the HParams plugin's session start, and
  *     its end (success / failure) once the run has finished or failed;
- *   - every metrics.jsonl record as scalars `<kind>/<metric>` (train/loss, eval/sa, …) at its step, in float64;
+ *   - every metrics.jsonl record as scalars `<kind>/<metric>` (train/loss, eval/sa, …) at its step (float32, the
+ *     only scalar dtype TensorBoard's data server reads);
  *   - the final analysis' per-layer routing (decision share and entropy, change rate, expert load on clean
  *     and adversarial inputs) as `routing/<layer>/…` at the analysis' step.
  * Wall times are the run's creation time plus the record's training time, so a rebuilt file is identical.

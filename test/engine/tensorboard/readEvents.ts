@@ -25,7 +25,7 @@ export function readEventFile(buf: Buffer): DecodedEvent[] {
     const ev: DecodedEvent = { wall_time: e.wall_time, step: e.step, scalars: [] };
     if (e.file_version) ev.file_version = e.file_version;
     for (const v of e.summary?.value ?? []) {
-      if (v.metadata?.plugin_data?.plugin_name === 'scalars') ev.scalars.push([v.tag, v.tensor.double_val[0]]);
+      if (v.metadata?.plugin_data?.plugin_name === 'scalars') ev.scalars.push([v.tag, v.tensor.float_val[0]]);
       if (v.metadata?.plugin_data?.plugin_name === 'hparams') {
         ev.hparams = HParamsPluginDataType.toObject(HParamsPluginDataType.decode(Uint8Array.from(v.metadata.plugin_data.content)), { defaults: false }) as Record<string, unknown>;
       }

@@ -4,8 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveConfig } from '../../../engine/config/load';
@@ -43,14 +44,14 @@ function makeRun(): { runsDir: string; runId: string } {
   return { runsDir, runId: state.id };
 }
 
-/** Every (tag, step, value) the records and the analysis should give, in order. */
+/** Every (tag, step, value) the records and the analysis should give, in order; values as float32 (TensorBoard's). */
 function expectedScalars(): Array<[string, number, number]> {
   const out: Array<[string, number, number]> = [];
-  for (const r of readMetrics(run.runsDir, run.runId).records) for (const [k, v] of Object.entries(r.metrics)) out.push([`${r.kind}/${k}`, r.step, v]);
+  for (const r of readMetrics(run.runsDir, run.runId).records) for (const [k, v] of Object.entries(r.metrics)) out.push([`${r.kind}/${k}`, r.step, Math.fround(v)]);
   for (const l of layers) {
-    out.push([`routing/${l.layer}/decisionShare`, 4, l.decisionShare], [`routing/${l.layer}/decisionEntropy`, 4, l.decisionEntropy], [`routing/${l.layer}/changeRate`, 4, l.changeRate]);
-    l.loadClean.forEach((v, e) => out.push([`routing/${l.layer}/loadClean/expert${e}`, 4, v]));
-    l.loadAdv.forEach((v, e) => out.push([`routing/${l.layer}/loadAdv/expert${e}`, 4, v]));
+    out.push([`routing/${l.layer}/decisionShare`, 4, Math.fround(l.decisionShare)], [`routing/${l.layer}/decisionEntropy`, 4, Math.fround(l.decisionEntropy)], [`routing/${l.layer}/changeRate`, 4, Math.fround(l.changeRate)]);
+    l.loadClean.forEach((v, e) => out.push([`routing/${l.layer}/loadClean/expert${e}`, 4, Math.fround(v)]));
+    l.loadAdv.forEach((v, e) => out.push([`routing/${l.layer}/loadAdv/expert${e}`, 4, Math.fround(v)]));
   }
   return out;
 }
@@ -134,4 +135,54 @@ test("TensorBoard's own reader sees the same tags, steps and values as metrics.j
   assert.equal(hp['model.moe.experts'], 2);
   assert.equal(hp['model.moe.enabled'], true);
   assert.equal(out.hparams[`${run.runId}#end`], 1, 'STATUS_SUCCESS');
+});
+
+/** A port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+test('`tensorboard --logdir` (its default data server) serves the scalars and the hparams session', { skip: pythonWithTensorboard(), timeout: 240_000 }, async () => {
+  writeRunEvents(run.runsDir, run.runId);
+  const port = await freePort();
+  // Its own process group, so that its data server child ends with it.
+  const tb = spawn('python3', ['-m', 'tensorboard.main', '--logdir', run.runsDir, '--host', '127.0.0.1', '--port', String(port), '--reload_interval', '1'], { detached: true, stdio: 'ignore' });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    const want: Record<string, Array<[number, number]>> = {};
+    for (const [tag, step, v] of expectedScalars()) (want[tag] ??= []).push([step, v]);
+    let tags: Record<string, Record<string, unknown>> = {};
+    const deadline = Date.now() + 200_000;
+    while (Date.now() < deadline && Object.keys(tags[run.runId] ?? {}).length < Object.keys(want).length) {
+      await new Promise((r) => setTimeout(r, 1000));
+      tags = await fetch(`${base}/data/plugin/scalars/tags`).then((r) => r.json() as Promise<typeof tags>).catch(() => ({}));
+    }
+    assert.deepEqual(Object.keys(tags[run.runId] ?? {}).sort(), Object.keys(want).sort());
+    for (const tag of Object.keys(want)) {
+      const points = (await fetch(`${base}/data/plugin/scalars/scalars?run=${encodeURIComponent(run.runId)}&tag=${encodeURIComponent(tag)}`).then((r) => r.json())) as Array<[number, number, number]>;
+      assert.deepEqual(points.map(([, step, v]) => [step, v]), want[tag], tag);
+    }
+    const post = (what: string, body: unknown) =>
+      fetch(`${base}/data/plugin/hparams/${what}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-XSRF-Protected': '1' }, body: JSON.stringify(body) }).then((r) => r.json()) as Promise<any>;
+    const exp = await post('experiment', { experimentName: '' });
+    const names = exp.hparamInfos.map((h: { name: string }) => h.name);
+    assert.ok(names.includes('method.kind') && names.includes('model.moe.experts'), names.join(', '));
+    const groups = await post('session_groups', { experimentName: '', allowedStatuses: ['STATUS_UNKNOWN', 'STATUS_SUCCESS', 'STATUS_FAILURE', 'STATUS_RUNNING'], colParams: [], startIndex: 0, sliceSize: 10 });
+    assert.equal(groups.sessionGroups.length, 1);
+    assert.equal(groups.sessionGroups[0].sessions[0].status, 'STATUS_SUCCESS');
+    assert.equal(groups.sessionGroups[0].hparams['method.kind'], 'advmoe');
+  } finally {
+    try {
+      process.kill(-tb.pid!, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
 });
