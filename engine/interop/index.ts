@@ -1,6 +1,7 @@
 /**
- * Checkpoint file formats of other tools, read and written without Python and without running anything
- * from the file (README "Analyse a model trained with the reference code" uses them).
+ * Checkpoint file formats of other tools (PyTorch, safetensors), read and written without Python and without
+ * running anything from the file, so that models trained with the paper's reference code can be imported and
+ * models trained here exported to it.
  *
  *   readTorchCheckpoint(file): Promise<PyValue>
  *       A `torch.save` zip (torch ≥ 1.6; the legacy format is refused with a clear error). Storages on any

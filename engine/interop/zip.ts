@@ -31,7 +31,7 @@ export async function readZipEntries(buffer: Buffer, file: string, only?: (name:
       if (entry.fileName.endsWith('/') || (only && !only(entry.fileName))) continue;
       if (out.has(entry.fileName)) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: the archive has two entries named ${entry.fileName}`);
       // A deflated entry may claim any size: cap it so that a zip bomb cannot exhaust memory.
-      if (entry.uncompressedSize > Math.max(2 ** 31 - 1, 0) || (entry.compressionMethod !== 0 && entry.uncompressedSize > 1024 * Math.max(entry.compressedSize, 1))) {
+      if (entry.uncompressedSize > 2 ** 31 - 1 || (entry.compressionMethod !== 0 && entry.uncompressedSize > 1024 * Math.max(entry.compressedSize, 1))) {
         throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: entry ${entry.fileName} claims ${entry.uncompressedSize} bytes, too large to read`);
       }
       const stream = await zip.openReadStreamPromise(entry);
