@@ -10,7 +10,7 @@
  * keys of any type), torch tensors and parameters → HostTensor, torch.Size → number[], numpy scalars → number.
  */
 import { AdvMoEError } from '../util/errors';
-import type { HostTensor } from './hostTensor';
+import { halfToFloat, type HostTensor } from './hostTensor';
 
 export type PyKey = string | number | bigint | boolean | null | PyValue[];
 export type PyDict = Map<PyKey, PyValue>;
@@ -99,7 +99,7 @@ function numpyScalar(args: unknown[], file: string): number | bigint | boolean {
   switch (code) {
     case 'f8': return v.getFloat64(0, little);
     case 'f4': return v.getFloat32(0, little);
-    case 'f2': return halfBits(v.getUint16(0, little));
+    case 'f2': return halfToFloat(v.getUint16(0, little));
     case 'i8': return narrow(v.getBigInt64(0, little));
     case 'u8': return narrow(v.getBigUint64(0, little));
     case 'i4': return v.getInt32(0, little);
@@ -110,15 +110,6 @@ function numpyScalar(args: unknown[], file: string): number | bigint | boolean {
     case 'u1': return v.getUint8(0);
     default: return v.getUint8(0) !== 0;
   }
-}
-
-function halfBits(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 0x1f) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 function narrow(v: bigint): number | bigint {
