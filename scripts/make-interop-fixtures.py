@@ -127,8 +127,11 @@ finally:
     ser.location_tag = real_tag
 assert b'cuda:0' in zipfile.ZipFile(os.path.join(OUT, 'cuda-tagged.pth')).read('cuda-tagged/data.pkl')
 
-# 5. The legacy (torch < 1.6) format, which the reader refuses with a clear error.
-torch.save({'w': torch.ones(2)}, os.path.join(OUT, 'legacy.pth'), _use_new_zipfile_serialization=False)
+# 5. The legacy (torch < 1.6) format: pickles followed by the raw storages, with a view and a shared storage.
+legacy_base = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+save('legacy.pth', collections.OrderedDict(w=legacy_base, t=legacy_base.t(), n=torch.tensor([7, -1], dtype=torch.int64),
+                                           h=torch.tensor([0.5], dtype=torch.float16), lr=np.float64(0.25)),
+     _use_new_zipfile_serialization=False)
 
 
 # 6. Malicious pickles in an otherwise valid torch zip: os.system via REDUCE (protocol 2, GLOBAL) and

@@ -4,7 +4,7 @@
  * models trained here exported to it.
  *
  *   readTorchCheckpoint(file): Promise<PyValue>
- *       A `torch.save` zip (torch ≥ 1.6; the legacy format is refused with a clear error). Storages on any
+ *       A `torch.save` file, zip (torch ≥ 1.6) or legacy (older, or _use_new_zipfile_serialization=False). Storages on any
  *       device tag (cpu, cuda:0…) are read; strides and offsets are honoured, so views come out contiguous.
  *       The pickle is read by a safe reader (pickle.ts): only tensor-rebuild, OrderedDict, torch.Size and
  *       numpy-scalar globals are allowed; anything else is CHECKPOINT_UNSAFE naming the global, and nothing

@@ -131,13 +131,18 @@ const REFUSED_OPCODES: Record<number, string> = {
  * CHECKPOINT_CORRUPT (malformed) or CHECKPOINT_UNSAFE (a global or opcode outside the allowlist).
  */
 export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): PyValue {
+  return unpickleFrom(bytes, 0, opts).value;
+}
+
+/** Reads the pickle that starts at `offset`; `end` is the byte after its STOP (files may hold several). */
+export function unpickleFrom(bytes: Uint8Array, offset: number, opts: UnpickleOptions): { value: PyValue; end: number } {
   const { file } = opts;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  let pos = 0;
+  let pos = offset;
 
   const need = (n: number, what: string): void => {
     if (n < 0 || pos + n > bytes.length) throw corrupt(file, `${what} at byte ${pos} runs past the end (${bytes.length} bytes)`);
@@ -248,7 +253,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): PyValue {
         break;
       case 0x2e: { // STOP
         if (stack.length !== 1 || marks.length) throw corrupt(file, `STOP at byte ${pos - 1} with ${stack.length} values on the stack`);
-        return stack[0] as PyValue;
+        return { value: stack[0] as PyValue, end: pos };
       }
       case 0x28: marks.push(stack.length); break; // MARK
       case 0x30: pop(); break; // POP

@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { AdvMoEError } from '../util/errors';
 import { DTYPE_BYTES, decodeElements, encodeTensor, isHostTensor, numel, type HostDtype, type HostTensor } from './hostTensor';
-import { PyGlobal, unpickle, type PyValue } from './pickle';
+import { PyGlobal, unpickle, unpickleFrom, type PyValue } from './pickle';
 import { readWholeFile, readZipEntries, writeZip } from './zip';
 
 /** torch's legacy storage class names and the dtypes they hold. */
@@ -43,9 +43,7 @@ export async function readTorchCheckpoint(file: string): Promise<PyValue> {
 }
 
 export async function parseTorchCheckpoint(buffer: Buffer, file: string): Promise<PyValue> {
-  if (buffer.subarray(0, LEGACY_MAGIC.length).equals(LEGACY_MAGIC)) {
-    throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: legacy PyTorch format (torch < 1.6 or _use_new_zipfile_serialization=False) is not supported; re-save it with torch.save(torch.load(f), f) in torch ≥ 1.6`);
-  }
+  if (buffer.subarray(0, LEGACY_MAGIC.length).equals(LEGACY_MAGIC)) return parseLegacyCheckpoint(buffer, file);
   if (buffer.length >= 2 && buffer[0] === 0x80) {
     throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: a bare pickle, not a torch.save zip archive (no storages to read)`);
   }
@@ -65,13 +63,7 @@ export async function parseTorchCheckpoint(buffer: Buffer, file: string): Promis
 
   const loaded = new Map<string, Storage>();
   const persistentLoad = (pid: PyValue): Storage => {
-    if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage') throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: persistent id is not a ('storage', type, key, location, numel) tuple`);
-    const [, type, key, location, count] = pid;
-    if (!(type instanceof PyGlobal) || !(type.name in STORAGE_DTYPES)) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: storage ${String(key)} has no storage type`);
-    if (typeof key !== 'string' || typeof location !== 'string' || typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) {
-      throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: malformed storage reference (key, location or size)`);
-    }
-    const dtype = STORAGE_DTYPES[type.name];
+    const { type, dtype, key, count } = storageRef(pid, file, 5);
     const seen = loaded.get(key);
     if (seen) {
       if (seen.dtype !== dtype) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: storage ${key} is referenced as both ${seen.dtype} and ${dtype}`);
@@ -82,20 +74,96 @@ export async function parseTorchCheckpoint(buffer: Buffer, file: string): Promis
     // UntypedStorage counts bytes; typed storages count elements.
     const bytesNeeded = type.name === 'UntypedStorage' ? count : count * DTYPE_BYTES[dtype];
     if (raw.length !== bytesNeeded) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: storage data/${key} has ${raw.length} bytes, its reference says ${bytesNeeded} (${count} × ${dtype})`);
-    let bytes: Uint8Array = raw;
-    if (order === 'big' && DTYPE_BYTES[dtype] > 1) {
-      const copy = Buffer.from(raw);
-      if (DTYPE_BYTES[dtype] === 2) copy.swap16();
-      else if (DTYPE_BYTES[dtype] === 4) copy.swap32();
-      else copy.swap64();
-      bytes = copy;
-    }
-    const s = new Storage(dtype, bytes, bytesNeeded / DTYPE_BYTES[dtype], key);
+    const s = new Storage(dtype, order === 'big' ? swapped(raw, dtype) : raw, bytesNeeded / DTYPE_BYTES[dtype], key);
     loaded.set(key, s);
     return s;
   };
+  return unpickle(pkl, { file, persistentLoad, globals: torchGlobals(file, false) });
+}
 
-  const rebuildTensor = (args: unknown[]): HostTensor => {
+/** A persistent id: ('storage', <torch.XStorage>, key, location, numel) (+ view metadata, None, in legacy files). */
+function storageRef(pid: PyValue, file: string, length: 5 | 6): { type: PyGlobal; dtype: HostDtype; key: string; count: number } {
+  if (!Array.isArray(pid) || pid.length !== length || pid[0] !== 'storage') throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: persistent id is not a ('storage', type, key, location, numel) tuple`);
+  const [, type, key, location, count] = pid;
+  if (!(type instanceof PyGlobal) || !(type.name in STORAGE_DTYPES)) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: storage ${String(key)} has no storage type`);
+  if (typeof key !== 'string' || typeof location !== 'string' || typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) {
+    throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: malformed storage reference (key, location or size)`);
+  }
+  if (length === 6 && pid[5] !== null) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: storage ${key} is a storage view (torch < 0.4), which is not supported`);
+  return { type, dtype: STORAGE_DTYPES[type.name], key, count };
+}
+
+function swapped(raw: Uint8Array, dtype: HostDtype): Uint8Array {
+  if (DTYPE_BYTES[dtype] === 1) return raw;
+  const copy = Buffer.from(raw);
+  if (DTYPE_BYTES[dtype] === 2) copy.swap16();
+  else if (DTYPE_BYTES[dtype] === 4) copy.swap32();
+  else copy.swap64();
+  return copy;
+}
+
+/**
+ * The legacy format (torch < 1.6, or _use_new_zipfile_serialization=False): pickles of the magic number, the
+ * protocol version (1001) and sys_info, the object, the sorted storage keys, then per key an int64 element
+ * count and the storage's bytes. The storages follow the object, so its pickle is read twice: once to learn
+ * each storage's dtype (and where the pickle ends), then with the storages.
+ */
+function parseLegacyCheckpoint(buffer: Buffer, file: string): PyValue {
+  const bad = (what: string) => new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: legacy PyTorch file: ${what}`);
+  let at = 0;
+  const next = (opts: Parameters<typeof unpickleFrom>[2]): PyValue => {
+    const r = unpickleFrom(buffer, at, opts);
+    at = r.end;
+    return r.value;
+  };
+  next({ file }); // the magic number, checked by the caller
+  if (next({ file }) !== 1001) throw bad('protocol version is not 1001');
+  const sysInfo = next({ file });
+  if (!(sysInfo instanceof Map) || sysInfo.get('little_endian') === false) throw bad('sys_info is missing or says big-endian, which is not supported');
+  const objectAt = at;
+  const dtypes = new Map<string, HostDtype>();
+  next({
+    file,
+    persistentLoad: (pid) => {
+      const { dtype, key } = storageRef(pid, file, 6);
+      if (dtypes.has(key) && dtypes.get(key) !== dtype) throw bad(`storage ${key} is referenced as both ${dtypes.get(key)} and ${dtype}`);
+      dtypes.set(key, dtype);
+      return null;
+    },
+    globals: torchGlobals(file, true),
+  });
+  const keys = next({ file });
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw bad('the storage key list is not a list of strings');
+  const storages = new Map<string, Storage>();
+  for (const key of keys as string[]) {
+    const dtype = dtypes.get(key) ?? 'uint8';
+    if (at + 8 > buffer.length) throw bad(`storage ${key} is cut off`);
+    const count = buffer.readBigInt64LE(at);
+    const bytes = Number(count) * DTYPE_BYTES[dtype];
+    if (count < 0n || !Number.isSafeInteger(bytes) || at + 8 + bytes > buffer.length) throw bad(`storage ${key} claims ${count} elements, more than the file holds`);
+    storages.set(key, new Storage(dtype, buffer.subarray(at + 8, at + 8 + bytes), Number(count), key));
+    at += 8 + bytes;
+  }
+  at = objectAt;
+  return next({
+    file,
+    persistentLoad: (pid) => {
+      const { key } = storageRef(pid, file, 6);
+      const s = storages.get(key);
+      if (!s) throw bad(`storage ${key} is not in the file's storage list`);
+      return s;
+    },
+    globals: torchGlobals(file, false),
+  });
+}
+
+/**
+ * The torch globals a checkpoint may use besides pickle.ts's: tensor and parameter rebuilds (nothing is
+ * decoded when `dryRun`) and the storage types, allowed as values only.
+ */
+function torchGlobals(file: string, dryRun: boolean): Record<string, ((args: unknown[]) => unknown) | null> {
+  const rebuildTensor = (args: unknown[]): HostTensor | null => {
+    if (dryRun) return null;
     const [storage, offset, size, stride] = args;
     if (!(storage instanceof Storage)) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: _rebuild_tensor_v2 without a storage`);
     const ints = (v: unknown): v is number[] => Array.isArray(v) && v.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0);
@@ -110,7 +178,8 @@ export async function parseTorchCheckpoint(buffer: Buffer, file: string): Promis
     }
     return { dtype: storage.dtype, shape: [...size], data: decodeElements(storage.bytes, storage.dtype, size, stride, offset) };
   };
-  const asTensor = (v: unknown, what: string): HostTensor => {
+  const asTensor = (v: unknown, what: string): HostTensor | null => {
+    if (dryRun) return null;
     if (!isHostTensor(v)) throw new AdvMoEError('CHECKPOINT_CORRUPT', `${file}: ${what} of something that is not a tensor`);
     return v;
   };
@@ -135,7 +204,7 @@ export async function parseTorchCheckpoint(buffer: Buffer, file: string): Promis
     globals[`torch.${name}`] = null;
     globals[`torch.cuda.${name}`] = null;
   }
-  return unpickle(pkl, { file, persistentLoad, globals });
+  return globals;
 }
 
 /** A float that must be pickled as a Python float even when it is whole (1.0, not 1). */

@@ -43,9 +43,11 @@ function check(e: unknown, file: string, context: string): void {
 
 const TORCH = ['state-dict.pth', 'reference.pth', 'views.pth', 'cuda-tagged.pth'].map((n) => [n, fs.readFileSync(path.join(FIXTURES, n))] as const);
 
-test('damaged torch.save files read or fail naming the file', async () => {
+const LEGACY = ['legacy.pth', fs.readFileSync(path.join(FIXTURES, 'legacy.pth'))] as const;
+
+test('damaged torch.save files (zip and legacy) read or fail naming the file', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom(...TORCH), fc.array(edit(8000), { minLength: 1, maxLength: 3 }), async ([name, bytes], edits) => {
+    fc.asyncProperty(fc.constantFrom(...TORCH, LEGACY), fc.array(edit(8000), { minLength: 1, maxLength: 3 }), async ([name, bytes], edits) => {
       try {
         await parseTorchCheckpoint(applyEdits(bytes, edits), name);
       } catch (e) {
