@@ -5,7 +5,9 @@ The fixture of test/engine/reference/: a ResNet-18 CIFAR MoE with the reference 
 PyTorch padding, no input normalisation), written here from the paper's and the reference's structure, saved
 the way the reference's train_moe.py saves a checkpoint, with its logits and routing on fixed inputs beside it.
 
-    python3 scripts/make-reference-fixture.py [--out DIR]          writes DIR/reference-n2-r0.0625.pth and .json
+    python3 scripts/make-reference-fixture.py [--out DIR] [--ratio R]
+        writes DIR/reference-n2-r<R>.pth and .json (default R = 0.0625: the committed fixture; --ratio 0.5 is
+        the paper's model, ~47 MB)
     python3 scripts/make-reference-fixture.py --check FILE.json    loads an export of ours (the .pth or
         .safetensors named in FILE.json) into the same modules, strictly, and prints its logits and routing on
         the fixture's inputs as JSON (the export test compares them)
@@ -156,10 +158,10 @@ def run(model, x):
     return logits, scores
 
 
-def make(out_dir):
+def make(out_dir, experts=EXPERTS, ratio=RATIO):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model, router = build()
+    model, router = build(experts, ratio)
     # The reference builds the backbone's optimizer before set_router, and the router's with a numpy lr.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     model.attach_router(router)
@@ -190,9 +192,9 @@ def make(out_dir):
     logits, scores = run(model, x)
     routing = torch.argmax(scores, dim=1).tolist()
     margin = float((scores[:, 1] - scores[:, 0]).abs().min())
-    assert len(set(routing)) == EXPERTS, routing
+    assert len(set(routing)) == experts, routing
     assert margin > 1e-3, margin
-    name = f"reference-n{EXPERTS}-r{RATIO}"
+    name = f"reference-n{experts}-r{ratio}"
     ckpt = os.path.join(out_dir, f"{name}.pth")
     # As train_moe.py's save_checkpoint: the state dict holds router.* and one copy under every MoE conv.
     torch.save(
@@ -211,8 +213,8 @@ def make(out_dir):
     fixture.update(
         {
             "checkpoint": os.path.basename(ckpt),
-            "experts": EXPERTS,
-            "ratio": RATIO,
+            "experts": experts,
+            "ratio": ratio,
             "classes": CLASSES,
             "stateDictKeys": len(model.state_dict()),
             "logits": logits.tolist(),
@@ -253,9 +255,10 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "test", "engine", "reference", "fixtures"))
     p.add_argument("--check", nargs=2, metavar=("FIXTURE_JSON", "EXPORT_FILE"))
+    p.add_argument("--ratio", type=float, default=RATIO)
     a = p.parse_args()
     if a.check:
         check(*a.check)
     else:
         os.makedirs(a.out, exist_ok=True)
-        make(a.out)
+        make(a.out, EXPERTS, a.ratio)
