@@ -88,7 +88,6 @@ export interface ConvUnitOptions {
 interface MoeUnitSpec {
   name: string;
   layer: number;
-  gathered: boolean;
   w: ConvWeights;
   bn: BatchNormWeights | null;
   stride: 1 | 2;
@@ -209,7 +208,7 @@ export abstract class Net implements Model {
     // A gathered unit's input is c channels, every one live: there is no compact hand-over to make.
     const producer = !gathered && o.sparseInput && inputFrom && inputFrom.moeIndex !== null ? inputFrom.moeIndex : null;
     if (producer !== null) this.compactOut.add(producer);
-    const spec: MoeUnitSpec = { name, layer, gathered, w, bn, stride, expertChannels, producer };
+    const spec: MoeUnitSpec = { name, layer, w, bn, stride, expertChannels, producer };
     const unit: ConvUnit = {
       name,
       outChannels,
