@@ -212,10 +212,14 @@ export interface ImportCheckpointParams extends JobParams {
 export interface ImportCheckpointResult {
   runId: string;
   runFolder: string;
+  /** The checkpoint written under the run's `checkpoints/`. */
   checkpoint: string;
   format: 'torch' | 'safetensors';
+  /** Tensors assigned to the model. */
   parameters: number;
+  /** Keys read and deliberately left out: BN `num_batches_tracked` and the per-MoE-conv copies of the router. */
   ignored: { numBatchesTracked: number; routerCopies: number };
+  /** The checkpoint's `epoch` and `best_acc`, when it has them. */
   epoch?: number;
   bestAcc?: number;
 }

@@ -12,6 +12,7 @@ import { resolveConfig } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
 import { type HostTensor, type PyValue, dictGet, readSafetensors, readTorchCheckpoint, tensorsOf, toFloat32 } from '../interop';
 import { modelTensors, writeCheckpoint } from '../models/checkpoint';
+import type { ImportCheckpointResult } from '../protocol';
 import { createModel } from '../models/factory';
 import type { DataSpec } from '../models/net';
 import type { Model } from '../models/types';
@@ -39,19 +40,8 @@ export interface ImportOptions extends ReferenceModelOptions {
   baseDir?: string;
 }
 
-export interface ImportResult {
-  runId: string;
-  runFolder: string;
-  checkpoint: string;
-  format: 'torch' | 'safetensors';
-  /** Tensors assigned to the model. */
-  parameters: number;
-  /** Keys read and deliberately left out: BN `num_batches_tracked` and the per-MoE-conv copies of the router. */
-  ignored: { numBatchesTracked: number; routerCopies: number };
-  /** The checkpoint's `epoch` and `best_acc`, when it has them. */
-  epoch?: number;
-  bestAcc?: number;
-}
+/** What an import did (the RPC result type, engine/protocol.ts). */
+export type ImportResult = ImportCheckpointResult;
 
 /** The state dict a file holds, with the checkpoint's other entries of interest. */
 interface ReadState {
