@@ -194,6 +194,36 @@ export interface RunStateNotification {
   state: RunState;
 }
 
+/** Import a checkpoint of the reference code (README "Analyse a model trained with the reference code"). */
+export interface ImportCheckpointParams extends JobParams {
+  /** A `torch.save` file (.pth, .pt) or a .safetensors file, absolute path. */
+  file: string;
+  arch: 'resnet18';
+  /** The reference's n_expert. */
+  experts: number;
+  /** The reference's ratio (planes = ratio·planes). */
+  ratio: number;
+  dataset?: 'cifar10' | 'cifar100';
+  /** Run name (default: the file's name). */
+  name?: string;
+  /** data.root of the new run (default: `<cwd>/data`). */
+  dataRoot?: string;
+}
+export interface ImportCheckpointResult {
+  runId: string;
+  runFolder: string;
+  /** The checkpoint written under the run's `checkpoints/`. */
+  checkpoint: string;
+  format: 'torch' | 'safetensors';
+  /** Tensors assigned to the model. */
+  parameters: number;
+  /** Keys read and deliberately left out: BN `num_batches_tracked` and the per-MoE-conv copies of the router. */
+  ignored: { numBatchesTracked: number; routerCopies: number };
+  /** The checkpoint's `epoch` and `best_acc`, when it has them. */
+  epoch?: number;
+  bestAcc?: number;
+}
+
 export const Requests = {
   train: new RequestType<TrainParams, TrainResult, void>('advmoe/train'),
   evaluate: new RequestType<EvaluateParams, EvaluateResult, void>('advmoe/evaluate'),
@@ -203,6 +233,7 @@ export const Requests = {
   cancel: new RequestType<CancelParams, { cancelled: boolean }, void>('advmoe/cancel'),
   listRuns: new RequestType<ListRunsParams, RunState[], void>('advmoe/listRuns'),
   loadRun: new RequestType<LoadRunParams, LoadRunResult, void>('advmoe/loadRun'),
+  importCheckpoint: new RequestType<ImportCheckpointParams, ImportCheckpointResult, void>('advmoe/importCheckpoint'),
   backendInfo: new RequestType0<BackendInfo, void>('advmoe/backendInfo'),
 } as const;
 

@@ -13,7 +13,8 @@ import { PRESETS } from './presets';
 import { listCheckpointFiles, runDir, runFolderToDelete } from './runsDisk';
 import { RunsStore, type RunEntry } from './runsStore';
 import { RunsTreeProvider, runTreeItem } from './runsTree';
-import { BACKENDS, engineSettings, runsDirForUri } from './settings';
+import { BACKENDS, engineSettings, runsDirFor, runsDirForUri } from './settings';
+import { askImportSettings, runImport } from './importCheckpoint';
 import { TRAINING_VIEW_TYPE, TrainingPanel, TrainingPanelSerializer, type PanelContext } from './trainingPanel';
 import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
 import { INSPECTOR_VIEW_TYPE, InspectorPanel, InspectorPanelSerializer } from './inspectorPanel';
@@ -270,6 +271,28 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
       await store.reloadRun(arg.runsDir, arg.state.id);
     },
     'advmoe.refreshRuns': () => store.reloadAll(),
+    'advmoe.importCheckpoint': async () => {
+      if (!requireTrust()) return undefined;
+      const folder = vscode.workspace.workspaceFolders?.[0];
+      if (!folder) return void vscode.window.showErrorMessage('AdvMoE: open a folder first; runs are kept in the workspace.');
+      const runsDir = runsDirFor(folder);
+      const settings = await askImportSettings(runsDir, folder.uri.fsPath);
+      if (!settings) return undefined;
+      try {
+        const r = await runImport(engine, { jobId: `import-${Date.now().toString(36)}`, ...settings });
+        await store.reloadRun(runsDir, r.runId);
+        const pick = await vscode.window.showInformationMessage(
+          `AdvMoE: imported ${path.basename(settings.file)} as run ${r.runId} (${r.parameters} tensors).`,
+          'Evaluate Robustness',
+          'Show Routing Heatmaps',
+        );
+        const run = store.get(r.runId);
+        if (pick && run) await vscode.commands.executeCommand(pick === 'Evaluate Robustness' ? 'advmoe.evaluate' : 'advmoe.openRoutingView', run);
+        return r;
+      } catch (e) {
+        return void vscode.window.showErrorMessage(`AdvMoE: could not import ${path.basename(settings.file)}: ${errorText(e)}`);
+      }
+    },
   };
   for (const [id, fn] of Object.entries(commands)) context.subscriptions.push(vscode.commands.registerCommand(id, fn));
 

@@ -5,6 +5,8 @@
  *   advmoe eval <run-id> [--checkpoint <file>] [--samples <n>]
  *   advmoe attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
  *   advmoe inspect <run-id> --ids <i,j,…> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file>]
+ *   advmoe import <checkpoint.pth|.pt|.safetensors> --arch resnet18 --experts <N> --ratio <r> [--dataset cifar10|cifar100]
+ *   advmoe export <run-id> --format safetensors|pth [--out <file>] [--checkpoint <file>]
  *   advmoe runs
  *   advmoe tensorboard [<runsDir|run folder>]
  *   advmoe backend [install tensorflow [--wheel <file.whl>] [--force] [--optional] | check tensorflow]
@@ -22,6 +24,8 @@ import type { BackendName } from '../config/types';
 import { downloadDataset, isDownloadable } from '../data';
 import { attackJob, evaluateJob, inspectJob } from '../jobs/evaluate';
 import { trainJob } from '../jobs/train';
+import { exportRun, type ExportFormat } from '../reference/export';
+import { importReferenceCheckpoint } from '../reference/import';
 import { listRuns } from '../runs/store';
 import { runsUnder, writeRunEvents } from '../tensorboard/runEvents';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
@@ -40,6 +44,11 @@ commands:
         --checkpoint <file> --samples <n>
   attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
   inspect <run-id> --ids <i,j,...> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file.json>]
+  import <checkpoint.pth|.pt|.safetensors>
+        --arch resnet18 --experts <N> --ratio <r> [--dataset cifar10|cifar100] [--name <run name>] [--data-root <dir>]
+                                   a checkpoint of the reference code (OPTML-Group/Robust-MoE-CNN) as a run
+  export <run-id> --format safetensors|pth [--out <file>] [--checkpoint <file>]
+                                   a run's model (default file: ./<run-id>.<format>) in the reference code's names (its train_moe.py loads the .pth)
   runs                             list the runs in the runs folder
   tensorboard [<runs folder|run folder>]
                                    write (or rebuild) the TensorBoard event files of every run there (default:
@@ -120,6 +129,13 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
         dir: { type: 'string' },
         wheel: { type: 'string' },
+        arch: { type: 'string' },
+        experts: { type: 'string' },
+        ratio: { type: 'string' },
+        dataset: { type: 'string' },
+        format: { type: 'string' },
+        name: { type: 'string' },
+        'data-root': { type: 'string' },
         optional: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -228,6 +244,40 @@ export async function main(argv: string[]): Promise<number> {
           return `#${s.id} label ${s.label}: clean → ${s.predClean} (${pct(s.confClean)}), adversarial → ${s.predAdv} (${pct(s.confAdv)}); routing changed in ${changed.length}/${s.routing.length} layers${changed.length ? `: ${changed.join(', ')}` : ''}`;
         });
         print(lines.join('\n') + (o.out ? `\nwritten to ${o.out}` : ''), json ? r : {});
+        return 0;
+      }
+      case 'import': {
+        if (rest.length !== 1) fail('import needs one checkpoint file (.pth, .pt or .safetensors)');
+        if (!o.arch || o.experts === undefined || o.ratio === undefined) fail('import needs --arch resnet18, --experts <N> and --ratio <r> (the reference code\'s --arch, --n_expert and --ratio)');
+        await startBackend();
+        const r = await importReferenceCheckpoint({
+          file: path.resolve(rest[0]),
+          runsDir,
+          arch: o.arch,
+          experts: num(o.experts, 'experts', true)!,
+          ratio: num(o.ratio, 'ratio')!,
+          dataset: o.dataset,
+          name: o.name,
+          dataRoot: o['data-root'],
+        });
+        print(
+          [
+            `run ${r.runId}: imported ${r.parameters} tensors from ${path.basename(rest[0])} (${r.format}${r.epoch !== undefined ? `, epoch ${r.epoch}` : ''})`,
+            `  ignored ${r.ignored.numBatchesTracked} num_batches_tracked and ${r.ignored.routerCopies} router copies`,
+            `  folder  ${r.runFolder}`,
+            `  next    advmoe eval ${r.runId}`,
+          ].join('\n'),
+          r,
+        );
+        return 0;
+      }
+      case 'export': {
+        if (rest.length !== 1) fail('export needs a run id');
+        if (o.format !== 'safetensors' && o.format !== 'pth') fail('export needs --format safetensors or --format pth');
+        await startBackend();
+        const out = o.out ?? `${rest[0]}.${o.format}`;
+        const r = await exportRun({ runsDir, runId: rest[0], format: o.format as ExportFormat, checkpoint: o.checkpoint, out });
+        print(`wrote ${r.file} (${r.keys} state-dict keys, the reference code's names)`, r);
         return 0;
       }
       case 'runs': {

@@ -127,13 +127,17 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): Experime
       backbone: r.model.backbone,
       preset: r.model.preset ?? 'full',
       widthMultiplier: r.model.widthMultiplier ?? 1,
+      padding: r.model.padding ?? 'same',
+      inputNormalization: r.model.inputNormalization ?? 'dataset',
       moe: {
         enabled: r.model.moe?.enabled ?? true,
         experts: r.model.moe?.experts ?? 2,
         topK: r.model.moe?.topK ?? 1,
         expertWidth: r.model.moe?.expertWidth ?? 0.5,
-        // The reference code routes every MoE layer by one image-level router; `official` follows it.
-        router: r.model.moe?.router ?? (methodKind === 'official' ? 'shared' : 'per-layer'),
+        // The reference code routes every MoE layer by one image-level router and gathers the chosen expert's
+        // channels; `official` follows it.
+        router: r.model.moe?.router ?? (methodKind === 'official' ? 'reference' : 'per-layer'),
+        layout: r.model.moe?.layout ?? (methodKind === 'official' ? 'gathered' : 'blocks'),
         routerNorm: r.model.moe?.routerNorm ?? false,
         layers: r.model.moe?.layers ?? 'all-blocks',
       },
@@ -232,6 +236,12 @@ function checkCrossField(cfg: ExperimentConfig, where: string): void {
   const problems: string[] = [];
   const moe = cfg.model.moe;
   if (moe.enabled && moe.topK > moe.experts) problems.push(`model.moe.topK: ${moe.topK} must be ≤ model.moe.experts (${moe.experts})`);
+  if (moe.enabled && moe.layout === 'gathered' && moe.topK !== 1) {
+    problems.push(`model.moe.topK: ${moe.topK} with layout "gathered"; the gathered layout keeps one expert's channels (topK 1), use layout "blocks" for k > 1`);
+  }
+  if (moe.enabled && moe.router === 'reference' && moe.topK !== 1) {
+    problems.push(`model.moe.topK: ${moe.topK} with router "reference"; the reference router picks one expert by argmax (topK 1)`);
+  }
   if (!moe.enabled && (cfg.method.kind === 'advmoe' || cfg.method.kind === 'official')) {
     problems.push(`method.kind: "${cfg.method.kind}" trains routers, but model.moe.enabled is false; use "pgd-at" or "trades" for a dense model`);
   }

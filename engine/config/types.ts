@@ -9,9 +9,18 @@ export type DatasetName = 'mnist' | 'fashion-mnist' | 'cifar10' | 'cifar100' | '
 export type BackboneName = 'resnet18' | 'vgg16' | 'wrn28_10' | 'densenet';
 /** `full` is the architecture of the paper; `small` and `tiny` shrink width/depth to train on a laptop CPU. */
 export type BackbonePreset = 'full' | 'small' | 'tiny';
-/** `per-layer`: each MoE layer has its own router (the paper's figure). `shared`: one image-level router
- * whose choice every MoE layer uses (the official code). */
-export type RouterTopology = 'per-layer' | 'shared';
+/** `per-layer`: each MoE layer has its own router (the paper's figure). `shared`: one small image-level router
+ * (two convs) whose choice every MoE layer uses. `reference`: the reference code's image-level router, a
+ * ResNet-20-like net (16-32-64 channels, 3 blocks per stage, option-A shortcuts), top-1 by argmax with the
+ * gradient passed straight through to its scores. */
+export type RouterTopology = 'per-layer' | 'shared' | 'reference';
+/** `blocks`: an MoE conv keeps its N·c channels, inactive experts' channels zeroed; BN and the next layer see all
+ * N·c. `gathered`: the reference code's MoEConv — the chosen expert's c channels are gathered, so BN and the next
+ * conv see c channels shared by every expert. */
+export type MoeLayout = 'blocks' | 'gathered';
+/** `same`: TensorFlow's — a 3×3 stride-2 conv on an even size pads only bottom/right. `symmetric`: PyTorch's —
+ * (k − 1)/2 on every side. */
+export type ConvPadding = 'same' | 'symmetric';
 export type MethodName = 'standard' | 'pgd-at' | 'trades' | 'advmoe' | 'official';
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export type Norm = 'linf' | 'l2';
@@ -41,6 +50,9 @@ export interface MoeConfig {
   /** Width of one expert as a fraction of the layer's output channels (official code: 0.5 with N = 2). */
   expertWidth: number;
   router: RouterTopology;
+  /** How an MoE conv hands on its experts' channels. resolveConfig always sets it; absent (models built in code,
+   * run folders written before this option existed) reads as `blocks`. */
+  layout?: MoeLayout;
   /** Batch-normalise each router's pooled input features before its linear layer (README "Routing that does not
    * collapse": without it the routers of our backbones start collapsed). Run folders written before this option
    * existed read as false. */
@@ -55,6 +67,12 @@ export interface ModelConfig {
   preset: BackbonePreset;
   /** Multiplies every layer's width (after the preset); 1 = preset width. */
   widthMultiplier: number;
+  /** Convolution padding. resolveConfig always sets it; absent (models built in code, older run folders) reads
+   * as `same`. */
+  padding?: ConvPadding;
+  /** `dataset`: the model normalises its [0,1] input by the dataset's per-channel mean/std; `none`: it takes
+   * raw [0,1] pixels (models trained with the reference code). Absent reads as `dataset`. */
+  inputNormalization?: 'dataset' | 'none';
   moe: MoeConfig;
 }
 

@@ -32,7 +32,12 @@ function measureNormalization(ds: Dataset): { mean: number[]; std: number[] } {
 }
 
 export function dataSpecFor(cfg: ExperimentConfig, train: Dataset): DataSpec {
-  const norm = NORMALIZATION[cfg.data.dataset] ?? measureNormalization(train);
+  const [, , channels] = train.shape;
+  // Models trained with the reference code take raw [0,1] pixels (README "Analyse a model trained with the reference code").
+  const norm =
+    cfg.model.inputNormalization === 'none'
+      ? { mean: new Array<number>(channels).fill(0), std: new Array<number>(channels).fill(1) }
+      : (NORMALIZATION[cfg.data.dataset] ?? measureNormalization(train));
   return { inputShape: train.shape, numClasses: train.numClasses, mean: norm.mean, std: norm.std };
 }
 

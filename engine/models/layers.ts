@@ -6,14 +6,36 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedBatchNormGrad, fusedBatchNormTraining, hasNativeBatchNorm, hasNativeOps, reluGrad } from './nativeOps';
 import type { BatchNormWeights, ConvWeights, LinearWeights } from './params';
+import type { ConvPadding } from '../config/types';
 import type { ForwardOptions } from './types';
 
 export const BN_EPSILON = 1e-5;
 /** Weight of the new batch in the running statistics (PyTorch's default momentum). */
 export const BN_MOMENTUM = 0.1;
 
-export function conv(x: tf.Tensor4D, w: ConvWeights, stride: 1 | 2 = 1): tf.Tensor4D {
-  return tf.conv2d(x, w.kernel as tf.Tensor4D, stride, 'same');
+export function conv(x: tf.Tensor4D, w: ConvWeights, stride: 1 | 2 = 1, padding: ConvPadding = 'same'): tf.Tensor4D {
+  return conv2dPadded(x, w.kernel as tf.Tensor4D, stride, padding);
+}
+
+/**
+ * tf.conv2d with the model's padding (odd square kernels). `symmetric` is PyTorch's padding = (k − 1)/2 on every
+ * side; it gives the same output size as `same`, and the same values wherever `same` pads symmetrically too (stride
+ * 1, or odd input sizes), so only the other convs (a 3×3 stride-2 conv on an even size) get an explicit pad and a
+ * `valid` conv (tfjs-node's conv2d takes only 'same'/'valid', README "Backends").
+ */
+export function conv2dPadded(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: 1 | 2, padding: ConvPadding): tf.Tensor4D {
+  const k = kernel.shape[0];
+  if (padding === 'same' || samePadsSymmetrically(x.shape[1], k, stride) && samePadsSymmetrically(x.shape[2], k, stride)) {
+    return tf.conv2d(x, kernel, stride, 'same');
+  }
+  const p = (k - 1) / 2;
+  return tf.conv2d(tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), kernel, stride, 'valid');
+}
+
+/** Whether TensorFlow's `same` pads (k − 1)/2 on both sides of a dimension of this size. */
+function samePadsSymmetrically(size: number, k: number, stride: number): boolean {
+  const total = Math.max((Math.ceil(size / stride) - 1) * stride + k - size, 0);
+  return total === k - 1;
 }
 
 export function batchNorm(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {

@@ -3,20 +3,24 @@
  * experiment's MoE settings decide which of the *candidate* convs (those inside blocks — never the stem,
  * shortcuts or classifier) become MoE convs.
  *
- * MoE conv (DESIGN.md): a conv whose output channels form N disjoint expert blocks of
- * c = round(expertWidth · denseWidth) channels each (N·c channels in all; with the official N = 2,
- * ratio 0.5 that is the dense width). Its output after BatchNorm is multiplied by the channel mask of the
- * top-k experts, so inactive experts' channels are exactly zero — which is what lets sparse inference skip
- * them without changing the result.
+ * MoE conv: a conv whose output channels form N disjoint expert blocks of c = round(expertWidth · denseWidth)
+ * channels each (N·c channels in all; with the official N = 2, ratio 0.5 that is the dense width). Two layouts
+ * (`model.moe.layout`):
+ * - `blocks`: its output after BatchNorm is multiplied by the channel mask of the top-k experts, so inactive
+ *   experts' channels are exactly zero — which is what lets sparse inference skip them without changing the result;
+ *   BN and the next layer see all N·c channels.
+ * - `gathered` (the reference code's MoEConv, top-1): the chosen expert's c channels are gathered (Σₑ maskₑ·blockₑ,
+ *   which passes the mask's gradient straight on), so the layer's BN and the next conv have c channels, shared by
+ *   every expert.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '../util/registerGradients';
-import type { ModelConfig } from '../config/types';
+import type { ConvPadding, ModelConfig } from '../config/types';
 import { AdvMoEError } from '../util/errors';
 import type { Rng } from '../util/rng';
-import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache, relu } from './layers';
+import { batchNorm, conv, conv2dPadded, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache, relu } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
-import { applyExpertMask, forcedMask, hostTopKMask, straightThroughTopK, withRouterNoise } from './routing';
+import { applyExpertMask, forcedMask, gatherExperts, hostTopKMask, straightThroughTopK, withRouterNoise } from './routing';
 import type {
   FlopsReport,
   ForwardOptions,
@@ -111,7 +115,9 @@ export abstract class Net implements Model {
   private readonly perLayerRouters: LinearWeights[] = [];
   /** Per-layer routers' input normalisation (`model.moe.routerNorm`), null where it is off. */
   private readonly routerNorms: Array<BatchNormWeights | null> = [];
-  private sharedRouter: SharedRouter | null = null;
+  /** The image-level router of `shared` and `reference` routing (null for per-layer routers). */
+  private imageRouter: ImageRouter | null = null;
+  protected readonly padding: ConvPadding;
   private cachedFlops: FlopsReport | null = null;
   /** MoE layers whose output a sparse-aware consumer reads (handed on compact in sparse inference). */
   private readonly compactOut = new Set<number>();
@@ -126,6 +132,7 @@ export abstract class Net implements Model {
     this.params = this.factory.params;
     this.inputShape = data.inputShape;
     this.numClasses = data.numClasses;
+    this.padding = config.padding ?? 'same';
     const moe = config.moe;
     this.numExperts = moe.enabled ? moe.experts : 1;
     this.topK = moe.enabled ? moe.topK : 1;
@@ -133,7 +140,11 @@ export abstract class Net implements Model {
       if (!(moe.experts >= 1 && moe.topK >= 1 && moe.topK <= moe.experts)) {
         throw new RangeError(`MoE needs 1 ≤ topK (${moe.topK}) ≤ experts (${moe.experts})`);
       }
-      if (moe.router === 'shared') this.sharedRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts, moe.routerNorm);
+      if ((moe.layout === 'gathered' || moe.router === 'reference') && moe.topK !== 1) {
+        throw new RangeError(`the gathered layout and the reference router keep one expert (topK 1), got topK ${moe.topK}`);
+      }
+      if (moe.router === 'shared') this.imageRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts, moe.routerNorm, this.padding);
+      if (moe.router === 'reference') this.imageRouter = new ReferenceRouter(this.factory, data.inputShape[2], moe.experts, this.padding);
     }
   }
 
@@ -174,25 +185,28 @@ export abstract class Net implements Model {
         outChannels: denseOut,
         moeIndex: null,
         apply: (x, ctx) => {
-          const y = conv(x, w, stride);
+          const y = conv(x, w, stride, this.padding);
           countConv(ctx, y, w, 1, this.liveInput(inputFrom));
           return bn ? batchNorm(y, bn, ctx.opts) : y;
         },
       };
     }
     const m = this.config.moe;
+    const gathered = (m.layout ?? 'blocks') === 'gathered';
     const expertChannels = Math.max(1, Math.round(m.expertWidth * denseOut));
-    const outChannels = m.experts * expertChannels;
-    const w = this.factory.conv(name, inChannels, outChannels, size);
+    const convChannels = m.experts * expertChannels;
+    const outChannels = gathered ? expertChannels : convChannels;
+    const w = this.factory.conv(name, inChannels, convChannels, size);
     const bn = withBn ? this.factory.batchNorm(`${name}.bn`, outChannels) : null;
-    const routerIndex = m.router === 'shared' ? 0 : this.perLayerRouters.length;
+    const routerIndex = m.router === 'per-layer' ? this.perLayerRouters.length : 0;
     if (m.router === 'per-layer') {
       this.routerNorms.push(m.routerNorm ? this.factory.batchNorm(`${name}.router.norm`, inChannels, 'router') : null);
       this.perLayerRouters.push(this.factory.linear(`${name}.router`, inChannels, m.experts, 'router'));
     }
     this.moeLayers.push({ name, router: routerIndex, outChannels, expertChannels });
     const layer = moeIndex;
-    const producer = o.sparseInput && inputFrom && inputFrom.moeIndex !== null ? inputFrom.moeIndex : null;
+    // A gathered unit's input is c channels, every one live: there is no compact hand-over to make.
+    const producer = !gathered && o.sparseInput && inputFrom && inputFrom.moeIndex !== null ? inputFrom.moeIndex : null;
     if (producer !== null) this.compactOut.add(producer);
     const spec: MoeUnitSpec = { name, layer, w, bn, stride, expertChannels, producer };
     const unit: ConvUnit = {
@@ -200,10 +214,14 @@ export abstract class Net implements Model {
       outChannels,
       moeIndex: layer,
       apply: (x, ctx) => {
-        if (ctx.sparseSets) return this.sparseMoe(spec, x, ctx);
+        if (ctx.sparseSets) return gathered ? this.sparseGathered(spec, x, ctx) : this.sparseMoe(spec, x, ctx);
         const routing = this.route(layer, x, ctx);
-        const y = conv(x, w, stride);
+        const y = conv(x, w, stride, this.padding);
         countConv(ctx, y, w, this.topK / this.numExperts, this.liveInput(inputFrom));
+        if (gathered) {
+          const g = gatherExperts(y, routing.mask, expertChannels);
+          return bn ? batchNorm(g, bn, ctx.opts) : g;
+        }
         // The mask comes last (after BN when there is one): BN's shift would otherwise turn zeroed
         // channels non-zero, and sparse inference could no longer skip them.
         return applyExpertMask(bn ? batchNorm(y, bn, ctx.opts) : y, routing.mask, expertChannels);
@@ -264,11 +282,14 @@ export abstract class Net implements Model {
     const hard = (probs: tf.Tensor2D): tf.Tensor2D =>
       ctx.sparseSets ? hostTopKMask(probs, this.topK) : straightThroughTopK(probs, this.topK);
     let decided: LayerRouting;
-    if (this.sharedRouter) {
+    if (this.imageRouter) {
       if (!ctx.shared) {
-        const logits = withRouterNoise(this.sharedRouter.apply(ctx.image, ctx), ctx.opts, 0);
+        const router = this.imageRouter;
+        const logits = withRouterNoise(router.apply(ctx.image, ctx), ctx.opts, 0);
         const probs = tf.softmax(logits);
-        ctx.shared = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
+        // The reference router's gradient goes straight through to its scores (the same top-1 as of the probabilities).
+        const hardOf = router.straightToScores ? logits : probs;
+        ctx.shared = { logits, probs, mask: mode.kind === 'router' ? hard(hardOf) : probs };
       }
       decided = ctx.shared;
     } else {
@@ -346,13 +367,54 @@ export abstract class Net implements Model {
         continue;
       }
       const xg = rows ? rows.take(g.indices) : x;
-      let y = tf.conv2d(xg, kernel as tf.Tensor4D, u.stride, 'same');
+      let y = conv2dPadded(xg, kernel as tf.Tensor4D, u.stride, this.padding);
       if (scale) y = tf.add(tf.mul(y, scale), shift!);
       if (!compactOut) y = expandBlocks(y, outSet, c, n);
       outs.push(y);
     }
     if (compactOut) sets.set(u.layer, outSets);
     return ungroup(outs, groups);
+  }
+
+  /**
+   * A gathered MoE conv in sparse inference: samples grouped by their expert; each group's conv computes only that
+   * expert's c output channels (a fixed mask with several ones sums their blocks, as the dense form does), then the
+   * layer's BN, which is shared by every expert, on all c channels.
+   */
+  private sparseGathered(u: MoeUnitSpec, x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+    const n = this.numExperts;
+    const c = u.expertChannels;
+    const routing = this.route(u.layer, x, ctx);
+    const maskValues = routing.mask.dataSync();
+    const outSets: number[][] = [];
+    for (let b = 0; b < ctx.batch; b++) {
+      const set: number[] = [];
+      for (let e = 0; e < n; e++) {
+        const m = maskValues[b * n + e];
+        if (m === 1) set.push(e);
+        else if (m !== 0) throw new RangeError(`sparse forward needs 0/1 routing masks; ${u.name} got ${m}`);
+      }
+      outSets.push(set);
+    }
+    const groups = groupBy(ctx.batch, (b) => outSets[b].join(','));
+    const rows = groups.length > 1 ? new RowGather(x) : null;
+    const outs = groups.map((g) => {
+      const set = outSets[g.indices[0]];
+      const xg = rows ? rows.take(g.indices) : x;
+      if (set.length === 0) {
+        const [, h, w] = x.shape;
+        return tf.zeros([g.indices.length, Math.ceil(h / u.stride), Math.ceil(w / u.stride), c]) as tf.Tensor4D;
+      }
+      const [kernel] = this.sliced(`${u.name}|${g.key}`, [u.w.kernel], () => [blocks(u.w.kernel, 3, set, c)]);
+      const y = conv2dPadded(xg, kernel as tf.Tensor4D, u.stride, this.padding);
+      if (set.length === 1) return y;
+      const [gb, h, w] = y.shape;
+      return tf.sum(tf.reshape(y, [gb, h, w, set.length, c]), 3) as tf.Tensor4D;
+    });
+    const y = ungroup(outs, groups);
+    if (!u.bn) return y;
+    const { scale, shift } = inferenceAffine(u.bn);
+    return tf.add(tf.mul(y, scale), shift) as tf.Tensor4D;
   }
 
   /** `linear` on a compact input: per group of equal input sets, the matching rows of the weights. */
@@ -389,9 +451,10 @@ export abstract class Net implements Model {
     return tensors;
   }
 
-  /** Live fraction of a unit's input channels: k/N straight after an MoE unit, else 1. */
+  /** Live fraction of a unit's input channels: k/N straight after a `blocks` MoE unit, else 1 (a gathered unit's
+   * output is all live). */
   private liveInput(inputFrom: ConvUnit | undefined): number {
-    return inputFrom && inputFrom.moeIndex !== null ? this.topK / this.numExperts : 1;
+    return inputFrom && inputFrom.moeIndex !== null && this.config.moe.layout !== 'gathered' ? this.topK / this.numExperts : 1;
   }
 
   trainableVariables(group?: ParamGroup): tf.Variable[] {
@@ -530,8 +593,16 @@ function countConv(ctx: ForwardContext, y: tf.Tensor4D, w: ConvWeights, outLive:
   ctx.flops.active += 2 * macs * outLive * inLive;
 }
 
-/** The official code's image-level router: a small CNN on the (normalised) image whose choice every MoE layer uses. */
-class SharedRouter {
+/** An image-level router: its scores [B, N] on the (normalised) image decide every MoE layer. */
+interface ImageRouter {
+  /** The mask's straight-through gradient goes to the scores (reference) rather than to the softmax probabilities. */
+  readonly straightToScores: boolean;
+  apply(image: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D;
+}
+
+/** `shared` routing: a small CNN (two convs) on the image whose choice every MoE layer uses. */
+class SharedRouter implements ImageRouter {
+  readonly straightToScores = false;
   private readonly c1: ConvWeights;
   private readonly b1: BatchNormWeights;
   private readonly c2: ConvWeights;
@@ -540,7 +611,7 @@ class SharedRouter {
 
   private readonly norm: BatchNormWeights | null;
 
-  constructor(f: ParamFactory, inChannels: number, experts: number, normalise: boolean) {
+  constructor(f: ParamFactory, inChannels: number, experts: number, normalise: boolean, private readonly padding: ConvPadding) {
     this.c1 = f.conv('router.conv1', inChannels, 16, 3, 'router');
     this.b1 = f.batchNorm('router.conv1.bn', 16, 'router');
     this.c2 = f.conv('router.conv2', 16, 32, 3, 'router');
@@ -550,8 +621,8 @@ class SharedRouter {
   }
 
   apply(image: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
-    const h1 = relu(batchNorm(conv(image, this.c1, 1), this.b1, ctx.opts));
-    const h2 = relu(batchNorm(conv(h1, this.c2, 2), this.b2, ctx.opts));
+    const h1 = relu(batchNorm(conv(image, this.c1, 1, this.padding), this.b1, ctx.opts));
+    const h2 = relu(batchNorm(conv(h1, this.c2, 2, this.padding), this.b2, ctx.opts));
     if (ctx.flops) {
       const hw = image.shape[1] * image.shape[2];
       ctx.flops.router += 2 * (hw * 9 * this.c1.inChannels * 16 + (hw / 4) * 9 * 16 * 32 + 32 * this.fc.outFeatures);
@@ -559,4 +630,73 @@ class SharedRouter {
     const pooled = globalAvgPool(h2);
     return linear(this.norm ? normalizeFeatures(pooled, this.norm, ctx.opts) : pooled, this.fc);
   }
+}
+
+interface RouterBlock {
+  conv1: ConvWeights;
+  bn1: BatchNormWeights;
+  conv2: ConvWeights;
+  bn2: BatchNormWeights;
+  stride: 1 | 2;
+  /** Option-A shortcut: channels added by zero padding (before, after); null for the identity. */
+  padChannels: [number, number] | null;
+}
+
+/**
+ * `reference` routing: the reference code's image-level router, a ResNet-20-like CNN — 3×3 conv to 16 channels,
+ * three stages of three basic blocks (16, 32, 64 channels; stride 2 at the start of stages 2 and 3), option-A
+ * shortcuts (the input subsampled by 2 with zero channels padded on both sides), global average pool, linear to N.
+ * Parameter names follow the reference's module names (`router.layer2.0.conv1`, `router.bn1`, `router.fc`).
+ */
+class ReferenceRouter implements ImageRouter {
+  readonly straightToScores = true;
+  private readonly conv1: ConvWeights;
+  private readonly bn1: BatchNormWeights;
+  private readonly blocks: RouterBlock[] = [];
+  private readonly fc: LinearWeights;
+
+  constructor(f: ParamFactory, inChannels: number, experts: number, private readonly padding: ConvPadding) {
+    this.conv1 = f.conv('router.conv1', inChannels, 16, 3, 'router');
+    this.bn1 = f.batchNorm('router.bn1', 16, 'router');
+    let planesIn = 16;
+    [16, 32, 64].forEach((planes, stage) => {
+      for (let b = 0; b < 3; b++) {
+        const stride: 1 | 2 = stage > 0 && b === 0 ? 2 : 1;
+        const name = `router.layer${stage + 1}.${b}`;
+        const diff = planes - planesIn;
+        this.blocks.push({
+          conv1: f.conv(`${name}.conv1`, planesIn, planes, 3, 'router'),
+          bn1: f.batchNorm(`${name}.bn1`, planes, 'router'),
+          conv2: f.conv(`${name}.conv2`, planes, planes, 3, 'router'),
+          bn2: f.batchNorm(`${name}.bn2`, planes, 'router'),
+          stride,
+          padChannels: stride !== 1 || diff !== 0 ? [Math.floor(diff / 2), Math.floor((diff + 1) / 2)] : null,
+        });
+        planesIn = planes;
+      }
+    });
+    this.fc = f.linear('router.fc', 64, experts, 'router');
+  }
+
+  apply(image: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
+    const unit = (x: tf.Tensor4D, w: ConvWeights, bn: BatchNormWeights, stride: 1 | 2): tf.Tensor4D => {
+      const y = conv(x, w, stride, this.padding);
+      if (ctx.flops) ctx.flops.router += 2 * y.shape[1] * y.shape[2] * w.size * w.size * w.inChannels * w.outChannels;
+      return batchNorm(y, bn, ctx.opts);
+    };
+    let h = relu(unit(image, this.conv1, this.bn1, 1));
+    for (const b of this.blocks) {
+      const out = unit(relu(unit(h, b.conv1, b.bn1, b.stride)), b.conv2, b.bn2, 1);
+      h = relu(tf.add(out, b.padChannels ? optionAShortcut(h, b.padChannels) : h) as tf.Tensor4D);
+    }
+    if (ctx.flops) ctx.flops.router += 2 * this.fc.inFeatures * this.fc.outFeatures;
+    return linear(globalAvgPool(h), this.fc);
+  }
+}
+
+/** x[:, ::2, ::2, :] with zero channels padded before and after. The subsampling is a 1×1 stride-2 average pool
+ * (tfjs has no StridedSlice gradient; this pool's gradient kernels exist on every backend). */
+function optionAShortcut(x: tf.Tensor4D, [before, after]: [number, number]): tf.Tensor4D {
+  const sub = tf.avgPool(x, 1, 2, 'valid') as tf.Tensor4D;
+  return tf.pad(sub, [[0, 0], [0, 0], [0, 0], [before, after]]);
 }

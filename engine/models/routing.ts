@@ -122,6 +122,21 @@ export function applyExpertMask(y: tf.Tensor4D, mask: tf.Tensor2D, expertChannel
 }
 
 /**
+ * The gathered layout's expert output: y [B, H, W, N·c] → Σₑ mask[b, e] · y[b, :, :, e·c … e·c + c − 1], i.e. for a
+ * one-hot mask the chosen expert's c channels (the reference code's MoEConv gathers them). Gradients: d/dy = dy
+ * broadcast to the masked blocks, d/d mask[b, e] = Σ over h, w, c of dy · block e — which the straight-through mask
+ * hands on to the router.
+ */
+export function gatherExperts(y: tf.Tensor4D, mask: tf.Tensor2D, expertChannels: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, w, channels] = y.shape;
+    const n = channels / expertChannels;
+    const m = tf.reshape(mask, [b, 1, 1, n, 1]);
+    return tf.sum(tf.mul(tf.reshape(y, [b, h, w, n, expertChannels]), m), 3) as tf.Tensor4D;
+  });
+}
+
+/**
  * [N, N·c] 0/1 matrix that expands an expert mask [B, N] to a channel mask [B, N·c] by one matMul
  * (expert e owns channels e·c … e·c + c − 1). Kept as the reference form of `applyExpertMask`.
  */

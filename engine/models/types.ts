@@ -58,7 +58,8 @@ export interface LayerRouting {
   /** softmax(logits) [B, N]. */
   probs: tf.Tensor2D;
   /** The hard 0/1 mask actually applied [B, N]: exactly k ones per row. Its gradient is straight-through:
-   * d mask / d probs = identity, so the router learns from the loss although the mask is discrete. */
+   * d mask / d probs = identity (d mask / d logits = identity for the `reference` router, as the reference code),
+   * so the router learns from the loss although the mask is discrete. */
   mask: tf.Tensor2D;
 }
 
@@ -73,6 +74,7 @@ export interface MoeLayerInfo {
   name: string;
   /** Index of the router that decides this layer (0 for every layer with a shared router). */
   router: number;
+  /** Channels the layer hands on: N·c in the `blocks` layout, c in the `gathered` one. */
   outChannels: number;
   /** Channels of one expert. */
   expertChannels: number;

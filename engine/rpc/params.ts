@@ -4,7 +4,7 @@
  * (a number as `configPath` made `fs.readFileSync(5)` read the engine's own IPC pipe and block for good).
  * Fields the protocol does not know are ignored, so that an older engine still serves a newer client.
  */
-import type { AttackParams, CancelParams, EvaluateParams, InspectParams, ListRunsParams, LoadRunParams, SamplesParams, TrainParams } from '../protocol';
+import type { AttackParams, CancelParams, EvaluateParams, ImportCheckpointParams, InspectParams, ListRunsParams, LoadRunParams, SamplesParams, TrainParams } from '../protocol';
 import { AdvMoEError } from '../util/errors';
 
 type Check = (v: unknown) => string | undefined;
@@ -47,6 +47,16 @@ export const PARAM_SCHEMAS = {
   cancel: { jobId: str } satisfies Schema<CancelParams>,
   listRuns: { runsDir: str } satisfies Schema<ListRunsParams>,
   loadRun: { runsDir: str, runId: str } satisfies Schema<LoadRunParams>,
+  importCheckpoint: {
+    ...job,
+    file: str,
+    arch: oneOf(['resnet18']),
+    experts: positive,
+    ratio: finite,
+    'dataset?': oneOf(['cifar10', 'cifar100']),
+    'name?': str,
+    'dataRoot?': str,
+  } satisfies Schema<ImportCheckpointParams>,
 } as const;
 
 export type RequestName = keyof typeof PARAM_SCHEMAS;

@@ -9,6 +9,8 @@ import { trainJob } from '../jobs/train';
 import {
   type BackendInfo,
   type CancelParams,
+  type ImportCheckpointParams,
+  type ImportCheckpointResult,
   type ListRunsParams,
   type LoadRunParams,
   Notifications,
@@ -16,6 +18,7 @@ import {
   type TrainParams,
   type TrainResult,
 } from '../protocol';
+import { importReferenceCheckpoint } from '../reference/import';
 import { listRuns } from '../runs/store';
 import { AdvMoEError, errorMessage } from '../util/errors';
 import { checkParams, type RequestName } from './params';
@@ -111,6 +114,10 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
     query('listRuns', (p: ListRunsParams) =>
       listRuns(p.runsDir, (dir, reason) => reporterFor(undefined).log('warn', `skipped ${dir}: ${reason}`)),
     ),
+  );
+  connection.onRequest(
+    Requests.importCheckpoint,
+    job<ImportCheckpointParams, ImportCheckpointResult>('importCheckpoint', (p) => importReferenceCheckpoint(p)),
   );
   connection.onRequest(Requests.loadRun, query('loadRun', (p: LoadRunParams) => loadRunJob(p.runsDir, p.runId)));
   connection.onRequest(Requests.backendInfo, async () => {

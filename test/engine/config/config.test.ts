@@ -25,7 +25,9 @@ test('minimal config resolves with MNIST defaults', () => {
   assert.equal(c.method.kind, 'advmoe');
   assert.equal(c.eval.attack.eps, 0.3);
   assert.equal(c.eval.attack.steps, 20);
-  assert.deepEqual(c.model.moe, { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks' });
+  assert.deepEqual(c.model.moe, { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', layout: 'blocks', routerNorm: false, layers: 'all-blocks' });
+  assert.equal(c.model.padding, 'same');
+  assert.equal(c.model.inputNormalization, 'dataset');
   assert.equal(c.method.advmoe.loss, 'trades');
 });
 
@@ -38,9 +40,30 @@ test('CIFAR defaults follow DESIGN.md (PGD-10, 8/255, 2/255) and augmentation is
   const o = resolveConfig({ model: { backbone: 'resnet18' }, method: { kind: 'official' }, data: { dataset: 'cifar10', root: '/d' } });
   assert.equal(o.method.attack.steps, 2);
   assert.ok(Math.abs(o.method.attack.stepSize - 5 / 255) < 1e-12);
-  // official routes by one image-level router, as the reference code, unless the file says otherwise.
-  assert.equal(o.model.moe.router, 'shared');
-  assert.equal(resolveConfig({ model: { backbone: 'resnet18', moe: { router: 'per-layer' } }, method: { kind: 'official' } }).model.moe.router, 'per-layer');
+  // official routes by the reference code's image-level router and gathers the chosen expert's channels, as the
+  // reference code, unless the file says otherwise.
+  assert.equal(o.model.moe.router, 'reference');
+  assert.equal(o.model.moe.layout, 'gathered');
+  const own = resolveConfig({ model: { backbone: 'resnet18', moe: { router: 'per-layer', layout: 'blocks' } }, method: { kind: 'official' } }).model.moe;
+  assert.equal(own.router, 'per-layer');
+  assert.equal(own.layout, 'blocks');
+});
+
+test('the gathered layout and the reference router need topK 1; padding and inputNormalization take their enums only', () => {
+  const err = (model: object) => {
+    try {
+      resolveConfig({ model: { backbone: 'resnet18', ...model } });
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '';
+  };
+  assert.match(err({ moe: { experts: 4, topK: 2, layout: 'gathered' } }), /model\.moe\.topK: 2 with layout "gathered"/);
+  assert.match(err({ moe: { experts: 4, topK: 2, router: 'reference' } }), /model\.moe\.topK: 2 with router "reference"/);
+  assert.match(err({ padding: 'valid' }), /model\.padding: "valid" is not allowed; use one of "same", "symmetric"/);
+  assert.match(err({ inputNormalization: 'imagenet' }), /model\.inputNormalization: "imagenet" is not allowed/);
+  assert.match(err({ moe: { layout: 'compact' } }), /model\.moe\.layout: "compact" is not allowed; use one of "blocks", "gathered"/);
+  assert.equal(err({ padding: 'symmetric', inputNormalization: 'none', moe: { layout: 'gathered', router: 'reference' } }), '');
 });
 
 test('method.routing: remedies resolve, and the old routerBalance is read as routing.balance', () => {

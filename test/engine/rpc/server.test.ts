@@ -73,6 +73,9 @@ it('every request refuses parameters of the wrong type, naming the field, before
     ['cancel', { jobId: ['x'] }, /jobId must be a non-empty string/],
     ['listRuns', { runsDir: 5 }, /runsDir must be a non-empty string/],
     ['loadRun', { runsDir: dir, runId: null }, /runId/],
+    ['importCheckpoint', { jobId: 'i1', runsDir: dir, file: 'a.pth', arch: 'vgg16', experts: 2, ratio: 0.5 }, /arch must be one of "resnet18"/],
+    ['importCheckpoint', { jobId: 'i2', runsDir: dir, file: 'a.pth', arch: 'resnet18', experts: 1.5, ratio: 0.5 }, /experts must be a positive integer/],
+    ['importCheckpoint', { jobId: 'i3', runsDir: dir, arch: 'resnet18', experts: 2, ratio: 0.5 }, /file must be a non-empty string/],
   ];
   for (const [name, p, message] of cases) {
     await rejectsWith(client.sendRequest(Requests[name] as never, p as never), 'INVALID_ARGUMENT', message);
@@ -80,6 +83,21 @@ it('every request refuses parameters of the wrong type, naming the field, before
   for (const bad of [null, 5, 'x', [dir]]) {
     await rejectsWith(client.sendRequest(Requests.listRuns, bad as never), 'INVALID_ARGUMENT', /parameters must be an object/);
   }
+});
+
+it('importCheckpoint imports a checkpoint of the reference code as a run loadRun reads', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
+  const file = path.join(__dirname, '..', '..', '..', '..', 'test', 'engine', 'reference', 'fixtures', 'reference-n2-r0.0625.pth');
+  const r = await client.sendRequest(Requests.importCheckpoint, { jobId: 'imp-1', runsDir: dir, file, arch: 'resnet18', experts: 2, ratio: 0.0625 });
+  const loaded = await client.sendRequest(Requests.loadRun, { runsDir: dir, runId: r.runId });
+  assert.equal(loaded.state.status, 'finished');
+  assert.deepEqual(loaded.checkpoints, [r.checkpoint]);
+  assert.equal((loaded.config as { model: { moe: { layout: string } } }).model.moe.layout, 'gathered');
+  await rejectsWith(
+    client.sendRequest(Requests.importCheckpoint, { jobId: 'imp-2', runsDir: dir, file, arch: 'resnet18', experts: 4, ratio: 0.0625 }),
+    'CHECKPOINT_MISMATCH',
+    /layer1\.0\.conv1\.weight has shape \[8, 64, 3, 3\]/,
+  );
 });
 
 it('train streams runState and is cancelled by jobId, leaving a resumable run', async () => {

@@ -113,6 +113,27 @@ test('readRunConfig reads a run saved before routerNorm, advmoe.loss and method.
   assert.equal(fresh.method.advmoe.loss, 'trades');
 });
 
+test('readRunConfig reads an official run saved before layout, padding and inputNormalization as the network it trained', () => {
+  const dir = tmp();
+  const config = resolveConfig({ model: { backbone: 'resnet18', preset: 'tiny', padding: 'symmetric', inputNormalization: 'none', moe: { router: 'shared' } }, method: { kind: 'official' } });
+  assert.equal(config.model.moe.layout, 'gathered');
+  const s = createRun(dir, { config, totalSteps: 10 });
+  const file = path.join(dir, s.id, 'config.json');
+  const old = JSON.parse(fs.readFileSync(file, 'utf8'));
+  delete old.model.moe.layout;
+  delete old.model.padding;
+  delete old.model.inputNormalization;
+  fs.writeFileSync(file, JSON.stringify(old));
+  const read = readRunConfig(dir, s.id);
+  assert.equal(read.model.moe.layout, 'blocks');
+  assert.equal(read.model.padding, 'same');
+  assert.equal(read.model.inputNormalization, 'dataset');
+  const fresh = readRunConfig(dir, createRun(dir, { config, totalSteps: 10 }).id);
+  assert.equal(fresh.model.moe.layout, 'gathered');
+  assert.equal(fresh.model.padding, 'symmetric');
+  assert.equal(fresh.model.inputNormalization, 'none');
+});
+
 test('links inside a run folder are refused, and nothing is written through them', () => {
   const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-outside-'));
   const secret = path.join(outside, 'secret.txt');

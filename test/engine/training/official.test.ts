@@ -28,12 +28,15 @@ const WD = 5e-4;
 const ALPHA = 6;
 const BETA = 6;
 
-function model(router: 'shared' | 'per-layer'): Model {
+/** The reference router comes with the reference's gathered layout and PyTorch padding (official's defaults). */
+function model(router: 'shared' | 'per-layer' | 'reference'): Model {
+  const reference = router === 'reference';
   const config: ModelConfig = {
     backbone: 'resnet18',
     preset: 'tiny',
     widthMultiplier: 0.5,
-    moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router, routerNorm: true, layers: 'all-blocks' },
+    padding: reference ? 'symmetric' : 'same',
+    moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router, layout: reference ? 'gathered' : 'blocks', routerNorm: true, layers: 'all-blocks' },
   };
   return createModel(config, { inputShape: [8, 8, 1], numClasses: 4, mean: [0.5], std: [0.25] }, 11);
 }
@@ -104,7 +107,7 @@ describe('official = the reference loop (golden test)', () => {
   const owned: tf.Tensor[] = [];
   after(() => tf.dispose(owned));
 
-  for (const router of ['shared', 'per-layer'] as const) {
+  for (const router of ['shared', 'per-layer', 'reference'] as const) {
     it(`${router} router: adversarial inputs, losses and updated parameters match a hand-written replay`, async () => {
       const engineModel = model(router);
       const replay = model(router);

@@ -95,7 +95,7 @@ describe('AdvMoE Studio in VS Code', function () {
 
   it('contributes its commands and a CodeLens on the experiment file', async function () {
     const all = await vscode.commands.getCommands(true);
-    for (const c of ['advmoe.train', 'advmoe.stopTraining', 'advmoe.resumeRun', 'advmoe.evaluate', 'advmoe.openTrainingView', 'advmoe.compareRuns', 'advmoe.newExperiment', 'advmoe.showEngineLog', 'advmoe.selectBackend', 'advmoe.inspectRouting', 'advmoe.openRobustnessView', 'advmoe.openRoutingView']) {
+    for (const c of ['advmoe.train', 'advmoe.stopTraining', 'advmoe.resumeRun', 'advmoe.evaluate', 'advmoe.openTrainingView', 'advmoe.compareRuns', 'advmoe.newExperiment', 'advmoe.showEngineLog', 'advmoe.selectBackend', 'advmoe.inspectRouting', 'advmoe.openRobustnessView', 'advmoe.openRoutingView', 'advmoe.importCheckpoint']) {
       assert.ok(all.includes(c), `command ${c}`);
     }
     const lenses = await waitFor('CodeLens', 20_000, async () => {
