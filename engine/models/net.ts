@@ -16,7 +16,7 @@ import { AdvMoEError } from '../util/errors';
 import type { Rng } from '../util/rng';
 import { batchNorm, conv, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache, relu } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
-import { applyExpertMask, forcedMask, hostTopKMask, straightThroughTopK, withRouterNoise } from './routing';
+import { applyExpertMask, forcedMask, routerDecision, withRouterNoise } from './routing';
 import type {
   FlopsReport,
   ForwardOptions,
@@ -112,6 +112,8 @@ export abstract class Net implements Model {
   /** Per-layer routers' input normalisation (`model.moe.routerNorm`), null where it is off. */
   private readonly routerNorms: Array<BatchNormWeights | null> = [];
   private sharedRouter: SharedRouter | null = null;
+  /** Each router's selection bias [N] (`method.routing.balanceBias`): index = router index (0 for a shared router). */
+  private readonly selectionBiases: tf.Variable[] = [];
   private cachedFlops: FlopsReport | null = null;
   /** MoE layers whose output a sparse-aware consumer reads (handed on compact in sparse inference). */
   private readonly compactOut = new Set<number>();
@@ -133,7 +135,10 @@ export abstract class Net implements Model {
       if (!(moe.experts >= 1 && moe.topK >= 1 && moe.topK <= moe.experts)) {
         throw new RangeError(`MoE needs 1 ≤ topK (${moe.topK}) ≤ experts (${moe.experts})`);
       }
-      if (moe.router === 'shared') this.sharedRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts, moe.routerNorm);
+      if (moe.router === 'shared') {
+        this.sharedRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts, moe.routerNorm);
+        this.selectionBiases.push(this.factory.buffer('router.selectionBias', [moe.experts], 'router'));
+      }
     }
   }
 
@@ -189,6 +194,7 @@ export abstract class Net implements Model {
     if (m.router === 'per-layer') {
       this.routerNorms.push(m.routerNorm ? this.factory.batchNorm(`${name}.router.norm`, inChannels, 'router') : null);
       this.perLayerRouters.push(this.factory.linear(`${name}.router`, inChannels, m.experts, 'router'));
+      this.selectionBiases.push(this.factory.buffer(`${name}.router.selectionBias`, [m.experts], 'router'));
     }
     this.moeLayers.push({ name, router: routerIndex, outChannels, expertChannels });
     const layer = moeIndex;
@@ -261,15 +267,15 @@ export abstract class Net implements Model {
     compactIn: { sets: number[][]; channels: number } | null = null,
   ): LayerRouting {
     const mode = ctx.opts.routing ?? { kind: 'router' };
-    const hard = (probs: tf.Tensor2D): tf.Tensor2D =>
-      ctx.sparseSets ? hostTopKMask(probs, this.topK) : straightThroughTopK(probs, this.topK);
+    // Fixed or forced routing replaces the mask below; the router's own decision is only made when it is used.
+    const decide = (routerIndex: number, logits: tf.Tensor2D): LayerRouting => {
+      if (mode.kind === 'router') return routerDecision(logits, this.selectionBiases[routerIndex], this.topK, ctx.opts, ctx.sparseSets !== null);
+      const probs = tf.softmax(logits);
+      return { logits, probs, mask: probs };
+    };
     let decided: LayerRouting;
     if (this.sharedRouter) {
-      if (!ctx.shared) {
-        const logits = withRouterNoise(this.sharedRouter.apply(ctx.image, ctx), ctx.opts, 0);
-        const probs = tf.softmax(logits);
-        ctx.shared = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
-      }
+      ctx.shared ??= decide(0, withRouterNoise(this.sharedRouter.apply(ctx.image, ctx), ctx.opts, 0));
       decided = ctx.shared;
     } else {
       const index = this.moeLayers[layer].router;
@@ -284,10 +290,8 @@ export abstract class Net implements Model {
       } else {
         scores = compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router);
       }
-      const logits = withRouterNoise(scores, ctx.opts, index);
       if (ctx.flops) ctx.flops.router += 2 * router.inFeatures * router.outFeatures + input.shape[1]! * input.shape[2]! * router.inFeatures;
-      const probs = tf.softmax(logits);
-      decided = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
+      decided = decide(index, withRouterNoise(scores, ctx.opts, index));
     }
     let mask = decided.mask;
     if (mode.kind === 'fixed') mask = mode.masks[layer];
