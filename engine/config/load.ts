@@ -304,6 +304,7 @@ function routingRemedies(method: Record<string, any> | undefined): RoutingRemedi
     balance: given.balance ?? method?.routerBalance ?? 0,
     entropy: given.entropy ?? 0,
     noise: given.noise ?? 0,
+    balanceBias: given.balanceBias ?? 0,
   };
 }
 

@@ -114,6 +114,10 @@ export interface RoutingRemedies {
   /** Standard deviation of Gaussian noise added to the router logits before top-k in training's update passes
    * (noisy top-k gating, Shazeer et al. 2017, with a fixed noise scale); attacks and evaluation see none. */
   noise: number;
+  /** Rate γ of auxiliary-loss-free balancing (Wang et al. 2024, used by DeepSeek-V3): every router carries a
+   * per-expert selection bias, added to its scores for the top-k choice only, and each update pass nudges it
+   * toward equal load (bias += γ·N·(k/N − load)). No loss term: the gradients are those of the task. */
+  balanceBias: number;
 }
 
 export interface MethodConfig {

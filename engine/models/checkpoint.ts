@@ -208,7 +208,8 @@ export function modelTensors(model: Model): Record<string, tf.Variable> {
 }
 
 /**
- * Assigns checkpoint tensors to a model's variables. All-or-nothing: every parameter must be present with
+ * Assigns checkpoint tensors to a model's variables. All-or-nothing: every parameter (but optional buffers,
+ * which load as zeros when absent: checkpoints from before they existed) must be present with
  * the same shape and dtype, and every tensor without '/' in its name must be a parameter of the model;
  * otherwise nothing is assigned and CHECKPOINT_MISMATCH names the first offender.
  */
@@ -219,6 +220,7 @@ export function loadModelTensors(model: Model, tensors: Record<string, tf.Tensor
   for (const p of model.params) {
     known.add(p.name);
     const t = tensors[p.name];
+    if (!t && p.optional) continue;
     if (!t) throw mismatch(`checkpoint lacks parameter ${p.name} (model shape [${p.variable.shape.join(', ')}])`, { param: p.name });
     if (!sameShape(t.shape, p.variable.shape) || t.dtype !== p.variable.dtype) {
       throw mismatch(
@@ -232,7 +234,10 @@ export function loadModelTensors(model: Model, tensors: Record<string, tf.Tensor
       throw mismatch(`checkpoint has parameter ${name} [${tensors[name].shape.join(', ')}] that the model lacks`, { param: name });
     }
   }
-  for (const p of model.params) p.variable.assign(tensors[p.name]);
+  for (const p of model.params) {
+    if (tensors[p.name]) p.variable.assign(tensors[p.name]);
+    else tf.tidy(() => p.variable.assign(tf.zerosLike(p.variable))); // an optional buffer a legacy checkpoint lacks
+  }
 }
 
 function validateHeader(h: CheckpointHeader, corrupt: (problem: string) => AdvMoEError): void {

@@ -20,7 +20,7 @@ import { AdvMoEError } from '../util/errors';
 import type { Rng } from '../util/rng';
 import { batchNorm, conv, conv2dPadded, globalAvgPool, inferenceAffine, linear, normalize, releaseInferenceCache, relu } from './layers';
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
-import { applyExpertMask, forcedMask, gatherExperts, hostTopKMask, straightThroughTopK, withRouterNoise } from './routing';
+import { applyExpertMask, forcedMask, gatherExperts, routerDecision, withRouterNoise } from './routing';
 import type {
   FlopsReport,
   ForwardOptions,
@@ -117,6 +117,8 @@ export abstract class Net implements Model {
   private readonly routerNorms: Array<BatchNormWeights | null> = [];
   /** The image-level router of `shared` and `reference` routing (null for per-layer routers). */
   private imageRouter: ImageRouter | null = null;
+  /** Each router's selection bias [N] (`method.routing.balanceBias`): index = router index (0 for an image router). */
+  private readonly selectionBiases: tf.Variable[] = [];
   protected readonly padding: ConvPadding;
   private cachedFlops: FlopsReport | null = null;
   /** MoE layers whose output a sparse-aware consumer reads (handed on compact in sparse inference). */
@@ -145,6 +147,7 @@ export abstract class Net implements Model {
       }
       if (moe.router === 'shared') this.imageRouter = new SharedRouter(this.factory, data.inputShape[2], moe.experts, moe.routerNorm, this.padding);
       if (moe.router === 'reference') this.imageRouter = new ReferenceRouter(this.factory, data.inputShape[2], moe.experts, this.padding);
+      if (this.imageRouter) this.selectionBiases.push(this.factory.buffer('router.selectionBias', [moe.experts], 'router'));
     }
   }
 
@@ -202,6 +205,7 @@ export abstract class Net implements Model {
     if (m.router === 'per-layer') {
       this.routerNorms.push(m.routerNorm ? this.factory.batchNorm(`${name}.router.norm`, inChannels, 'router') : null);
       this.perLayerRouters.push(this.factory.linear(`${name}.router`, inChannels, m.experts, 'router'));
+      this.selectionBiases.push(this.factory.buffer(`${name}.router.selectionBias`, [m.experts], 'router'));
     }
     this.moeLayers.push({ name, router: routerIndex, outChannels, expertChannels });
     const layer = moeIndex;
@@ -279,18 +283,19 @@ export abstract class Net implements Model {
     compactIn: { sets: number[][]; channels: number } | null = null,
   ): LayerRouting {
     const mode = ctx.opts.routing ?? { kind: 'router' };
-    const hard = (probs: tf.Tensor2D): tf.Tensor2D =>
-      ctx.sparseSets ? hostTopKMask(probs, this.topK) : straightThroughTopK(probs, this.topK);
+    // Fixed or forced routing replaces the mask below; the router's own decision is only made when it is used.
+    // The reference router's gradient goes straight through to its scores (the same top-1 as of the probabilities).
+    const decide = (routerIndex: number, logits: tf.Tensor2D, straightToScores = false): LayerRouting => {
+      if (mode.kind === 'router') {
+        return routerDecision(logits, this.selectionBiases[routerIndex], this.topK, ctx.opts, { hostMask: ctx.sparseSets !== null, straightToScores });
+      }
+      const probs = tf.softmax(logits);
+      return { logits, probs, mask: probs };
+    };
     let decided: LayerRouting;
     if (this.imageRouter) {
-      if (!ctx.shared) {
-        const router = this.imageRouter;
-        const logits = withRouterNoise(router.apply(ctx.image, ctx), ctx.opts, 0);
-        const probs = tf.softmax(logits);
-        // The reference router's gradient goes straight through to its scores (the same top-1 as of the probabilities).
-        const hardOf = router.straightToScores ? logits : probs;
-        ctx.shared = { logits, probs, mask: mode.kind === 'router' ? hard(hardOf) : probs };
-      }
+      const router = this.imageRouter;
+      ctx.shared ??= decide(0, withRouterNoise(router.apply(ctx.image, ctx), ctx.opts, 0), router.straightToScores);
       decided = ctx.shared;
     } else {
       const index = this.moeLayers[layer].router;
@@ -305,10 +310,8 @@ export abstract class Net implements Model {
       } else {
         scores = compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router);
       }
-      const logits = withRouterNoise(scores, ctx.opts, index);
       if (ctx.flops) ctx.flops.router += 2 * router.inFeatures * router.outFeatures + input.shape[1]! * input.shape[2]! * router.inFeatures;
-      const probs = tf.softmax(logits);
-      decided = { logits, probs, mask: mode.kind === 'router' ? hard(probs) : probs };
+      decided = decide(index, withRouterNoise(scores, ctx.opts, index));
     }
     let mask = decided.mask;
     if (mode.kind === 'fixed') mask = mode.masks[layer];

@@ -82,13 +82,21 @@ export class ParamFactory {
     };
   }
 
-  private add(name: string, init: tf.Tensor, group: ParamGroup, trainable: boolean, decay: boolean): tf.Variable {
+  /**
+   * Zero-initialised state that is saved with the model but never differentiated nor decayed (a router's
+   * selection bias). Optional: a checkpoint from before it existed loads it as zeros.
+   */
+  buffer(name: string, shape: number[], group: ParamGroup): tf.Variable {
+    return this.add(name, tf.zeros(shape), group, false, false, true);
+  }
+
+  private add(name: string, init: tf.Tensor, group: ParamGroup, trainable: boolean, decay: boolean, optional = false): tf.Variable {
     if (this.names.has(name)) throw new Error(`duplicate parameter name ${name}`);
     this.names.add(name);
     // tfjs variable names are global to the engine; ours live in Param.name so that models can coexist.
     const variable = tf.variable(init, trainable);
     init.dispose();
-    this.params.push({ name, variable, group, trainable, decay });
+    this.params.push({ name, variable, group, trainable, decay, ...(optional ? { optional } : {}) });
     return variable;
   }
 }

@@ -15,7 +15,7 @@
  * (training steps must not block on a sync read); sparse inference uses `hostTopK`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ForwardOptions } from './types';
+import type { ForwardOptions, LayerRouting } from './types';
 
 /**
  * Host top-k of each row of a [rows, n] array as a 0/1 Float32Array: the k largest entries, ties going to the
@@ -62,7 +62,7 @@ export function hostTopKMask(scores: tf.Tensor2D, k: number): tf.Tensor2D {
   return tf.tensor2d(hostTopK(scores.dataSync(), rows, n, k), [rows, n]);
 }
 
-const steByK = new Map<number, (probs: tf.Tensor2D) => tf.Tensor2D>();
+const steByK = new Map<number, (probs: tf.Tensor2D, select: tf.Tensor2D) => tf.Tensor2D>();
 
 /**
  * Whether a gradient tape records the ops run now. When none does (inference, the forward of a PGD step's final
@@ -73,18 +73,60 @@ function taping(): boolean {
   return tf.engine().isTapeOn();
 }
 
-/** Hard top-k mask of `probs` whose gradient passes straight through to `probs`. */
-export function straightThroughTopK(probs: tf.Tensor2D, k: number): tf.Tensor2D {
-  if (!taping()) return topKMask(probs, k);
+/**
+ * Hard top-k mask whose gradient passes straight through to `probs`. The choice is the top-k of `select`
+ * (default `probs`; a router with a selection bias passes its biased scores): the bias decides which experts
+ * run but takes no gradient, so the router learns from the task loss alone.
+ */
+export function straightThroughTopK(probs: tf.Tensor2D, k: number, select: tf.Tensor2D = probs): tf.Tensor2D {
+  if (!taping()) return topKMask(select, k);
   let f = steByK.get(k);
   if (!f) {
-    f = tf.customGrad(((p: tf.Tensor) => ({
-      value: topKMask(p as tf.Tensor2D, k),
-      gradFunc: (dy: tf.Tensor) => dy,
-    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (probs: tf.Tensor2D) => tf.Tensor2D;
+    f = tf.customGrad(((p: tf.Tensor, s: tf.Tensor) => ({
+      value: topKMask(s as tf.Tensor2D, k),
+      gradFunc: (dy: tf.Tensor) => [dy, tf.zerosLike(dy)], // select has the shape of probs
+    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (probs: tf.Tensor2D, select: tf.Tensor2D) => tf.Tensor2D;
     steByK.set(k, f);
   }
-  return f(probs);
+  return f(probs, select);
+}
+
+/**
+ * A router's routing from its logits [B, N] and selection bias [N]: softmax probabilities, and the hard top-k
+ * mask of logits + bias (= top-k of softmax(logits + bias)) with the gradient straight through to the unbiased
+ * probabilities (to the logits with `straightToScores`, as the reference router). `hostMask` (sparse inference)
+ * takes the top-k on the host. With `opts.selectionBiasRate`, the
+ * bias then moves toward equal load (`updateSelectionBias`).
+ */
+export function routerDecision(
+  logits: tf.Tensor2D,
+  bias: tf.Variable,
+  k: number,
+  opts: ForwardOptions,
+  how: { hostMask?: boolean; straightToScores?: boolean } = {},
+): LayerRouting {
+  const probs = tf.softmax(logits);
+  const select = tf.add(logits, bias) as tf.Tensor2D;
+  const mask = how.hostMask ? hostTopKMask(select, k) : straightThroughTopK(how.straightToScores ? logits : probs, k, select);
+  const rate = opts.selectionBiasRate ?? 0;
+  if (rate > 0) {
+    if (!opts.training) throw new RangeError('selection-bias updates are for training passes only');
+    updateSelectionBias(bias, mask, k, rate);
+  }
+  return { logits, probs, mask };
+}
+
+/**
+ * Auxiliary-loss-free balancing (Wang et al. 2024): moves a router's selection bias [N] toward equal load
+ * after a pass routed with `mask` [B, N]: bias += rate · N · (k/N − load), load the share of the batch each
+ * expert got. Proportional, so a collapsed router's bias moves fast and a balanced one's barely moves.
+ */
+export function updateSelectionBias(bias: tf.Variable, mask: tf.Tensor2D, k: number, rate: number): void {
+  tf.tidy(() => {
+    const n = mask.shape[1];
+    const load = tf.mean(mask, 0);
+    bias.assign(tf.add(bias, tf.mul(tf.sub(k / n, load), rate * n)));
+  });
 }
 
 /**

@@ -15,8 +15,10 @@ export interface Param {
   name: string;
   variable: tf.Variable;
   group: ParamGroup;
-  /** false for BatchNorm running statistics (saved in checkpoints, never differentiated). */
+  /** false for BatchNorm running statistics and routers' selection biases (saved in checkpoints, never differentiated). */
   trainable: boolean;
+  /** A zero-initialised buffer that a checkpoint written before it existed may lack (loaded as zeros). */
+  optional?: boolean;
   /** Weight decay applies (conv/linear kernels), not to biases and BN affine parameters. */
   decay: boolean;
 }
@@ -49,6 +51,12 @@ export interface ForwardOptions {
    * the step. The routing reported for the pass carries the noisy logits.
    */
   routerNoise?: { std: number; seed: number };
+  /**
+   * Auxiliary-loss-free balancing (training update passes only): after this pass's routing is decided, every
+   * router's selection bias moves by rate × N × (k/N − load of each expert in this batch). See
+   * `method.routing.balanceBias`.
+   */
+  selectionBiasRate?: number;
 }
 
 /** One MoE layer's routing in one forward pass. */

@@ -57,11 +57,19 @@ export function referenceMismatch(cfg: ExperimentConfig): string | null {
   return bad.map(([field, have, need]) => `${field} is ${JSON.stringify(have)} (the reference code's network needs ${JSON.stringify(need)})`).join('; ');
 }
 
-/** The model's state dict as the reference's `model.state_dict()` has it, and its router's own state dict. */
+/** Names of the optional buffers (routers' selection biases) that training moved away from zero. */
+function trainedSelectionBiases(model: Model): string[] {
+  return model.params.filter((p) => p.optional && (p.variable.dataSync() as Float32Array).some((v) => v !== 0)).map((p) => p.name);
+}
+
+/**
+ * The model's state dict as the reference's `model.state_dict()` has it, and its router's own state dict. Our
+ * optional buffers (selection biases, zero unless `balanceBias` trained them) have no counterpart there.
+ */
 export function referenceStateDict(model: Model): { state: Map<string, HostTensor>; router: Map<string, HostTensor> } {
   const state = new Map<string, HostTensor>();
   const router = new Map<string, HostTensor>();
-  for (const p of model.params) {
+  for (const p of model.params.filter((q) => !q.optional)) {
     const { key, kind } = referenceKey(p.name, p.variable.rank);
     const values = toReferenceLayout(p.variable.dataSync() as Float32Array, p.variable.shape, kind);
     const t = hostTensor('float32', referenceShape(p.variable.shape, kind), values);
@@ -118,6 +126,13 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     return buildModel(c, spec);
   });
   try {
+    const biased = trainedSelectionBiases(model);
+    if (biased.length) {
+      throw new AdvMoEError(
+        'INVALID_ARGUMENT',
+        `run "${o.runId}" cannot be loaded by the reference code: its router chooses with a selection bias (method.routing.balanceBias; ${biased.join(', ')}), which the reference router has no place for`,
+      );
+    }
     const { state, router } = referenceStateDict(model);
     const file = path.resolve(o.out);
     fs.mkdirSync(path.dirname(file), { recursive: true });

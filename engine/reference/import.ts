@@ -123,8 +123,9 @@ export function mapReferenceTensors(model: Model, source: Map<string, HostTensor
     remaining.delete(key);
     ignored.routerCopies++;
   }
+  // Our optional buffers (routers' selection biases) have no counterpart in the reference: they stay zero.
   const wanted = new Map(
-    model.params.map((p) => {
+    model.params.filter((p) => !p.optional).map((p) => {
       const { key, kind } = referenceKey(p.name, p.variable.rank);
       return [key, { param: p, kind, shape: referenceShape(p.variable.shape, kind) }] as const;
     }),
@@ -179,7 +180,7 @@ export async function importReferenceCheckpoint(o: ImportOptions): Promise<Impor
   try {
     const { values, ignored } = mapReferenceTensors(model, read.tensors, describe);
     tf.tidy(() => {
-      for (const p of model.params) p.variable.assign(tf.tensor(values.get(p.name)!, p.variable.shape, 'float32'));
+      for (const p of model.params) if (!p.optional) p.variable.assign(tf.tensor(values.get(p.name)!, p.variable.shape, 'float32'));
     });
     const state = createRun(o.runsDir, { config: cfg, totalSteps: 0 });
     const folder = runDir(o.runsDir, state.id);

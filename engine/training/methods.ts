@@ -168,6 +168,10 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   // Passes whose loss updates routers: noisy gating (when asked) in their forward, remedy terms on their loss.
   const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
     method.routing.noise > 0 && model.moeLayers.length ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
+  // Auxiliary-loss-free balancing moves the selection biases on the passes that also fold BN statistics: once per
+  // batch (per forward of it) in every method, on the inputs the model is being trained on.
+  const updatePass: ForwardOptions =
+    method.routing.balanceBias > 0 && model.moeLayers.length ? { ...UPDATE_PASS, selectionBiasRate: method.routing.balanceBias } : UPDATE_PASS;
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must
@@ -176,17 +180,17 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   };
   switch (method.kind) {
     case 'standard': {
-      rec.main(update(rec, 'loss', all, () => remedies(classify(model.forward(x, routerUpdatePass(UPDATE_PASS)), y))));
+      rec.main(update(rec, 'loss', all, () => remedies(classify(model.forward(x, routerUpdatePass(updatePass)), y))));
       return;
     }
     case 'pgd-at': {
       const xAdv = await attack('ce');
-      rec.main(update(rec, 'loss', all, () => remedies(classify(model.forward(xAdv, routerUpdatePass(UPDATE_PASS)), y))));
+      rec.main(update(rec, 'loss', all, () => remedies(classify(model.forward(xAdv, routerUpdatePass(updatePass)), y))));
       return;
     }
     case 'trades': {
       const xAdv = await attack('trades-kl');
-      rec.main(update(rec, 'loss', all, () => remedies(tradesPass(model, x, xAdv, y, beta, routerUpdatePass(UPDATE_PASS)))));
+      rec.main(update(rec, 'loss', all, () => remedies(tradesPass(model, x, xAdv, y, beta, routerUpdatePass(updatePass)))));
       return;
     }
     case 'advmoe': {
@@ -211,7 +215,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
         rec.value('routerGradNorm', u.gradNorm);
       };
       const expertStep = async (): Promise<void> => {
-        const lossFn = await robustPass(UPDATE_PASS);
+        const lossFn = await robustPass(updatePass);
         const u = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], lossFn);
         rec.main(u);
         rec.value('expertLoss', u.loss);
@@ -230,7 +234,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       // fresh attack against the updated model → router update CE(r(x), y mod N) + α·KL(r(x) ‖ r(x′)), r(x) on
       // the clean batch. The class-partitioned target is built in; the other remedies add to the router loss.
       const xAdv1 = await attack('reference-trades');
-      const e = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], () => tradesPass(model, x, xAdv1, y, beta, UPDATE_PASS));
+      const e = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], () => tradesPass(model, x, xAdv1, y, beta, updatePass));
       rec.main(e);
       rec.value('expertLoss', e.loss);
       const xAdv2 = await attack('reference-trades');

@@ -523,7 +523,7 @@ function renderBalance(r: RobustnessReport): void {
       statusCell.append(el('span', { class: 'flag', 'aria-hidden': 'true' }, '⚠'), document.createTextNode(` ${problems.join('; ')}`));
       statusCell.title =
         'Router collapse: more than 90% of inputs get the same routing decision, or the router gave non-finite scores. ' +
-        'method.routing (classTarget, balance, entropy, noise) and model.moe.routerNorm counter it (README: "Routing that does not collapse").';
+        'method.routing (balanceBias, classTarget, balance, entropy, noise) and model.moe.routerNorm counter it (README: "Routing that does not collapse").';
     } else {
       statusCell.append(el('span', { class: 'ok', 'aria-hidden': 'true' }, '✓'), document.createTextNode(' OK'));
     }

@@ -165,6 +165,26 @@ describe('checkpoint', () => {
       }
     });
 
+    it('loads a checkpoint from before routers had selection biases, with zero biases', async () => {
+      const model = createModel(modelConfig('vgg16', moe()), MNIST, 1);
+      const copy = createModel(modelConfig('vgg16', moe()), MNIST, 2);
+      const tensors = await roundTrip(model);
+      try {
+        const legacy = Object.fromEntries(Object.entries(tensors).filter(([name]) => !name.endsWith('selectionBias')));
+        assert.ok(Object.keys(legacy).length < Object.keys(tensors).length, 'the model has selection biases to leave out');
+        for (const p of copy.params) if (p.name.endsWith('selectionBias')) p.variable.assign(tf.onesLike(p.variable));
+        loadModelTensors(copy, legacy);
+        for (const p of copy.params) {
+          if (p.name.endsWith('selectionBias')) assert.deepEqual(Array.from(p.variable.dataSync()), [0, 0], p.name);
+        }
+        assert.ok(sameParams(copy, model));
+      } finally {
+        tf.dispose(Object.values(tensors));
+        model.dispose();
+        copy.dispose();
+      }
+    });
+
     it('rejects another backbone, and an MoE checkpoint in a dense model of the same widths', async () => {
       const moeModel = createModel(modelConfig('resnet18', moe({ experts: 2, expertWidth: 0.5 })), MNIST, 1);
       const dense = createModel(modelConfig('resnet18'), MNIST, 1);

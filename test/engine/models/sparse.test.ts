@@ -86,6 +86,32 @@ describe('sparse inference = masked dense inference', () => {
     }
   }
 
+  // A router's selection bias (method.routing.balanceBias) decides the choice in both paths alike.
+  for (const router of ['per-layer', 'shared'] as const) {
+    it(`vgg16 k=1 of N=2, ${router} router with selection biases`, () => {
+      const model = createModel(modelConfig('vgg16', moe({ router }), 'tiny', 0.5), CIFAR, 3);
+      const x = varied(12, CIFAR, 5);
+      try {
+        randomize(model, 1, { routerScale: 3 });
+        const biases = model.params.filter((p) => p.name.endsWith('selectionBias'));
+        assert.ok(biases.length > 0 && biases.every((p) => !p.trainable), 'every router has a non-trainable selection bias');
+        // Biases that centre each router's logits on this batch: about half of its decisions change.
+        const unbiased = tf.tidy(() => {
+          const routing = model.forward(x, { training: false }).routing;
+          routing.forEach((r, l) => biases[model.moeLayers[l].router].variable.assign(tf.neg(tf.mean(r.logits, 0))));
+          return routing.map((r) => r.mask.arraySync());
+        });
+        const r = compare(model, x);
+        assert.ok(r.diff <= TOL, `max |Δlogit| ${r.diff}`);
+        const biased = tf.tidy(() => model.forward(x, { training: false }).routing.map((m) => m.mask.arraySync()));
+        assert.notDeepEqual(biased, unbiased, 'the biases change some routing decision');
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
+    });
+  }
+
   for (const backbone of ['wrn28_10', 'densenet'] as const) {
     it(`${backbone} k=1 of N=2 and k=2 of N=4, mixed routing`, () => {
       for (const m of [moe(), moe({ experts: 4, topK: 2, expertWidth: 0.25 })]) {

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MethodConfig, ModelConfig } from '../../../engine/config/types';
-import { expertToChannelMatrix, straightThroughTopK, withRouterNoise } from '../../../engine/models/routing';
+import { expertToChannelMatrix, routerDecision, withRouterNoise } from '../../../engine/models/routing';
 import type { FlopsReport, ForwardOptions, ForwardResult, LayerRouting, MoeLayerInfo, Model, Param, ParamGroup } from '../../../engine/models/types';
 import type { AdversaryFn, AdversaryLoss } from '../../../engine/training/methods';
 import { Rng } from '../../../engine/util/rng';
@@ -55,6 +55,7 @@ export class TinyMoe implements Model {
     add('runMean', tf.zeros([hidden]), 'expert', false, false);
     if (moe) add('router.w', tf.randomNormal([hidden, experts], 0, 1, 'float32', rng.seed()), 'router');
     if (moe) add('router.b', tf.zeros([experts]), 'router', true, false);
+    if (moe) add('router.selectionBias', tf.zeros([experts]), 'router', false, false);
     add('w2', tf.randomNormal([hidden, outF], 0, Math.sqrt(2 / hidden), 'float32', rng.seed()), 'expert');
     add('w3', tf.randomNormal([outF, this.numClasses], 0, Math.sqrt(1 / outF), 'float32', rng.seed()), 'expert');
     add('b3', tf.zeros([this.numClasses]), 'expert', true, false);
@@ -79,7 +80,7 @@ export class TinyMoe implements Model {
           ? r.masks[0]
           : r.kind === 'force'
             ? (tf.cast(tf.oneHot(tf.fill([x.shape[0]], r.expert, 'int32') as tf.Tensor1D, this.numExperts), 'float32') as tf.Tensor2D)
-            : straightThroughTopK(probs, this.topK);
+            : routerDecision(logits, this.v['router.selectionBias'], this.topK, opts).mask;
       routing.push({ logits, probs, mask });
       e = tf.mul(e, tf.matMul(mask, this.expand)) as tf.Tensor2D;
     }
@@ -136,7 +137,7 @@ export function methodConfig(kind: MethodConfig['kind'], over: Partial<MethodCon
     tradesBeta: 6,
     advmoe: { period: 1, order: 'router-first', routerLrScale: 1, loss: 'ce' },
     officialRouterAlpha: 6,
-    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0 },
+    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0 },
     attack: { norm: 'linf', eps: 0.1, stepSize: 0.05, steps: 2, randomStart: true, restarts: 1 },
     epsWarmupEpochs: 0,
     ...over,

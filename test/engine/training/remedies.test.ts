@@ -13,7 +13,7 @@ import { createOptimizers, trainStep } from '../../../engine/training/methods';
 import { setupTestBackend } from '../helpers';
 import { methodConfig, quadrantBatch, TinyMoe } from './fixtures';
 
-const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0 };
+const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0 };
 const STEPS = 150;
 /** Steps over which the training passes' decision share is averaged (before the router adapts to the noise). */
 const EARLY = 10;
@@ -69,6 +69,7 @@ describe('collapse remedies', () => {
     ['classTarget (CE to y mod N)', { classTarget: 1 }],
     ['balance (Switch loss)', { balance: 1 }],
     ['entropy of the batch-average distribution', { entropy: 2 }],
+    ['balanceBias (auxiliary-loss-free selection bias)', { balanceBias: 0.1 }],
   ];
   for (const [name, remedy] of cases) {
     it(`${name} moves the decision share toward 1/N`, async () => {
