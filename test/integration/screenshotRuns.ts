@@ -11,7 +11,7 @@ const ATTACK = { norm: 'linf', eps: 0.1, steps: 1, stepSize: 0.125, randomStart:
 const BASE = {
   data: { dataset: 'mnist', trainSamples: 2048, testSamples: 64 },
   schedule: { epochs: 1, batchSize: 64, lr: 0.05, lrSchedule: 'cosine' },
-  eval: { samples: 64, attack: { norm: 'linf', eps: 0.1, steps: 10, stepSize: 0.025, randomStart: true }, epsCurve: [0, 0.05, 0.1, 0.2] },
+  eval: { samples: 64, everyEpochs: 0.25, attack: { norm: 'linf', eps: 0.1, steps: 10, stepSize: 0.025, randomStart: true }, epsCurve: [0, 0.05, 0.1, 0.2] },
   logEverySteps: 1,
 };
 const MOE = { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, routerNorm: true };
