@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ROOT } from './common';
-import { smokeEngine, unpackVsix } from './packaged';
+import { checkManifestFiles, smokeEngine, unpackVsix } from './packaged';
 import { runInCodeServer } from './runCodeServer';
 import { runInElectron } from './runElectron';
 
@@ -24,6 +24,7 @@ async function main(): Promise<number> {
     unpacked = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-vsix-'));
     extensionDir = await unpackVsix(vsix, unpacked);
     console.log(`[integration] testing the packaged extension ${path.relative(ROOT, vsix)} (unpacked to ${extensionDir})`);
+    console.log(`[integration] the package holds the ${checkManifestFiles(extensionDir).length} files its manifest names`);
   }
   try {
     const t0 = Date.now();
