@@ -4,12 +4,19 @@
 // both, the newer one wins, so `npm run compile` after an edit is never shadowed by an older bundle.
 const path = require('path');
 const fs = require('fs');
-const candidates = [path.join(__dirname, '..', 'dist', 'cli.js'), path.join(__dirname, '..', 'out', 'engine', 'cli', 'main.js')]
-  .filter((f) => fs.existsSync(f))
-  .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+const builds = () =>
+  [path.join(__dirname, '..', 'dist', 'cli.js'), path.join(__dirname, '..', 'out', 'engine', 'cli', 'main.js')]
+    .filter((f) => fs.existsSync(f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+let candidates = builds();
 if (!candidates.length) {
-  process.stderr.write('advmoe: not built yet; run `npm run compile` (or `npm run build`) first\n');
-  process.exit(2);
+  // `npm ci` compiles (the `prepare` script); this covers a checkout where that did not run (--ignore-scripts).
+  const error = require('../scripts/compile.js').compile('first run, nothing built yet');
+  candidates = builds();
+  if (error || !candidates.length) {
+    process.stderr.write(`advmoe: not built: ${error || 'tsc wrote no out/engine/cli/main.js'}; run \`npm run compile\` (or \`npm run build\`)\n`);
+    process.exit(2);
+  }
 }
 
 // Exit only after stdout and stderr are flushed: writes to a pipe are asynchronous, and process.exit right away

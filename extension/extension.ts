@@ -21,6 +21,7 @@ import { INSPECTOR_VIEW_TYPE, InspectorPanel, InspectorPanelSerializer } from '.
 import { ROBUSTNESS_VIEW_TYPE, RobustnessPanel, RobustnessPanelSerializer } from './robustnessPanel';
 import { ROUTING_VIEW_TYPE, RoutingPanel, RoutingPanelSerializer } from './routingPanel';
 import { parseInspectorFilter } from '../webview/analysisProtocol';
+import { registerWalkthrough } from './walkthrough';
 
 /** What `activate` returns: handles for the integration tests (and other extensions). */
 export interface AdvMoEApi {
@@ -56,6 +57,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
   const runsTree = new RunsTreeProvider(store);
   const treeView = vscode.window.createTreeView('advmoe.runs', { treeDataProvider: runsTree, showCollapseAll: false });
   context.subscriptions.push(log, engine, store, jobs, runsTree, treeView);
+  context.subscriptions.push(registerWalkthrough(store));
 
   const setTrainingContext = () =>
     void vscode.commands.executeCommand('setContext', 'advmoe.training', jobs.active('train').length > 0);

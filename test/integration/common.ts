@@ -18,7 +18,16 @@ export interface Scratch {
   remove(): void;
 }
 
-export function makeScratch(prefix: string, trusted = true): Scratch {
+/**
+ * A scratch folder with a workspace, user data and extension folders. By default the workspace holds the
+ * integration experiment and two recorded runs; `populate` fills it instead (an empty workspace when it does
+ * nothing). `settings` are added to the user settings (e.g. a colour theme).
+ */
+export function makeScratch(
+  prefix: string,
+  trusted = true,
+  opts: { populate?: (workspace: string) => void; settings?: Record<string, unknown> } = {},
+): Scratch {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const sub = (name: string) => {
     const p = path.join(dir, name);
@@ -26,9 +35,12 @@ export function makeScratch(prefix: string, trusted = true): Scratch {
     return p;
   };
   const workspace = sub('workspace');
-  fs.cpSync(path.join(ROOT, 'test/integration/workspace'), workspace, { recursive: true });
-  // Two recorded runs (one finished, one interrupted) as if trained earlier: the views must show them.
-  fs.cpSync(path.join(ROOT, 'test/webview/fixtures/runs'), path.join(workspace, '.advmoe', 'runs'), { recursive: true });
+  if (opts.populate) opts.populate(workspace);
+  else {
+    fs.cpSync(path.join(ROOT, 'test/integration/workspace'), workspace, { recursive: true });
+    // Two recorded runs (one finished, one interrupted) as if trained earlier: the views must show them.
+    fs.cpSync(path.join(ROOT, 'test/webview/fixtures/runs'), path.join(workspace, '.advmoe', 'runs'), { recursive: true });
+  }
   const userData = sub('user-data');
   fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
   fs.writeFileSync(
@@ -44,6 +56,7 @@ export function makeScratch(prefix: string, trusted = true): Scratch {
         'update.mode': 'none',
         'workbench.tips.enabled': false,
         'advmoe.backend': process.env.ADVMOE_IT_BACKEND ?? 'auto',
+        ...opts.settings,
       },
       null,
       2,

@@ -66,3 +66,26 @@ export async function smokeEngine(extensionDir: string): Promise<BackendInfo> {
     fs.rmSync(runsDir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Every file the manifest names (main, icon, activity-bar icons, JSON schema, walkthrough pictures) is inside the
+ * package: `.vscodeignore` lists what ships, and a path it misses would only show as a broken picture or view.
+ */
+export function checkManifestFiles(extensionDir: string): string[] {
+  const m = JSON.parse(fs.readFileSync(path.join(extensionDir, 'package.json'), 'utf8'));
+  const c = m.contributes ?? {};
+  const named: string[] = [m.main, m.icon];
+  for (const v of c.viewsContainers?.activitybar ?? []) named.push(v.icon);
+  for (const views of Object.values(c.views ?? {}) as { icon?: string }[][]) for (const v of views) if (v.icon) named.push(v.icon);
+  for (const j of c.jsonValidation ?? []) named.push(j.url);
+  for (const w of c.walkthroughs ?? []) {
+    for (const s of w.steps) {
+      const image = s.media?.image;
+      named.push(...(typeof image === 'string' ? [image] : Object.values(image ?? {}) as string[]));
+    }
+  }
+  const files = [...new Set(named.filter(Boolean).map((f) => path.normalize(f)))];
+  const missing = files.filter((f) => !fs.existsSync(path.join(extensionDir, f)));
+  if (missing.length) throw new Error(`the package lacks files its manifest names: ${missing.join(', ')} (see .vscodeignore)`);
+  return files;
+}

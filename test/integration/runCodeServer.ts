@@ -1,9 +1,10 @@
 /**
- * Runs the integration suite inside the extension host of code-server 4.100.3 (VS Code 1.100.3 in a
- * browser), driven by headless Chromium (see /work/shared/notes/real-vscode-tests.md). code-server takes
- * the development extension and the test entry point from the page address; the suite's exit code comes
- * back through `window.codeAutomationExit`. Screenshots are saved at the suite's `[advmoe-it] screenshot X`
- * marks and at the end, under test-results/.
+ * Runs an integration suite inside the extension host of code-server 4.100.3 (VS Code 1.100.3 in a
+ * browser), driven by headless Chromium. code-server takes the development extension and the test entry
+ * point from the page address; the suite's exit code comes back through `window.codeAutomationExit`.
+ * Screenshots are saved at the suite's `[advmoe-it] screenshot X` marks and at the end, under test-results/;
+ * the suite's probes (probeProtocol.ts: screenshots on request, the walkthrough's checkboxes, clicks in
+ * webviews) are answered on the page.
  *
  * Environment: CODE_SERVER (path of the code-server binary; default: where scripts/setup-ui-tests.sh puts
  * it), ADVMOE_IT_TIMEOUT_S (default 1200), CHROMIUM_PATH (default /usr/bin/chromium).
@@ -18,6 +19,8 @@ import * as util from 'util';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from '../webview/harness';
 import { checkBuilt, makeScratch, RESULTS, ROOT, SUITE_INDEX } from './common';
+import { PROBE_LINE } from './probeProtocol';
+import { answerProbe, type ShotTarget } from './probes';
 
 
 export function codeServerPath(): string {
@@ -73,14 +76,32 @@ function copyExtensionLogs(userData: string): void {
   }
 }
 
-export async function runInCodeServer(extensionDir = ROOT, opts: { untrusted?: boolean } = {}): Promise<'passed' | 'failed'> {
+export interface SessionOptions {
+  /** The mocha file the extension host runs (suite/index.ts); default the main suite, `untrusted` with `untrusted`. */
+  suite?: 'training' | 'untrusted' | 'walkthrough' | 'screenshots';
+  /** Workspace trust on, so the workspace opens in Restricted Mode. */
+  untrusted?: boolean;
+  /** Fills the workspace instead of the default experiment and recorded runs (see makeScratch). */
+  populate?: (workspace: string) => void;
+  /** Added to the user settings. */
+  settings?: Record<string, unknown>;
+  /** Where probe screenshots go; default test-results/integration-<name>.png. */
+  shots?: ShotTarget;
+  viewport?: { width: number; height: number };
+}
+
+export async function runInCodeServer(extensionDir = ROOT, opts: SessionOptions = {}): Promise<'passed' | 'failed'> {
   checkBuilt(extensionDir);
   const bin = codeServerPath();
   if (!fs.existsSync(bin)) {
     throw new Error(`code-server not found at ${bin}: run scripts/setup-ui-tests.sh (or set CODE_SERVER)`);
   }
   fs.mkdirSync(RESULTS, { recursive: true });
-  const scratch = makeScratch('advmoe-it-cs-', !opts.untrusted);
+  const scratch = makeScratch('advmoe-it-cs-', !opts.untrusted, { populate: opts.populate, settings: opts.settings });
+  const suite = opts.suite ?? (opts.untrusted ? 'untrusted' : 'training');
+  const probesDir = path.join(scratch.dir, 'probes');
+  fs.mkdirSync(probesDir);
+  const shotTarget = opts.shots ?? { dir: RESULTS, prefix: 'integration-' };
   const port = await freePort();
   const t0 = Date.now();
   const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
@@ -101,7 +122,8 @@ export async function runInCodeServer(extensionDir = ROOT, opts: { untrusted?: b
       '--extensions-dir', scratch.extensions,
       scratch.workspace,
     ],
-    { env: { ...process.env, HOME: scratch.home, TMPDIR: scratch.tmp, ...(opts.untrusted ? { ADVMOE_IT_SUITE: 'untrusted' } : {}) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    // The extension host inherits this environment: it tells the suite which file to run and where probes are answered.
+    { env: { ...process.env, HOME: scratch.home, TMPDIR: scratch.tmp, ADVMOE_IT_SUITE: suite, ADVMOE_IT_PROBES: probesDir }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   cs.stdout?.pipe(logStream);
   cs.stderr?.pipe(logStream);
@@ -117,7 +139,7 @@ export async function runInCodeServer(extensionDir = ROOT, opts: { untrusted?: b
     await waitHealthy(port, cs, 60_000);
     console.log(`[code-server] up on port ${port} after ${elapsed()}`);
     browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    const page = await browser.newPage({ viewport: opts.viewport ?? { width: 1600, height: 1000 } });
     let resolveExit: (code: number) => void = () => undefined;
     const exited = new Promise<number>((r) => (resolveExit = r));
     await page.exposeFunction('codeAutomationExit', (code: number) => resolveExit(Number(code)));
@@ -140,6 +162,8 @@ export async function runInCodeServer(extensionDir = ROOT, opts: { untrusted?: b
         }
         const shot = /\[advmoe-it\] screenshot (\S+)/.exec(text);
         if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `integration-${shot[1]}.png`) }).catch(() => undefined));
+        const probe = PROBE_LINE.exec(text);
+        if (probe) shots.push(answerProbe(page, probesDir, probe[1], probe[2], shotTarget).catch((e) => console.error(`[code-server] probe ${probe[1]}: ${String(e)}`)));
       };
       shots.push(print());
     });

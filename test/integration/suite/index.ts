@@ -11,8 +11,11 @@ export function run(): Promise<void> {
   const Mocha: typeof import('mocha') = mod.default ?? mod;
   const mocha = new Mocha({ ui: 'bdd', color: false, timeout: 15 * 60_000, reporter: 'spec' });
   if (process.env.ADVMOE_IT_GREP) mocha.grep(process.env.ADVMOE_IT_GREP);
-  // ADVMOE_IT_SUITE=untrusted: the Restricted Mode suite (its own session, with workspace trust on).
-  mocha.addFile(path.join(__dirname, process.env.ADVMOE_IT_SUITE === 'untrusted' ? 'untrusted.test.js' : 'training.test.js'));
+  // Each suite runs in its own session (runCodeServer.ts): `untrusted` with workspace trust on, `walkthrough` in an
+  // empty workspace, `screenshots` (npm run screenshots) on freshly trained runs; the main suite otherwise.
+  const suite = process.env.ADVMOE_IT_SUITE ?? 'training';
+  if (!['training', 'untrusted', 'walkthrough', 'screenshots'].includes(suite)) throw new Error(`unknown ADVMOE_IT_SUITE ${suite}`);
+  mocha.addFile(path.join(__dirname, `${suite}.test.js`));
   return new Promise((resolve, reject) => {
     try {
       mocha.run((failures) => (failures > 0 ? reject(new Error(`${failures} integration test(s) failed`)) : resolve()));
