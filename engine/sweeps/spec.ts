@@ -66,7 +66,10 @@ function describeSweepError(e: ErrorObject): string {
   if (e.keyword === 'required') return `${String(p.missingProperty)}: required field is missing`;
   if (e.keyword === 'minItems' && parts[0] === 'axes') return `${where}: an axis needs at least one value`;
   if (e.keyword === 'minProperties') return 'axes: a sweep needs at least one axis';
-  if (e.keyword === 'uniqueItems') return `${where}: values ${p.j} and ${p.i} are the same; each value once`;
+  if (e.keyword === 'uniqueItems') {
+    const [a, b] = [Number(p.i), Number(p.j)].sort((x, y) => x - y);
+    return `${where}: entries ${a + 1} and ${b + 1} are the same value; give each value once`;
+  }
   if (e.keyword === 'propertyNames' || (e.keyword === 'pattern' && e.propertyName !== undefined)) {
     return `axes: ${JSON.stringify(e.propertyName ?? p.propertyName)} is not a dotted field name such as "model.moe.experts"`;
   }
@@ -118,7 +121,9 @@ function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+    // An undefined field is an absent one, as in the JSON written to disk.
+    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
   }
   return JSON.stringify(v);
 }
