@@ -24,3 +24,12 @@ export function tinySweep(opts: { trainSamples?: number } = {}): { dir: string; 
   fs.writeFileSync(file, JSON.stringify({ base: 'tiny.advmoe.json', axes: { 'method.kind': ['pgd-at', 'advmoe'], seed: [0, 1] } }, null, 2));
   return { dir, file, runsDir: path.join(dir, '.advmoe', 'runs') };
 }
+
+/**
+ * The end-to-end executor tests start `advmoe train` processes on wasm whatever suite runs them; the unit suite's
+ * second pass on tensorflow (README "Backends") would only repeat them, so it skips them with this reason.
+ */
+export function repeatedPassSkip(): string | false {
+  const b = process.env.ADVMOE_TEST_BACKEND;
+  return b && b !== 'wasm' ? `the executors' processes train on wasm; already run in the wasm pass (ADVMOE_TEST_BACKEND=${b})` : false;
+}

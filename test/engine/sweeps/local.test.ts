@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { chooseParallelism, RUN_MEMORY_BYTES } from '../../../engine/sweeps/local';
 import { readSweepManifest } from '../../../engine/sweeps/folder';
 import { sweepRunStatus } from '../../../engine/sweeps/runs';
-import { BIN, tinySweep } from './fixtures';
+import { BIN, repeatedPassSkip, tinySweep } from './fixtures';
 
 function start(args: string[]) {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,7 +41,7 @@ test('runs at a time: bounded by cores, free memory and the runs; at least one',
   assert.equal(chooseParallelism({ cores: 16, freeBytes: 0, runs: 4 }), 1);
 });
 
-test('local executor: Ctrl-C stops every run cleanly, a rerun resumes them and finishes only what was missing', { timeout: 600_000 }, async () => {
+test('local executor: Ctrl-C stops every run cleanly, a rerun resumes them and finishes only what was missing', { timeout: 600_000, skip: repeatedPassSkip() }, async () => {
   const { dir, file, runsDir } = tinySweep({ trainSamples: 96 });
   const common = ['--runs-dir', runsDir, '--backend', 'wasm', '--json'];
   const sweepDir = path.join(dir, '.advmoe', 'sweeps', 'methods-seeds');
@@ -105,7 +105,7 @@ test('local executor: Ctrl-C stops every run cleanly, a rerun resumes them and f
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('advmoe train --run-id: made with that id, left alone when finished, refused when the experiment changed', { timeout: 300_000 }, async () => {
+test('advmoe train --run-id: made with that id, left alone when finished, refused when the experiment changed', { timeout: 300_000, skip: repeatedPassSkip() }, async () => {
   const { dir, runsDir } = tinySweep();
   const exp = path.join(dir, 'tiny.advmoe.json');
   const a = await start(['train', exp, '--run-id', 'my-run', '--runs-dir', runsDir, '--backend', 'wasm', '--json']).done;

@@ -13,7 +13,7 @@ import { readSweepManifest } from '../../../engine/sweeps/folder';
 import { sweepRunStatus } from '../../../engine/sweeps/runs';
 import { activeTasks } from '../../../engine/sweeps/slurm';
 import { startSlurmCluster } from './slurmCluster';
-import { tinySweep, BIN } from './fixtures';
+import { BIN, repeatedPassSkip, tinySweep } from './fixtures';
 
 function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -34,7 +34,7 @@ async function until(what: () => boolean, ms: number, label: string): Promise<vo
   }
 }
 
-test('Slurm: a 4-run sweep as an array job; scancel, then a resubmission trains only what was missing', { timeout: 600_000 }, async (t) => {
+test('Slurm: a 4-run sweep as an array job; scancel, then a resubmission trains only what was missing', { timeout: 600_000, skip: repeatedPassSkip() }, async (t) => {
   const cluster = await startSlurmCluster();
   if ('skip' in cluster) {
     t.skip(`Slurm cluster not started: ${cluster.skip}`);
