@@ -13,11 +13,11 @@ import { experimentSchemaProblems, resolveConfig } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
 import { AdvMoEError } from '../util/errors';
 import sweepSchema from './schema.json';
+import type { AxisValue } from './table';
 
 export const SWEEP_FILE_SUFFIX = '.advmoe-sweep.json';
 
-/** A value an axis takes: anything JSON (numbers, strings, booleans; objects for whole sub-settings). */
-export type AxisValue = string | number | boolean | null | AxisValue[] | { [k: string]: AxisValue };
+export type { AxisValue };
 
 export interface SweepAxis {
   key: string;

@@ -3,7 +3,8 @@
  * functions, no Node modules: `advmoe sweep table` and the Sweep Table view (webview/sweep) share them, so both
  * sort, group and export alike.
  */
-import type { AxisValue } from './spec';
+/** A value an axis takes: anything JSON (numbers, strings, booleans; objects for whole sub-settings). */
+export type AxisValue = string | number | boolean | null | AxisValue[] | { [k: string]: AxisValue };
 
 export interface SweepTableRow {
   runId: string;

@@ -70,7 +70,7 @@ describe('AdvMoE Studio in VS Code', function () {
   let config: vscode.Uri;
   let runId: string;
 
-  const entry = (): RunEntry | undefined => api.runsTree.getChildren().find((e) => e.state.id === runId);
+  const entry = (): RunEntry | undefined => api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e).find((e) => e.state.id === runId);
   const treeDescription = () => {
     const e = entry();
     return e ? String(api.treeItem(e).description ?? '') : '';
@@ -108,7 +108,7 @@ describe('AdvMoE Studio in VS Code', function () {
 
   it('lists the runs already on disk in the Runs view, with status, method and SA/RA', async function () {
     const runs = await waitFor('the recorded runs', 20_000, () => {
-      const r = api.runsTree.getChildren();
+      const r = api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e);
       return r.length >= 2 ? r : undefined;
     });
     const describe = (id: string) => {
@@ -122,7 +122,7 @@ describe('AdvMoE Studio in VS Code', function () {
   });
 
   it('opens a run in the Training view and overlays a second one', async function () {
-    const runs = api.runsTree.getChildren();
+    const runs = api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e);
     const a = runs.find((x) => x.state.id === '20260101-advmoe')!;
     const b = runs.find((x) => x.state.id === '20260102-pgd-at')!;
     await vscode.commands.executeCommand('advmoe.openTrainingView', a);
