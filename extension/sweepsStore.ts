@@ -51,7 +51,10 @@ export class SweepsStore implements vscode.Disposable {
       w.onDidCreate(later);
       w.onDidChange(later);
       w.onDidDelete(later);
-      this.watchers.push(w);
+      // Removing a sweep folder reports the folder, which `*/sweep.json` does not match.
+      const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dir), '*'), true, true, false);
+      folders.onDidDelete(later);
+      this.watchers.push(w, folders);
     }
   }
 

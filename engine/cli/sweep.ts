@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { JobReporter } from '../jobs/context';
 import { AdvMoEError } from '../util/errors';
-import { defaultSweepsDir, findSweepDir, readSweepManifest, writeSweepFolder } from '../sweeps/folder';
+import { checkExistingRuns, defaultSweepsDir, findSweepDir, readSweepManifest, writeSweepFolder } from '../sweeps/folder';
 import { runSweepLocally } from '../sweeps/local';
 import { readSweepTable } from '../sweeps/rows';
 import { splitArgs, submitSweep, sweepStatus } from '../sweeps/slurm';
@@ -70,6 +70,7 @@ async function run(file: string, sweepsDir: string, o: SweepCliOptions, ctx: Swe
   if (executor === 'slurm' && o.parallel !== undefined) fail('--parallel is for --executor local (Slurm decides; --max-running caps the tasks at a time)');
   if (o.parallel === 0 || o.maxRunning === 0) fail('--parallel and --max-running must be at least 1');
   const plan = loadSweepFile(file);
+  checkExistingRuns(plan, path.resolve(o.runsDir));
   const { dir, manifest } = writeSweepFolder(sweepsDir, plan, path.resolve(o.runsDir));
   ctx.reporter.log('info', `sweep ${plan.name}: ${plan.runs.length} run(s) over ${plan.axes.map((a) => `${a.key} (${a.values.length})`).join(' × ')}; folder ${dir}`);
   if (o.dryRun) {

@@ -9,9 +9,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../runs/store';
+import { readRunConfig, runDir, writeFileAtomic } from '../runs/store';
 import { AdvMoEError } from '../util/errors';
-import { SWEEP_FILE_SUFFIX, loadSweepFile, type AxisValue, type SweepPlan } from './spec';
+import { SWEEP_FILE_SUFFIX, firstDifference, loadSweepFile, valuesLabel, type AxisValue, type SweepPlan } from './spec';
 
 export const MANIFEST_FILE = 'sweep.json';
 
@@ -101,6 +101,34 @@ export function writeSweepFolder(sweepsDir: string, plan: SweepPlan, runsDir: st
   };
   writeManifest(dir, manifest);
   return { dir, manifest };
+}
+
+/**
+ * Refuses a plan some of whose runs already exist with another experiment (the sweep's base or axes changed since
+ * they ran): training them under the old ids would mix two experiments in one table. Each is named with the first
+ * field that differs. Runs whose config cannot be read are left to the status, which calls them unreadable.
+ */
+export function checkExistingRuns(plan: SweepPlan, runsDir: string): void {
+  const problems: string[] = [];
+  for (const r of plan.runs) {
+    if (!fs.existsSync(runDir(runsDir, r.id))) continue;
+    let saved;
+    try {
+      saved = readRunConfig(runsDir, r.id);
+    } catch {
+      continue;
+    }
+    const diff = firstDifference(saved, r.config);
+    if (diff) problems.push(`${r.id} (${valuesLabel(r.values)}): ${diff}`);
+  }
+  if (problems.length) {
+    throw new AdvMoEError(
+      'CONFIG_INVALID',
+      `sweep ${plan.name}: ${problems.length} run(s) exist in ${runsDir} with another experiment than the sweep now gives (its base or axes changed since they ran; saved vs now):\n  - ${problems.join('\n  - ')}\n` +
+        'give the sweep another "name" to train the new grid beside them, or delete those runs',
+      { errors: problems },
+    );
+  }
 }
 
 export function writeManifest(dir: string, manifest: SweepManifest): void {

@@ -84,7 +84,7 @@ export async function runSweepLocally(opts: LocalSweepOptions): Promise<SweepOut
   const children = new Map<string, ChildProcess>();
   const queue = [...plan.todo];
   let done = 0;
-  let interrupted = false;
+  let interrupted = opts.signal.aborted;
   const total = plan.todo.length;
   const report = () => opts.progress?.({ done, total, running: children.size, message: `sweep ${manifest.name}: ${done}/${total} run(s) done, ${children.size} running` });
   const signalAll = () => {
@@ -98,7 +98,8 @@ export async function runSweepLocally(opts: LocalSweepOptions): Promise<SweepOut
   };
   opts.signal.addEventListener('abort', onAbort);
   opts.onSecondInterrupt?.(signalAll);
-  // Whatever ends this process, its children are told to stop (they are in their own process groups).
+  // When this process exits (a second Ctrl-C, an error), its children are told to stop: they are in their own
+  // process groups, so nothing else reaches them (a SIGKILL of the sweep leaves them to finish their runs).
   const onExit = () => signalAll();
   process.on('exit', onExit);
 
@@ -116,20 +117,27 @@ export async function runSweepLocally(opts: LocalSweepOptions): Promise<SweepOut
     children.set(id, child);
     report();
     return new Promise((resolve) => {
-      child.on('error', (e) => {
-        outcome.failed.push({ id, reason: `could not start: ${e.message}` });
-      });
-      child.on('exit', (code, sig) => {
+      let ended = false;
+      const end = (how: 'finished' | 'interrupted' | 'failed', reason?: string) => {
+        if (ended) return;
+        ended = true;
         children.delete(id);
         done++;
-        const status = sweepRunStatus(manifest.runsDir, id);
-        if (code === 0 && status.status === 'finished') outcome.finished.push(id);
-        else if (status.status === 'interrupted' || code === 130) outcome.interrupted.push(id);
-        else outcome.failed.push({ id, reason: status.error ?? `exit ${code ?? sig}; see ${logFile}` });
-        const last = outcome.finished.includes(id) ? 'finished' : outcome.interrupted.includes(id) ? 'interrupted' : 'failed';
-        opts.log(last === 'failed' ? 'warn' : 'info', `run ${id} (${valuesLabel(run.values)}): ${last}`);
+        if (how === 'finished') outcome.finished.push(id);
+        else if (how === 'interrupted') outcome.interrupted.push(id);
+        else outcome.failed.push({ id, reason: reason ?? `see ${logFile}` });
+        opts.log(how === 'failed' ? 'warn' : 'info', `run ${id} (${valuesLabel(run.values)}): ${how}${how === 'failed' && reason ? ` — ${reason}` : ''}`);
         report();
         resolve();
+      };
+      child.on('error', (e) => end('failed', `could not start: ${e.message}`));
+      child.on('exit', (code, sig) => {
+        // The exit code says what this process did (README "CLI": 0 finished, 130 interrupted); the state file
+        // says what the run is. A refusal (exit 2, e.g. the experiment changed) leaves an interrupted run interrupted.
+        const status = sweepRunStatus(manifest.runsDir, id);
+        if (code === 0 && status.status === 'finished') end('finished');
+        else if ((code === 130 || sig === 'SIGINT' || sig === 'SIGTERM') && status.status !== 'failed') end('interrupted');
+        else end('failed', status.status === 'failed' ? status.error : `${lastErrorLine(logFile) ?? `exit ${code ?? sig}`} (log: ${logFile})`);
       });
     });
   };
@@ -144,6 +152,16 @@ export async function runSweepLocally(opts: LocalSweepOptions): Promise<SweepOut
     process.off('exit', onExit);
   }
   return outcome;
+}
+
+/** The CLI's error line (`advmoe: …`) at the end of a run's log, if any. */
+function lastErrorLine(logFile: string): string | undefined {
+  try {
+    const lines = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-20);
+    return lines.reverse().find((l) => l.startsWith('advmoe: '))?.slice('advmoe: '.length);
+  } catch {
+    return undefined;
+  }
 }
 
 function tryKill(pid: number, sig: NodeJS.Signals): void {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultSweepsDir, findSweepDir, readSweepManifest, writeSweepFolder } from '../../../engine/sweeps/folder';
+import { checkExistingRuns, defaultSweepsDir, findSweepDir, readSweepManifest, writeSweepFolder } from '../../../engine/sweeps/folder';
 import { expandSweep, firstDifference, loadSweepFile, sweepRunId } from '../../../engine/sweeps/spec';
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { TINY_BASE, tinySweep } from './fixtures';
@@ -112,4 +112,20 @@ test('firstDifference names the first differing field', () => {
   assert.equal(firstDifference({ a: 1, b: { c: [1, 2] } }, { b: { c: [1, 2] }, a: 1 }), null);
   assert.equal(firstDifference({ a: 1, b: { c: 0.3 } }, { a: 1, b: { c: 0.1 } }), 'b.c: 0.3 vs 0.1');
   assert.equal(firstDifference({ a: 1 }, { a: 1, z: 'x' }), 'z: (unset) vs "x"');
+});
+
+test('a sweep whose runs exist with another experiment is refused, naming each run and the field', () => {
+  const { dir, file, runsDir } = tinySweep();
+  const plan = loadSweepFile(file);
+  checkExistingRuns(plan, runsDir); // nothing exists yet
+  const run = plan.runs[1];
+  fs.mkdirSync(path.join(runsDir, run.id), { recursive: true });
+  fs.writeFileSync(path.join(runsDir, run.id, 'config.json'), JSON.stringify(run.config));
+  checkExistingRuns(plan, runsDir); // the same experiment: fine
+  fs.writeFileSync(path.join(runsDir, run.id, 'config.json'), JSON.stringify({ ...run.config, schedule: { ...run.config.schedule, lr: 0.5 } }));
+  assert.throws(
+    () => checkExistingRuns(plan, runsDir),
+    (e: Error) => e.message.includes(`${run.id} (method.kind=pgd-at seed=1): schedule.lr: 0.5 vs 0.05`) && /give the sweep another "name"/.test(e.message),
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
 });

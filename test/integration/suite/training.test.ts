@@ -189,6 +189,9 @@ describe('AdvMoE Studio in VS Code', function () {
     } finally {
       fs.rmSync(sweepDir, { recursive: true, force: true });
     }
+    // The later tests expect the runs at the top level again; a refresh, so that they do not depend on how soon the
+    // file watcher reports a removed folder.
+    await vscode.commands.executeCommand('advmoe.refreshRuns');
     await waitFor('the sweep gone from the Runs view', 20_000, () => api.runsTree.getChildren().every((e) => 'state' in e) || undefined);
   });
 
