@@ -7,6 +7,7 @@
  *   advmoe attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
  *   advmoe inspect <run-id> --ids <i,j,…> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file>]
  *   advmoe runs
+ *   advmoe tensorboard [<runsDir|run folder>]
  *   advmoe backend [install tensorflow [--wheel <file.whl>] [--force] [--optional] | check tensorflow]
  *   advmoe data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]
  *   advmoe bench [--quick] [--only <sections>] [--reps <n>] [--out <file>]
@@ -23,6 +24,7 @@ import { downloadDataset, isDownloadable } from '../data';
 import { attackJob, evaluateJob, inspectJob } from '../jobs/evaluate';
 import { trainJob } from '../jobs/train';
 import { listRuns } from '../runs/store';
+import { runsUnder, writeRunEvents } from '../tensorboard/runEvents';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
 import type { LayerBalance } from '../protocol';
 import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
@@ -50,6 +52,9 @@ commands:
   attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
   inspect <run-id> --ids <i,j,...> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file.json>]
   runs                             list the runs in the runs folder
+  tensorboard [<runs folder|run folder>]
+                                   write (or rebuild) the TensorBoard event files of every run there (default:
+                                   the runs folder) from metrics.jsonl, config.json and the final analysis
   backend                          show which TensorFlow.js backend runs, and why others were skipped
   backend install tensorflow       set up @tensorflow/tfjs-node (native CPU): cached build, else the stock
         [--wheel <file.whl>]       install, else built against a TensorFlow CPU wheel from pip (or this one)
@@ -290,6 +295,29 @@ export async function main(argv: string[]): Promise<number> {
           : [`no runs in ${runsDir}`];
         print(lines.join('\n'), { runs });
         return 0;
+      }
+      case 'tensorboard': {
+        if (rest.length > 1) fail('usage: advmoe tensorboard [<runs folder|run folder>]');
+        const target = path.resolve(rest[0] ?? runsDir);
+        const { runsDir: dir, runIds } = runsUnder(target);
+        // One damaged run folder does not stop the others: it is named, and the exit status says so.
+        const written: Array<{ runId: string } & ReturnType<typeof writeRunEvents>> = [];
+        const failed: Array<{ runId: string; error: string }> = [];
+        for (const id of runIds) {
+          try {
+            written.push({ runId: id, ...writeRunEvents(dir, id) });
+          } catch (e) {
+            if (!isAdvMoEError(e)) throw e;
+            failed.push({ runId: id, error: errorMessage(e) });
+            reporter.log('warn', `${id}: no events written: ${errorMessage(e)}`);
+          }
+        }
+        for (const w of written) for (const s of w.skipped) reporter.log('warn', `${w.runId}: left out ${s}`);
+        const lines = written.length
+          ? [...written.map((w) => `${w.runId.padEnd(40)} ${String(w.scalars).padStart(6)} scalars  ${path.relative(dir, w.file)}`), `view them: tensorboard --logdir ${dir}`]
+          : [`no runs${failed.length ? ' could be read' : ''} in ${target}`];
+        print(lines.join('\n'), { runsDir: dir, runs: written, failed });
+        return failed.length ? 1 : 0;
       }
       case 'backend': {
         if (rest.length > 0) {

@@ -38,6 +38,7 @@ import { buildModel, dataSpecFor, loadSplits } from './setup';
 import { createTrainer, type Trainer } from './trainer';
 import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
 import { firstDifference } from '../sweeps/spec';
+import { RunEventLog } from '../tensorboard/runEvents';
 
 export interface TrainJobParams {
   runsDir: string;
@@ -136,6 +137,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
   let elapsed = 0;
   // Failures before the run is marked running (a corrupt checkpoint, say) leave its state.json untouched.
   let started = false;
+  let endEvents: (status: 'success' | 'failure') => void = () => undefined;
 
   try {
     if (resumeFrom) {
@@ -154,6 +156,24 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     writeState(runsDir, state);
     started = true;
     reporter.runState(state);
+    // TensorBoard events (README "TensorBoard") are a copy of what the run folder holds: a failure to write
+    // them is reported once and never stops training.
+    let events: RunEventLog | undefined;
+    const tensorboard = (what: (log: RunEventLog) => void) => {
+      if (!events) return;
+      try {
+        what(events);
+      } catch (e) {
+        events = undefined;
+        reporter.log('warn', `TensorBoard events of ${state.id} are no longer written (${errorMessage(e)}); \`advmoe tensorboard\` rebuilds them`);
+      }
+    };
+    try {
+      events = RunEventLog.open(runsDir, state);
+    } catch (e) {
+      reporter.log('warn', `TensorBoard events of ${state.id} are not written (${errorMessage(e)})`);
+    }
+    endEvents = (status) => tensorboard((log) => log.end(status));
     const flops = model.flops();
     reporter.log(
       'info',
@@ -170,6 +190,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     const flush = () => {
       if (!pending.length) return;
       appendMetrics(runsDir, state.id, pending);
+      tensorboard((log) => log.append(pending));
       reporter.metrics(state.id, pending.splice(0));
     };
     let segmentStart = Date.now();
@@ -267,6 +288,8 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       metrics: Object.fromEntries(Object.entries(state.headline).filter(([, v]) => v !== undefined)) as Record<string, number>,
     });
     flush();
+    tensorboard((log) => log.routing(step, report.layers));
+    endEvents('success');
     state.status = 'finished';
     state.pid = undefined;
     state.pidStart = undefined;
@@ -285,6 +308,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       // checkpoint (nothing is written after the failure).
       state.status = isAdvMoEError(e, 'CANCELLED') ? 'interrupted' : 'failed';
       state.error = isAdvMoEError(e, 'CANCELLED') ? undefined : errorMessage(e);
+      if (state.status === 'failed') endEvents('failure');
       writeState(runsDir, state);
       reporter.runState(state);
       if (isAdvMoEError(e, 'CANCELLED')) return { runId: state.id, status: state.status, headline: state.headline };

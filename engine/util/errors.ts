@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'CHECKSUM_MISMATCH'
   | 'CHECKPOINT_CORRUPT'
   | 'CHECKPOINT_MISMATCH'
+  /** A checkpoint asks for code to run (a pickle global outside the allowlist); nothing was executed. */
+  | 'CHECKPOINT_UNSAFE'
   | 'RUN_NOT_FOUND'
   | 'RUN_BUSY'
   | 'BACKEND_UNAVAILABLE'

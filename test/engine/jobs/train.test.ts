@@ -16,7 +16,9 @@ import { trainJob } from '../../../engine/jobs/train';
 import { readCheckpoint, writeCheckpoint } from '../../../engine/models/checkpoint';
 import { analysisImagesPath, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
 import { isAdvMoEError } from '../../../engine/util/errors';
+import { eventsFileName, writeRunEvents } from '../../../engine/tensorboard/runEvents';
 import { setupTestBackend } from '../helpers';
+import { readEventFile } from '../tensorboard/readEvents';
 
 const raw = {
   name: 'resume-check',
@@ -79,7 +81,20 @@ test('an interrupted and resumed run ends exactly where the uninterrupted run en
   finishedRun = { runsDir: a, runId: full.runId };
 
   const files = fs.readdirSync(path.join(a, full.runId)).sort();
-  assert.deepEqual(files, ['analysis', 'checkpoints', 'config.json', 'metrics.jsonl', 'state.json']);
+  const eventsFile = eventsFileName(readState(a, full.runId));
+  assert.deepEqual(files, ['analysis', 'checkpoints', 'config.json', eventsFile, 'metrics.jsonl', 'state.json']);
+  // TensorBoard events written during training (appended as metrics were logged; rebuilt on resume) hold the
+  // same scalars in both runs, and are what a rebuild from the run folder gives, byte for byte.
+  const scalars = (dir: string, id: string) =>
+    readEventFile(fs.readFileSync(path.join(dir, id, eventsFileName(readState(dir, id))))).flatMap((e) => e.scalars.map(([tag, v]) => [tag, e.step, v]));
+  const trained = scalars(a, full.runId);
+  assert.ok(trained.some(([tag]) => tag === 'train/loss') && trained.some(([tag]) => String(tag).endsWith('/decisionShare')));
+  assert.deepEqual(scalars(b, part.runId), trained);
+  for (const [dir, id] of [[a, full.runId], [b, part.runId]]) {
+    const live = fs.readFileSync(path.join(dir, id, eventsFileName(readState(dir, id))));
+    writeRunEvents(dir, id);
+    assert.deepEqual(fs.readFileSync(path.join(dir, id, eventsFileName(readState(dir, id)))), live, `events of ${id}`);
+  }
   const st = readState(a, full.runId);
   assert.equal(st.epoch, 2);
   assert.equal(st.step, 6);
