@@ -78,6 +78,7 @@ module.exports = (_env, argv) => {
       robustness: './webview/robustness/main.ts',
       routing: './webview/routing/main.ts',
       inspector: './webview/inspector/main.ts',
+      sweep: './webview/sweep/main.ts',
     },
     output: { path: path.resolve(__dirname, 'dist/webview'), filename: '[name].js' },
     resolve: { extensions: ['.ts', '.js'] },

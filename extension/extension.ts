@@ -13,8 +13,11 @@ import { PRESETS } from './presets';
 import { listCheckpointFiles, runDir, runFolderToDelete } from './runsDisk';
 import { RunsStore, type RunEntry } from './runsStore';
 import { RunsTreeProvider, runTreeItem } from './runsTree';
-import { BACKENDS, engineSettings, runsDirFor, runsDirForUri } from './settings';
 import { askImportSettings, runImport } from './importCheckpoint';
+import { SWEEP_VIEW_TYPE, SweepPanel, SweepPanelSerializer, type SweepPanelContext } from './sweepPanel';
+import { SweepsStore, isSweepNode } from './sweepsStore';
+import { findSweepDir, defaultSweepsDir } from '../engine/sweeps/folder';
+import { BACKENDS, engineSettings, runsDirFor, runsDirForUri } from './settings';
 import { TRAINING_VIEW_TYPE, TrainingPanel, TrainingPanelSerializer, type PanelContext } from './trainingPanel';
 import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
 import { INSPECTOR_VIEW_TYPE, InspectorPanel, InspectorPanelSerializer } from './inspectorPanel';
@@ -33,6 +36,8 @@ export interface AdvMoEApi {
   robustnessPanel(): RobustnessPanel | undefined;
   routingPanel(): RoutingPanel | undefined;
   inspectorPanel(): InspectorPanel | undefined;
+  sweepPanel(): SweepPanel | undefined;
+  sweeps: SweepsStore;
   treeItem(e: RunEntry): vscode.TreeItem;
 }
 
@@ -54,9 +59,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
     openRouting: (runsDir, runId, opts) => void RoutingPanel.show(analysisCtx, runsDir, runId, { analysis: opts?.analysis, column: opts?.column, preserveFocus: false }),
     openRobustness: (runIds, opts) => void RobustnessPanel.show(analysisCtx, runIds, { column: opts?.column, preserveFocus: false }),
   };
-  const runsTree = new RunsTreeProvider(store);
+  const sweeps = new SweepsStore(log);
+  const sweepCtx: SweepPanelContext = {
+    extensionUri: context.extensionUri,
+    log,
+    sweepsDirs: () => sweeps.sweepsDirs(),
+    openTraining: (runIds) => void TrainingPanel.show(panelCtx, runIds, { column: vscode.ViewColumn.Beside, preserveFocus: false }),
+    openRobustness: (runIds) => void RobustnessPanel.show(analysisCtx, runIds, { column: vscode.ViewColumn.Beside, preserveFocus: false }),
+    openRouting: (runsDir, runId) => void RoutingPanel.show(analysisCtx, runsDir, runId, { column: vscode.ViewColumn.Beside, preserveFocus: false }),
+  };
+  const runsTree = new RunsTreeProvider(store, sweeps);
   const treeView = vscode.window.createTreeView('advmoe.runs', { treeDataProvider: runsTree, showCollapseAll: false });
-  context.subscriptions.push(log, engine, store, jobs, runsTree, treeView);
+  context.subscriptions.push(log, engine, store, sweeps, jobs, runsTree, treeView);
   context.subscriptions.push(registerWalkthrough(store));
 
   const setTrainingContext = () =>
@@ -73,14 +87,23 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
     vscode.window.registerWebviewPanelSerializer(ROBUSTNESS_VIEW_TYPE, new RobustnessPanelSerializer(analysisCtx)),
     vscode.window.registerWebviewPanelSerializer(ROUTING_VIEW_TYPE, new RoutingPanelSerializer(analysisCtx)),
     vscode.window.registerWebviewPanelSerializer(INSPECTOR_VIEW_TYPE, new InspectorPanelSerializer(analysisCtx)),
+    vscode.window.registerWebviewPanelSerializer(SWEEP_VIEW_TYPE, new SweepPanelSerializer(sweepCtx)),
     vscode.languages.registerCodeLensProvider({ pattern: EXPERIMENT_GLOB }, new ExperimentCodeLensProvider()),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('advmoe.runsFolder')) void store.reloadAll(true);
+      if (e.affectsConfiguration('advmoe.runsFolder')) {
+        void store.reloadAll(true);
+        sweeps.watch();
+        sweeps.reload();
+      }
       if (['advmoe.backend', 'advmoe.nodePath', 'advmoe.wasmThreads'].some((k) => e.affectsConfiguration(k))) {
         void restartEngineWhenIdle();
       }
     }),
-    vscode.workspace.onDidChangeWorkspaceFolders(() => void store.reloadAll(true)),
+    vscode.workspace.onDidChangeWorkspaceFolders(() => {
+      void store.reloadAll(true);
+      sweeps.watch();
+      sweeps.reload();
+    }),
   );
 
   async function restartEngineWhenIdle(): Promise<void> {
@@ -272,7 +295,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
       }
       await store.reloadRun(arg.runsDir, arg.state.id);
     },
-    'advmoe.refreshRuns': () => store.reloadAll(),
+    'advmoe.refreshRuns': () => {
+      sweeps.reload();
+      return store.reloadAll();
+    },
     'advmoe.importCheckpoint': async () => {
       if (!requireTrust()) return undefined;
       const folder = vscode.workspace.workspaceFolders?.[0];
@@ -295,9 +321,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
         return void vscode.window.showErrorMessage(`AdvMoE: could not import ${path.basename(settings.file)}: ${errorText(e)}`);
       }
     },
+    'advmoe.openSweepTable': async (arg?: unknown) => {
+      const dir = await resolveSweep(arg);
+      if (dir) return SweepPanel.show(sweepCtx, dir, { column: arg instanceof vscode.Uri ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active });
+      return undefined;
+    },
   };
   for (const [id, fn] of Object.entries(commands)) context.subscriptions.push(vscode.commands.registerCommand(id, fn));
 
+  sweeps.init();
   await store.init();
   updateBadge();
   setTrainingContext();
@@ -312,8 +344,35 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
     robustnessPanel: () => RobustnessPanel.instance,
     routingPanel: () => RoutingPanel.instance,
     inspectorPanel: () => InspectorPanel.instance,
+    sweepPanel: () => SweepPanel.instance,
+    sweeps,
     treeItem: runTreeItem,
   };
+
+  /** A sweep folder from a Runs-view sweep node, a sweep file (its folder, once started), or a pick. */
+  async function resolveSweep(arg: unknown): Promise<string | undefined> {
+    if (isSweepNode(arg)) return arg.dir;
+    if (arg instanceof vscode.Uri) {
+      const runsDir = runsDirForUri(arg);
+      if (!runsDir) return undefined;
+      try {
+        return findSweepDir(defaultSweepsDir(runsDir), arg.fsPath);
+      } catch (e) {
+        void vscode.window.showErrorMessage(`AdvMoE: ${errorText(e)}`);
+        return undefined;
+      }
+    }
+    const all = sweeps.all();
+    if (all.length === 0) {
+      void vscode.window.showInformationMessage('AdvMoE: no sweeps in this workspace yet. Start one with `advmoe sweep <file.advmoe-sweep.json>` (README "Sweeps").');
+      return undefined;
+    }
+    const pick = await vscode.window.showQuickPick(
+      all.map((s) => ({ label: s.name, description: `${s.runIds.length} runs over ${s.axes.join(' × ')}`, detail: s.dir, dir: s.dir })),
+      { placeHolder: 'Show which sweep?' },
+    );
+    return pick?.dir;
+  }
 
   /** Beside the experiment file when the command came from it (CodeLens, editor title); else the active column. */
   function besideColumn(arg: unknown): vscode.ViewColumn {

@@ -1,8 +1,14 @@
-/** The Runs tree view: every run with status, method and headline SA/RA. */
+/**
+ * The Runs tree view: every run with status, method and headline SA/RA; the runs of a sweep (README "Sweeps")
+ * under a node of their own, in grid order.
+ */
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { headlineText, pct } from './format';
 import type { RunEntry, RunsStore } from './runsStore';
+import { isSweepNode, type SweepNode, type SweepsStore } from './sweepsStore';
+
+export type RunsTreeElement = RunEntry | SweepNode;
 
 const ICONS: Record<string, vscode.ThemeIcon> = {
   running: new vscode.ThemeIcon('sync~spin', new vscode.ThemeColor('charts.blue')),
@@ -11,28 +17,62 @@ const ICONS: Record<string, vscode.ThemeIcon> = {
   failed: new vscode.ThemeIcon('error', new vscode.ThemeColor('charts.red')),
 };
 
-export class RunsTreeProvider implements vscode.TreeDataProvider<RunEntry>, vscode.Disposable {
-  private readonly emitter = new vscode.EventEmitter<RunEntry | undefined>();
+export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeElement>, vscode.Disposable {
+  private readonly emitter = new vscode.EventEmitter<RunsTreeElement | undefined>();
   readonly onDidChangeTreeData = this.emitter.event;
-  private readonly sub: vscode.Disposable;
+  private readonly subs: vscode.Disposable[];
 
-  constructor(private readonly store: RunsStore) {
+  constructor(
+    private readonly store: RunsStore,
+    private readonly sweeps?: SweepsStore,
+  ) {
     // Items are keyed by run id (TreeItem.id), so a full refresh keeps selection and focus.
-    this.sub = store.onDidChange(() => this.emitter.fire(undefined));
+    this.subs = [store.onDidChange(() => this.emitter.fire(undefined)), ...(sweeps ? [sweeps.onDidChange(() => this.emitter.fire(undefined))] : [])];
   }
 
-  getChildren(element?: RunEntry): RunEntry[] {
-    return element ? [] : this.store.all();
+  /** Top level: the sweeps, then the runs of no sweep (newest first); under a sweep, its runs. */
+  getChildren(element?: RunsTreeElement): RunsTreeElement[] {
+    if (isSweepNode(element)) return this.runsOf(element);
+    if (element) return [];
+    const sweeps = this.sweeps?.all() ?? [];
+    const loose = this.store.all().filter((e) => !this.sweeps?.sweepOf(e.runsDir, e.state.id));
+    return [...sweeps, ...loose];
   }
 
-  getTreeItem(e: RunEntry): vscode.TreeItem {
-    return runTreeItem(e);
+  /** Only the runs; those of sweeps too (flat). */
+  allRuns(): RunEntry[] {
+    return this.store.all();
+  }
+
+  private runsOf(sweep: SweepNode): RunEntry[] {
+    return sweep.runIds.map((id) => this.store.get(id)).filter((e): e is RunEntry => !!e && path.resolve(e.runsDir) === sweep.runsDir);
+  }
+
+  getTreeItem(e: RunsTreeElement): vscode.TreeItem {
+    return isSweepNode(e) ? sweepTreeItem(e, this.runsOf(e)) : runTreeItem(e);
+  }
+
+  getParent(e: RunsTreeElement): RunsTreeElement | undefined {
+    return isSweepNode(e) ? undefined : this.sweeps?.sweepOf(e.runsDir, e.state.id);
   }
 
   dispose(): void {
-    this.sub.dispose();
+    for (const s of this.subs) s.dispose();
     this.emitter.dispose();
   }
+}
+
+export function sweepTreeItem(s: SweepNode, runs: readonly RunEntry[]): vscode.TreeItem {
+  const item = new vscode.TreeItem(s.name, vscode.TreeItemCollapsibleState.Expanded);
+  item.id = `sweep:${s.dir}`;
+  const count = (st: string) => runs.filter((r) => r.state.status === st).length;
+  const parts = [`${count('finished')}/${s.runIds.length} finished`];
+  for (const st of ['running', 'interrupted', 'failed']) if (count(st)) parts.push(`${count(st)} ${st}`);
+  item.description = `sweep · ${parts.join(' · ')}`;
+  item.iconPath = new vscode.ThemeIcon(count('running') ? 'sync~spin' : 'table');
+  item.contextValue = 'advmoeSweep';
+  item.tooltip = new vscode.MarkdownString(`**Sweep ${s.name}** — ${s.runIds.length} runs over ${s.axes.map((a) => `\`${a}\``).join(' × ')}\n\n${s.dir}`);
+  return item;
 }
 
 export function runTreeItem(e: RunEntry): vscode.TreeItem {

@@ -1,7 +1,8 @@
 /**
  * `advmoe` — the engine, headless. Same jobs as the extension's engine process, on a terminal.
  *
- *   advmoe train <experiment.advmoe.json> [--resume <run-id>]
+ *   advmoe train <experiment.advmoe.json> [--resume <run-id> | --run-id <id>]
+ *   advmoe sweep <file.advmoe-sweep.json> [--executor local|slurm] | sweep status <sweep> | sweep table <sweep>
  *   advmoe eval <run-id> [--checkpoint <file>] [--samples <n>]
  *   advmoe attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
  *   advmoe inspect <run-id> --ids <i,j,…> [--attack <name>] [--eps <x>] [--freeze-routing] [--out <file>]
@@ -32,6 +33,7 @@ import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
 import type { LayerBalance } from '../protocol';
 import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
 import { installTensorflow } from './nativeSetup';
+import { sweepCommand } from './sweep';
 import { formatDuration, pct, terminalReporter } from './progress';
 
 const USAGE = `usage: advmoe <command> [options]
@@ -40,6 +42,15 @@ commands:
   train <experiment.advmoe.json>   train a run (prints SA, RA, router and expert robustness at the end)
         --resume <run-id>          continue an interrupted run from its last checkpoint instead
         --force                    with --resume: even if state.json names a live process (a reused pid)
+        --run-id <id>              train the run with this id: made when absent, resumed when interrupted,
+                                   left alone when finished (what sweeps run)
+  sweep <file.advmoe-sweep.json>   train every run of a sweep (README "Sweeps") that is not finished yet
+        --executor local|slurm     local (default): --parallel <n> runs at a time (default from cores and
+                                   memory); slurm: one sbatch --array job, --slurm-args "<sbatch options>",
+                                   --max-running <n>; --retry-failed also resumes failed runs; --dry-run lists
+  sweep status <sweep>             each run's state, and its Slurm task's (squeue/scontrol)
+  sweep table <sweep>              one row per run: axis values, status, SA, RA, router/expert robustness, ...
+        [--format text|csv|json|latex] [--group-by <axis,...>|seeds] [--sort <column>] [--desc] [--out <file>]
   eval <run-id>                    full robustness analysis of a run's checkpoint (saved under analysis/)
         --checkpoint <file> --samples <n>
   attack <run-id> --attack <fgsm|pgd|apgd-ce|router|expert> [--eps <x>] [--steps <n>] [--samples <n>]
@@ -65,6 +76,7 @@ commands:
 
 options:
   --runs-dir <dir>   runs folder (default: ./.advmoe/runs)
+  --sweeps-dir <dir> sweeps folder (default: beside the runs folder, ./.advmoe/sweeps)
   --backend <name>   auto | tensorflow-gpu | tensorflow | wasm | cpu (default: the config's, else auto)
   --threads <n>      wasm threads (default: all cores)
   --json             machine-readable output: one JSON event per line, the result last
@@ -113,6 +125,18 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         'runs-dir': { type: 'string' },
+        'sweeps-dir': { type: 'string' },
+        'run-id': { type: 'string' },
+        executor: { type: 'string' },
+        parallel: { type: 'string' },
+        'slurm-args': { type: 'string' },
+        'max-running': { type: 'string' },
+        'retry-failed': { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        format: { type: 'string' },
+        'group-by': { type: 'string' },
+        sort: { type: 'string' },
+        desc: { type: 'boolean', default: false },
         backend: { type: 'string' },
         threads: { type: 'string' },
         json: { type: 'boolean', default: false },
@@ -133,7 +157,6 @@ export async function main(argv: string[]): Promise<number> {
         experts: { type: 'string' },
         ratio: { type: 'string' },
         dataset: { type: 'string' },
-        format: { type: 'string' },
         name: { type: 'string' },
         'data-root': { type: 'string' },
         optional: { type: 'boolean', default: false },
@@ -154,13 +177,19 @@ export async function main(argv: string[]): Promise<number> {
   const reporter = terminalReporter({ json, verbose: o.verbose });
   const controller = new AbortController();
   let interrupts = 0;
+  const secondInterrupt: (() => void)[] = [];
   const onSigint = () => {
     // First Ctrl-C stops cleanly (checkpoint kept, run marked interrupted); a second one exits at once.
-    if (++interrupts > 1) process.exit(130);
+    if (++interrupts > 1) {
+      for (const h of secondInterrupt) h();
+      process.exit(130);
+    }
     reporter.log('warn', 'stopping… (Ctrl-C again to quit at once)');
     controller.abort();
   };
   process.on('SIGINT', onSigint);
+  // SIGTERM (Slurm's scancel and preemption, `kill`) stops as cleanly as Ctrl-C: the run resumes when resubmitted.
+  process.on('SIGTERM', onSigint);
   const runsDir = path.resolve(o['runs-dir'] ?? path.join('.advmoe', 'runs'));
   const print = (human: string, data: unknown) => {
     reporter.finish();
@@ -182,9 +211,13 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'train': {
         if (!o.resume && rest.length !== 1) fail('train needs one experiment file (or --resume <run-id>)');
+        if (o.resume && o['run-id'] !== undefined) fail('--resume and --run-id exclude each other (--run-id resumes its run when interrupted)');
         await startBackend();
         const t0 = Date.now();
-        const result = await trainJob({ runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume, force: o.force }, ctx);
+        const result = await trainJob(
+          { runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume, runId: o['run-id'], force: o.force },
+          ctx,
+        );
         const h = result.headline;
         print(
           [
@@ -199,6 +232,30 @@ export async function main(argv: string[]): Promise<number> {
           { ...result, seconds: (Date.now() - t0) / 1000 },
         );
         return result.status === 'finished' ? 0 : result.status === 'interrupted' ? 130 : 1;
+      }
+      case 'sweep': {
+        return await sweepCommand(
+          rest,
+          {
+            runsDir,
+            sweepsDir: o['sweeps-dir'],
+            executor: o.executor,
+            parallel: num(o.parallel, 'parallel', true),
+            threads,
+            backend: o.backend,
+            slurmArgs: o['slurm-args'],
+            maxRunning: num(o['max-running'], 'max-running', true),
+            retryFailed: o['retry-failed'] ?? false,
+            dryRun: o['dry-run'] ?? false,
+            format: o.format,
+            groupBy: o['group-by'],
+            sort: o.sort,
+            desc: o.desc ?? false,
+            out: o.out,
+            json,
+          },
+          { reporter, signal: controller.signal, print, onSecondInterrupt: (h) => secondInterrupt.push(h) },
+        );
       }
       case 'eval': {
         if (rest.length !== 1) fail('eval needs a run id');
@@ -379,6 +436,7 @@ export async function main(argv: string[]): Promise<number> {
     return isAdvMoEError(e, 'CANCELLED') ? 130 : isAdvMoEError(e, 'INVALID_ARGUMENT') ? 2 : 1;
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
   }
 }
 

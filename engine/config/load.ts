@@ -93,6 +93,17 @@ export interface ResolveOptions {
   baseDir?: string;
 }
 
+/**
+ * What the experiment schema (and the number checks) say about a raw experiment, without the cross-field rules:
+ * one message per problem, each naming its field. Sweeps use it to blame one axis value on its own.
+ */
+export function experimentSchemaProblems(raw: unknown): string[] {
+  const numbers = numberProblems(raw);
+  if (numbers.length) return numbers;
+  const errors = validate(raw);
+  return [...new Set(errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'if').map((e) => describeError(e, raw)))];
+}
+
 /** Validates a parsed experiment object and fills every default. */
 export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): ExperimentConfig {
   const where = opts.source ? `${opts.source}: ` : '';

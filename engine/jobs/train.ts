@@ -22,6 +22,7 @@ import {
   readRunConfig,
   readState,
   removeStaleTemps,
+  runDir,
   truncateMetricsAfter,
   writeAnalysis,
   writeAnalysisImages,
@@ -36,6 +37,7 @@ import { loadTrainingCheckpoint, saveTrainingCheckpoint, type TrainingCheckpoint
 import { buildModel, dataSpecFor, loadSplits } from './setup';
 import { createTrainer, type Trainer } from './trainer';
 import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
+import { firstDifference } from '../sweeps/spec';
 import { RunEventLog } from '../tensorboard/runEvents';
 
 export interface TrainJobParams {
@@ -44,11 +46,22 @@ export interface TrainJobParams {
   /** Already-resolved config (tests, library use); `configPath` is still recorded if given. */
   config?: ExperimentConfig;
   resumeRunId?: string;
+  /**
+   * Train the run with this id (sweeps, README "Sweeps"): created with exactly this id when absent, resumed when
+   * interrupted, left alone when finished. Its experiment must equal the one the run was made with.
+   */
+  runId?: string;
   /** Resume even though state.json says another live process runs it (its pid was reused; README "CLI"). */
   force?: boolean;
   /** Stop (as if cancelled, status interrupted) after this many optimizer steps in this call — tests use it
    * to interrupt a run at a precise point. */
   stopAfterSteps?: number;
+}
+
+/** The run with this id, or null when the runs folder has none (its folder is missing). */
+function existingRun(runsDir: string, runId: string): RunState | null {
+  if (!fs.existsSync(runDir(runsDir, runId))) return null;
+  return readState(runsDir, runId);
 }
 
 export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise<TrainResult> {
@@ -60,8 +73,30 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
   let cfg: ExperimentConfig;
   let state: RunState;
   let resumeFrom: string | undefined;
-  if (params.resumeRunId) {
-    state = readState(runsDir, params.resumeRunId);
+  let resumeRunId = params.resumeRunId;
+  if (params.runId !== undefined && resumeRunId === undefined) {
+    const existing = existingRun(runsDir, params.runId);
+    if (existing) {
+      const wanted = params.config ?? (params.configPath ? loadConfigFile(params.configPath) : undefined);
+      const diff = wanted ? firstDifference(readRunConfig(runsDir, existing.id), wanted) : null;
+      if (diff) {
+        throw new AdvMoEError(
+          'INVALID_ARGUMENT',
+          `run "${existing.id}" exists with another experiment (${diff}); its sweep's base or axes changed since it ran — give the sweep another name, or delete the run`,
+        );
+      }
+      if (existing.status === 'finished') {
+        reporter.log('info', `run ${existing.id} has already finished; nothing to do`);
+        return { runId: existing.id, status: 'finished', headline: existing.headline };
+      }
+      if (existing.status === 'running' && !params.force) {
+        throw new AdvMoEError('RUN_BUSY', `run "${existing.id}" is already running (pid ${existing.pid})`);
+      }
+      resumeRunId = existing.id;
+    }
+  }
+  if (resumeRunId) {
+    state = readState(runsDir, resumeRunId);
     if (state.status === 'running' && !params.force) {
       throw new AdvMoEError(
         'RUN_BUSY',
@@ -112,11 +147,11 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       elapsed = meta.elapsed;
       truncateMetricsAfter(runsDir, state.id, step);
       reporter.log('info', `resuming ${state.id} at step ${step} (epoch ${position.epoch}, batch ${position.batch})`);
-    } else if (params.resumeRunId) {
+    } else if (resumeRunId) {
       reporter.log('info', `run ${state.id} has no checkpoint yet; starting it from the beginning`);
       truncateMetricsAfter(runsDir, state.id, 0);
     }
-    if (!state) state = createRun(runsDir, { config: cfg, configPath: params.configPath, totalSteps });
+    if (!state) state = createRun(runsDir, { config: cfg, configPath: params.configPath, totalSteps, id: params.runId });
     Object.assign(state, { status: 'running', pid: process.pid, pidStart: ownStartTime(), backend, totalSteps, error: undefined, step });
     writeState(runsDir, state);
     started = true;

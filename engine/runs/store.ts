@@ -91,6 +91,8 @@ export interface NewRun {
   config: ExperimentConfig;
   configPath?: string;
   totalSteps: number;
+  /** This exact id instead of `<timestamp>-<name>` (sweep runs: README "Sweeps"); taken already → RUN_BUSY. */
+  id?: string;
 }
 
 /** Refuses a runs folder that exists but is not a folder; a missing one is made when the first run is. */
@@ -123,7 +125,8 @@ function removeOrphanCreations(runsDir: string): void {
 export function createRun(runsDir: string, run: NewRun, now = new Date()): RunState {
   fs.mkdirSync(runsDir, { recursive: true });
   removeOrphanCreations(runsDir);
-  const base = `${timestamp(now)}-${slug(run.config.name)}`;
+  if (run.id !== undefined) runDir(runsDir, run.id); // refuses an id that is not a folder name
+  const base = run.id ?? `${timestamp(now)}-${slug(run.config.name)}`;
   const iso = now.toISOString();
   const state: RunState = {
     id: base,
@@ -161,6 +164,7 @@ export function createRun(runsDir: string, run: NewRun, now = new Date()): RunSt
           if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         }
       }
+      if (run.id !== undefined) throw new AdvMoEError('RUN_BUSY', `run "${run.id}" already exists in ${runsDir} (another process created it)`);
       state.id = `${base}-${i}`;
     }
   } catch (e) {

@@ -70,7 +70,7 @@ describe('AdvMoE Studio in VS Code', function () {
   let config: vscode.Uri;
   let runId: string;
 
-  const entry = (): RunEntry | undefined => api.runsTree.getChildren().find((e) => e.state.id === runId);
+  const entry = (): RunEntry | undefined => api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e).find((e) => e.state.id === runId);
   const treeDescription = () => {
     const e = entry();
     return e ? String(api.treeItem(e).description ?? '') : '';
@@ -108,7 +108,7 @@ describe('AdvMoE Studio in VS Code', function () {
 
   it('lists the runs already on disk in the Runs view, with status, method and SA/RA', async function () {
     const runs = await waitFor('the recorded runs', 20_000, () => {
-      const r = api.runsTree.getChildren();
+      const r = api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e);
       return r.length >= 2 ? r : undefined;
     });
     const describe = (id: string) => {
@@ -122,7 +122,7 @@ describe('AdvMoE Studio in VS Code', function () {
   });
 
   it('opens a run in the Training view and overlays a second one', async function () {
-    const runs = api.runsTree.getChildren();
+    const runs = api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e);
     const a = runs.find((x) => x.state.id === '20260101-advmoe')!;
     const b = runs.find((x) => x.state.id === '20260102-pgd-at')!;
     await vscode.commands.executeCommand('advmoe.openTrainingView', a);
@@ -144,6 +144,55 @@ describe('AdvMoE Studio in VS Code', function () {
     await showRunsView();
     mark('screenshot compare-runs');
     await sleep(1500);
+  });
+
+  it('groups the runs of a sweep in the Runs view and shows them in the Sweep Table', async function () {
+    // A sweep folder as `advmoe sweep` writes it (README "Sweeps"), over the two recorded runs.
+    const sweepDir = path.join(workspace, '.advmoe', 'sweeps', 'demo');
+    const runsDir = path.join(workspace, '.advmoe', 'runs');
+    const manifest = {
+      version: 1,
+      name: 'demo',
+      runsDir,
+      createdAt: '2026-01-03T00:00:00.000Z',
+      updatedAt: '2026-01-03T00:00:00.000Z',
+      axes: [{ key: 'method.kind', values: ['advmoe', 'pgd-at'] }],
+      runs: [
+        { index: 0, id: '20260101-advmoe', values: { 'method.kind': 'advmoe' }, config: 'configs/20260101-advmoe.advmoe.json' },
+        { index: 1, id: '20260102-pgd-at', values: { 'method.kind': 'pgd-at' }, config: 'configs/20260102-pgd-at.advmoe.json' },
+      ],
+    };
+    fs.mkdirSync(sweepDir, { recursive: true });
+    fs.writeFileSync(path.join(sweepDir, 'sweep.json'), JSON.stringify(manifest));
+    try {
+      const node = await waitFor('the sweep in the Runs view', 20_000, () => api.runsTree.getChildren().find((e) => !('state' in e)));
+      const children = api.runsTree.getChildren(node).filter((e): e is RunEntry => 'state' in e);
+      assert.deepStrictEqual(children.map((e) => e.state.id), ['20260101-advmoe', '20260102-pgd-at']);
+      const top = api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e).map((e) => e.state.id);
+      assert.ok(!top.includes('20260101-advmoe') && !top.includes('20260102-pgd-at'), `the sweep's runs are under it, not at the top: ${top.join(', ')}`);
+      assert.match(String(api.runsTree.getTreeItem(node).description), /^sweep · 1\/2 finished · 1 interrupted$/);
+      await vscode.commands.executeCommand('advmoe.openSweepTable', node);
+      const panel = await waitFor('the Sweep Table', 20_000, () => api.sweepPanel());
+      const d = await waitFor('the table drawn', 20_000, async () => {
+        const x = await panel.describe();
+        return x.status === 'shown' && x.rows.length === 2 ? x : undefined;
+      });
+      assert.deepStrictEqual(d.header.slice(0, 4), ['run', 'method.kind', 'status', 'SA %']);
+      assert.deepStrictEqual(d.rows.map((r) => [r[0], r[1], r[2], r[3], r[4]]), [
+        ['20260101-advmoe', 'advmoe', 'finished', '89.8', '54.7'],
+        ['20260102-pgd-at', 'pgd-at', 'interrupted', '87.3', '51.8'],
+      ]);
+      await showRunsView();
+      mark('screenshot sweep-table');
+      await sleep(1500);
+      panel.dispose();
+    } finally {
+      fs.rmSync(sweepDir, { recursive: true, force: true });
+    }
+    // The later tests expect the runs at the top level again; a refresh, so that they do not depend on how soon the
+    // file watcher reports a removed folder.
+    await vscode.commands.executeCommand('advmoe.refreshRuns');
+    await waitFor('the sweep gone from the Runs view', 20_000, () => api.runsTree.getChildren().every((e) => 'state' in e) || undefined);
   });
 
   it('trains from the command palette and shows live metrics in the Training view', async function () {

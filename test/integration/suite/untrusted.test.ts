@@ -6,6 +6,7 @@ import * as assert from 'assert';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { AdvMoEApi } from '../../../extension/extension';
+import type { RunEntry } from '../../../extension/runsStore';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -25,7 +26,7 @@ describe('AdvMoE Studio in Restricted Mode', function () {
   });
 
   it('still lists runs and shows them in the Training view', async function () {
-    assert.ok(api.runsTree.getChildren().some((e) => e.state.id === '20260101-advmoe'));
+    assert.ok(api.runsTree.getChildren().filter((e): e is RunEntry => 'state' in e).some((e) => e.state.id === '20260101-advmoe'));
     await vscode.commands.executeCommand('advmoe.openTrainingView', api.store.get('20260101-advmoe'));
     let series = 0;
     for (let i = 0; i < 40 && series === 0; i++) {
