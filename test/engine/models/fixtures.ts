@@ -36,7 +36,8 @@ export const BACKBONES: BackboneName[] = ['resnet18', 'vgg16', 'wrn28_10', 'dens
  */
 export function randomize(model: Model, seed: number, opts: { routerScale?: number } = {}): void {
   tf.tidy(() => {
-    model.params.forEach((p, i) => {
+    // Optional buffers (routers' selection biases) stay zero and do not shift the other parameters' seeds.
+    model.params.filter((p) => !p.optional).forEach((p, i) => {
       const s = seed * 1000 + i;
       const shape = p.variable.shape;
       if (p.name.endsWith('.movingMean') || p.name.endsWith('.beta')) p.variable.assign(tf.randomNormal(shape, 0, 0.2, 'float32', s));
