@@ -1,7 +1,12 @@
-/** The Runs tree view: every run with status, method and headline SA/RA. */
+/**
+ * The Runs tree view: every run with status, method and headline SA/RA. A run a job of this window works on
+ * says what the job is doing in the same words as the status bar and the notification (`jobProgress.ts`).
+ */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { headlineText, pct } from './format';
+import { dateTime, pct } from '../webview/shared/format';
+import { headlineText } from './format';
+import type { JobEvents } from './jobs';
 import type { RunEntry, RunsStore } from './runsStore';
 
 const ICONS: Record<string, vscode.ThemeIcon> = {
@@ -16,9 +21,15 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunEntry>, vsco
   readonly onDidChangeTreeData = this.emitter.event;
   private readonly sub: vscode.Disposable;
 
-  constructor(private readonly store: RunsStore) {
+  constructor(
+    private readonly store: RunsStore,
+    private readonly jobs: JobEvents,
+  ) {
     // Items are keyed by run id (TreeItem.id), so a full refresh keeps selection and focus.
-    this.sub = store.onDidChange(() => this.emitter.fire(undefined));
+    this.sub = vscode.Disposable.from(
+      store.onDidChange(() => this.emitter.fire(undefined)),
+      jobs.onDidChange(() => this.emitter.fire(undefined)),
+    );
   }
 
   getChildren(element?: RunEntry): RunEntry[] {
@@ -26,7 +37,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunEntry>, vsco
   }
 
   getTreeItem(e: RunEntry): vscode.TreeItem {
-    return runTreeItem(e);
+    return runTreeItem(e, this.jobs.liveDescription(e.state.id));
   }
 
   dispose(): void {
@@ -35,13 +46,15 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunEntry>, vsco
   }
 }
 
-export function runTreeItem(e: RunEntry): vscode.TreeItem {
+/** `live`: what this window's job on the run is doing (jobProgress.ts), when there is one. */
+export function runTreeItem(e: RunEntry, live?: string): vscode.TreeItem {
   const s = e.state;
   const item = new vscode.TreeItem(s.name, vscode.TreeItemCollapsibleState.None);
   item.id = s.id;
-  const donePct = e.progressPct ?? (s.totalSteps > 0 ? Math.floor((100 * s.step) / s.totalSteps) : undefined);
-  const progress = s.status === 'running' && donePct !== undefined ? ` ${donePct}%` : '';
-  item.description = [`${s.status}${progress}`, s.method, headlineText(s.headline)].filter(Boolean).join(' · ');
+  // Runs trained elsewhere (CLI, another window): the position state.json recorded at the last checkpoint.
+  const recorded = s.status === 'running' && s.totalSteps > 0 ? `running · step ${s.step}/${s.totalSteps} (${Math.floor((100 * s.step) / s.totalSteps)}%)` : s.status;
+  const status = s.status === 'running' && live ? live : recorded;
+  item.description = [status, s.method, headlineText(s.headline)].filter(Boolean).join(' · ');
   item.iconPath = ICONS[s.status];
   const resumable = (s.status === 'interrupted' || s.status === 'failed') && !!s.lastCheckpoint;
   item.contextValue = `advmoeRun.${s.status}${resumable ? '.resumable' : ''}`;
@@ -49,13 +62,14 @@ export function runTreeItem(e: RunEntry): vscode.TreeItem {
   md.appendMarkdown(`**${s.name}** — ${s.status}\n\n`);
   md.appendMarkdown(`| | |\n|---|---|\n`);
   md.appendMarkdown(`| run | \`${s.id}\` |\n| method | ${s.method} |\n| model | ${s.backbone}${s.moe ? ' (MoE)' : ' (dense)'} |\n`);
-  md.appendMarkdown(`| progress | epoch ${s.epoch}, step ${s.step}/${s.totalSteps} |\n`);
+  if (live) md.appendMarkdown(`| now | ${live} |\n`);
+  md.appendMarkdown(`| recorded (state.json) | epoch ${+s.epoch.toFixed(2)}, step ${s.step}/${s.totalSteps} |\n`);
   md.appendMarkdown(`| SA / RA | ${pct(s.headline.sa)} / ${pct(s.headline.ra)} |\n`);
   if (s.headline.routerRobustness !== undefined) md.appendMarkdown(`| router robustness | ${pct(s.headline.routerRobustness)} |\n`);
   if (s.headline.expertRobustness !== undefined) md.appendMarkdown(`| expert robustness | ${pct(s.headline.expertRobustness)} |\n`);
   if (s.backend) md.appendMarkdown(`| backend | ${s.backend} |\n`);
   if (s.configPath) md.appendMarkdown(`| experiment | ${path.basename(s.configPath)} |\n`);
-  md.appendMarkdown(`| updated | ${s.updatedAt} |\n`);
+  md.appendMarkdown(`| updated | ${dateTime(s.updatedAt)} |\n`);
   if (s.error) md.appendMarkdown(`\n**Error:** ${s.error}\n`);
   for (const w of s.warnings ?? []) md.appendMarkdown(`\n$(warning) ${w}\n`);
   item.tooltip = md;

@@ -95,7 +95,7 @@ export async function startHarness(): Promise<Harness> {
       const html = webviewHtml({
         cspSource: origin,
         scriptUri: `${origin}/dist/webview/${view}.js`,
-        styleUri: `${origin}/media/${view}.css`,
+        styleUris: [`${origin}/media/base.css`, `${origin}/media/${view}.css`],
         title: view,
       })
         // As VS Code does: the theme's variables and body class are there before the view's script runs.
