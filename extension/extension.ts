@@ -38,8 +38,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
   const s = createServices(context);
   const runsTree = registerRunsView(context, s);
   registerCommands(context, [runCommands(s), viewCommands(s), experimentCommands(), backendCommands(s)]);
+  const codeLenses = new ExperimentCodeLensProvider();
   context.subscriptions.push(
-    vscode.languages.registerCodeLensProvider({ pattern: EXPERIMENT_GLOB }, new ExperimentCodeLensProvider()),
+    codeLenses,
+    vscode.languages.registerCodeLensProvider({ pattern: EXPERIMENT_GLOB }, codeLenses),
     watchEngineSettings(s.engine, s.jobs, s.log),
     vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('advmoe.runsFolder') && void s.store.reloadAll(true)),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void s.store.reloadAll(true)),

@@ -30,6 +30,7 @@ import { listAnalysisFiles, readAnalysis, readRunState, restoredRunsDir, runDir 
 import { allRunsDirs } from './settings';
 import type { RunEntry } from './runsStore';
 import { PanelSlot, ViewPanel, type OwnMessage, type ViewKind } from './panelHost';
+import { pickSampleCount } from './commands/sampleCount';
 
 export const INSPECTOR_VIEW_TYPE = 'advmoe.inspector';
 
@@ -318,8 +319,13 @@ export class InspectorPanel extends ViewPanel<InspectorToHost, HostToInspector, 
       this.post({ type: 'evaluateState', running: false, message: `Run ${t.runId} was not found in ${t.runsDir}.` });
       return;
     }
-    this.post({ type: 'evaluateState', running: true, message: `Evaluating robustness of ${entry.state.name}…` });
-    const r = await this.ctx.jobs.evaluate(entry);
+    const samples = await pickSampleCount(entry);
+    if (!samples) {
+      this.post({ type: 'evaluateState', running: false });
+      return;
+    }
+    this.post({ type: 'evaluateState', running: true, message: `Evaluating robustness of ${entry.state.name} on ${samples} samples…` });
+    const r = await this.ctx.jobs.evaluate(entry, { samples });
     if (t !== this.target) return;
     if (!r) {
       this.post({ type: 'evaluateState', running: false, message: 'The evaluation did not finish.' });

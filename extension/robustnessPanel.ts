@@ -17,8 +17,10 @@ import {
 } from '../webview/robustness/protocol';
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis } from './runsDisk';
+import { jobActivity, waitingAhead } from './jobProgress';
 import { PanelSlot, ViewPanel, type OwnMessage, type ViewKind } from './panelHost';
 import { pickRuns } from './runPicks';
+import { pickSampleCount } from './commands/sampleCount';
 
 export const ROBUSTNESS_VIEW_TYPE = 'advmoe.robustness';
 /** After a final report: how long to wait for the engine's saved file to appear. */
@@ -99,7 +101,11 @@ export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustnes
         },
       },
       ctx.engine.onAnalysis((n) => this.onAnalysis(n)),
-      ctx.jobs.onDidChange(() => this.onJobsChanged()),
+      ctx.jobs.onDidChange(() => {
+        this.onJobsChanged();
+        this.postActivities();
+      }),
+      ctx.engine.onProgress((p) => this.postActivities(p.jobId)),
       ctx.store.onDidChange((e) => {
         // Runs restored after a reload may reach the store after the panel asked for them.
         if (!e) {
@@ -224,6 +230,15 @@ export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustnes
     if (n.final && !this.ownJobs.has(n.runId)) void this.reloadWhenSaved(n.runId);
   }
 
+  /** What each evaluation of a shown run does now, in the notification's words (until its reports arrive). */
+  private postActivities(jobId?: string): void {
+    const jobs = this.ctx.jobs.active();
+    jobs.forEach((job, i) => {
+      if (job.kind !== 'evaluate' || !job.runId || !this.runIds.includes(job.runId) || (jobId && job.id !== jobId)) return;
+      this.post({ type: 'job', runId: job.runId, running: true, activity: jobActivity(job, waitingAhead(jobs, i)) });
+    });
+  }
+
   /**
    * Evaluations started elsewhere (command palette, CodeLens) end without telling this panel; the job list does.
    * One that stopped before its final report (cancelled or failed): show the saved analysis again.
@@ -266,12 +281,14 @@ export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustnes
       void vscode.window.showInformationMessage(`AdvMoE: ${entry.state.name} is already being evaluated.`);
       return;
     }
+    const samples = await pickSampleCount(entry);
+    if (!samples) return;
     const newestBefore = (await listAnalysisFiles(entry.runsDir, runId))[0]?.mtime ?? 0;
     this.ownJobs.add(runId);
     this.post({ type: 'job', runId, running: true });
     let result: Awaited<ReturnType<AnalysisPanelContext['jobs']['evaluate']>>;
     try {
-      result = await this.ctx.jobs.evaluate(entry);
+      result = await this.ctx.jobs.evaluate(entry, { samples });
     } finally {
       this.ownJobs.delete(runId);
       this.liveRuns.delete(runId);

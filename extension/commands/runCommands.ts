@@ -9,13 +9,14 @@ import { runsDirForUri } from '../settings';
 import { requireTrust } from '../trust';
 import { besideColumn } from './columns';
 import { pickExperiment } from './experiments';
+import { pickSampleCount } from './sampleCount';
 
 export function runCommands(s: Services): CommandTable {
   return {
     'advmoe.train': (arg?: unknown) => train(s, arg),
     'advmoe.stopTraining': () => stopJob(s),
     'advmoe.resumeRun': (arg?: unknown) => resume(s, arg),
-    'advmoe.evaluate': (arg?: unknown) => evaluate(s, arg),
+    'advmoe.evaluate': (arg?: unknown, opts?: unknown) => evaluate(s, arg, opts),
     'advmoe.revealRunFolder': (arg?: unknown) => revealRunFolder(arg),
     'advmoe.deleteRun': (arg?: unknown) => deleteRun(s, arg),
     'advmoe.refreshRuns': () => s.store.reloadAll(),
@@ -64,17 +65,21 @@ async function stopJob(s: Services): Promise<void> {
   await s.jobs.cancel(job);
 }
 
-async function evaluate(s: Services, arg: unknown): Promise<EvaluateResult | undefined> {
+/** `opts.samples` (from another extension or a test) skips the question of how many samples. */
+async function evaluate(s: Services, arg: unknown, opts?: unknown): Promise<EvaluateResult | undefined> {
   if (!requireTrust()) return undefined;
   const run = await resolveRun(s.store, arg, hasCheckpoint, {
     placeHolder: 'Evaluate the robustness of which run?',
     none: 'there is no run with a checkpoint to evaluate yet (train one first)',
   });
   if (!run) return undefined;
+  const given = (opts as { samples?: unknown } | undefined)?.samples;
+  const samples = typeof given === 'number' && Number.isInteger(given) && given > 0 ? given : await pickSampleCount(run);
+  if (!samples) return undefined;
   // The Robustness view fills in from the engine's partial reports while the analysis runs.
   const shown = s.views.robustness.instance?.shownRunIds ?? [];
   s.views.openRobustness(shown.includes(run.state.id) ? shown : [...shown, run.state.id], { column: besideColumn(arg) });
-  return s.jobs.evaluate(run);
+  return s.jobs.evaluate(run, { samples });
 }
 
 async function revealRunFolder(arg: unknown): Promise<void> {

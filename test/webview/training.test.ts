@@ -347,6 +347,40 @@ describe('Training view in Chromium', () => {
     await v.page.close();
   });
 
+  test('a short run: accuracies in % on a 0–100% axis like the other views, and a lone evaluation says its value', async () => {
+    const full = runs[0];
+    const firstEval = full.records.find((r) => r.kind === 'eval' && r.metrics.sa !== undefined)!;
+    const short: RunSeriesData = { ...full, records: [...full.records.filter((r) => r.kind === 'train' && r.step <= firstEval.step), firstEval] };
+    const v = await openWithRuns({ width: 450 }, [short]);
+    const chart = 'section.chart[data-chart="Accuracy (SA, RA)"]';
+    const ticks = await v.page.$$eval(`${chart} g.y-axis .tick text`, (t) => t.map((e) => e.textContent ?? ''));
+    assert.ok(ticks.length >= 2 && ticks.every((t) => /^\d+%$/.test(t)), `percent ticks: ${ticks.join(' ')}`);
+    assert.equal(ticks[0], '0%');
+    assert.equal(ticks[ticks.length - 1], '100%');
+    const lone = await v.page.$$eval(`${chart} text.lone-value`, (t) => t.map((e) => ({ metric: e.getAttribute('data-metric'), text: e.textContent })));
+    const sa = lone.find((l) => l.metric === 'sa');
+    assert.ok(sa, `the single SA point is labelled (${JSON.stringify(lone)})`);
+    // The series' own label (as in the legend), then the value in %.
+    assert.equal(sa.text?.toLowerCase(), `sa ${(firstEval.metrics.sa * 100).toFixed(1)}%`);
+    // The loss chart keeps its own scale (not a share).
+    const lossTicks = await v.page.$$eval('section.chart[data-chart="Loss"] g.y-axis .tick text', (t) => t.map((e) => e.textContent ?? ''));
+    assert.ok(lossTicks.every((t) => !t.endsWith('%')), lossTicks.join(' '));
+    await v.page.screenshot({ path: path.join(RESULTS, 'training-short-run-450.png'), fullPage: true });
+    assert.deepEqual(v.errors, []);
+    await v.page.close();
+  });
+
+  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
+    for (const width of [450, 1200]) {
+      test(`screenshot: ${theme} at ${width} px`, async () => {
+        const v = await openWithRuns({ theme, width });
+        await v.page.screenshot({ path: path.join(RESULTS, `training-${theme}-${width}.png`), fullPage: true });
+        assert.deepEqual(v.errors, []);
+        await v.page.close();
+      });
+    }
+  }
+
   for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
       const v = await openWithRuns({ theme });

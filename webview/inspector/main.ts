@@ -40,6 +40,8 @@ import {
   type InspectorViewState,
   type Split,
 } from './protocol';
+import { el } from '../shared/dom';
+import { epsStep, isOver255, parseEps, snapEps } from './eps';
 
 const vscode = getVsCodeApi<InspectorViewState, InspectorToHost>();
 const ROW_H = 48;
@@ -112,12 +114,6 @@ function saveState(): void {
 }
 
 // ---------------- DOM ----------------
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 const app = document.getElementById('app') ?? document.body.appendChild(el('div', { id: 'app' }));
 const toolbar = el('header', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Inspector' });
@@ -173,9 +169,10 @@ const detail = el('section', { id: 'detail', class: 'detail', 'aria-label': 'Sel
 const detailTitle = el('h2', { id: 'detail-title' }, 'No sample selected');
 const controlsBar = el('div', { id: 'controls', class: 'controls' });
 const epsInput = el('input', { id: 'eps', type: 'range', min: '0', max: '1', step: '0.001', 'aria-label': 'Attack ε' });
-const epsOut = el('output', { id: 'eps-value', for: 'eps' });
+/** ε as typed (0.1, 8/255); the slider follows it. */
+const epsText_ = el('input', { id: 'eps-value', type: 'text', inputmode: 'decimal', size: '7', 'aria-label': 'Attack ε (type a value such as 0.1 or 8/255)' });
 const epsLabel = el('label', { class: 'control' }, 'ε ');
-epsLabel.append(epsInput, epsOut);
+epsLabel.append(epsInput, epsText_);
 const attackSelect = el('select', { id: 'attack', 'aria-label': 'Attack' });
 const ATTACK_LABELS: Record<AttackChoice, string> = {
   pgd: 'PGD',
@@ -691,12 +688,13 @@ function controlsChanged(delay = INSPECT_DEBOUNCE_MS): void {
 
 function syncControls(): void {
   const max = epsMax();
-  epsInput.max = String(max);
-  // Steps of ε/20 (the analysis' ε and 2ε are on the grid); else 200 steps over the range.
-  const e = analysisEps();
-  epsInput.step = String(e !== undefined && e > 0 ? e / 20 : max / 200);
+  // A typed ε beyond the range widens it; the grid holds the values people type (./eps.ts).
+  const top = Math.max(max, currentEps());
+  epsInput.max = String(top);
+  epsInput.step = String(epsStep(top, analysisEps()));
   epsInput.value = String(currentEps());
-  epsOut.textContent = epsText(currentEps());
+  if (document.activeElement !== epsText_) epsText_.value = epsInputText(currentEps());
+  epsText_.title = epsText(currentEps());
   attackSelect.value = controls.attack;
   const steps = currentSteps();
   stepsInput.value = steps !== undefined ? String(steps) : '';
@@ -721,9 +719,24 @@ function syncControls(): void {
 epsInput.addEventListener('input', () => {
   const v = Number(epsInput.value);
   if (!Number.isFinite(v) || v < 0) return;
-  controls.eps = v;
+  controls.eps = snapEps(v, Number(epsInput.step));
   controlsChanged();
 });
+epsText_.addEventListener('change', () => {
+  const v = parseEps(epsText_.value);
+  epsText_.setCustomValidity(v === undefined ? 'ε is a number from 0 to 1, e.g. 0.1 or 8/255' : '');
+  if (v === undefined) {
+    epsText_.reportValidity();
+    return;
+  }
+  controls.eps = v;
+  epsText_.blur();
+  controlsChanged(0);
+});
+/** The text field's form of ε: k/255 when it is one, else the decimal. */
+function epsInputText(e: number): string {
+  return isOver255(e) ? `${Math.round(e * 255)}/255` : String(Number(e.toPrecision(6)));
+}
 attackSelect.addEventListener('change', () => {
   const a = attackSelect.value as AttackChoice;
   if (!ATTACKS.includes(a)) return;

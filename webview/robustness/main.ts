@@ -6,6 +6,7 @@
  */
 import { axisBottom, axisLeft, line, scaleBand, scaleLinear, select, type Selection } from 'd3';
 import { buildExportSvg, svgToPngBase64, type ChartForExport } from '../shared/exportImage';
+import { dateTime, epsText, pct } from '../shared/format';
 import { formatValue } from '../shared/series';
 import { getVsCodeApi } from '../shared/vscode';
 import {
@@ -25,11 +26,11 @@ import {
   type RobustnessToHost,
   type RobustnessViewState,
 } from './protocol';
+import { el, svgEl } from '../shared/dom';
 
 const vscode = getVsCodeApi<RobustnessViewState, RobustnessToHost>();
 const PALETTE_SIZE = 8;
 const MIN_RENDER_INTERVAL_MS = 100;
-const SVG_NS = 'http://www.w3.org/2000/svg';
 
 // ---------------- state ----------------
 interface RunView {
@@ -39,6 +40,8 @@ interface RunView {
   running: boolean;
   /** Last job outcome to tell the user (cancelled, failed). */
   note?: string;
+  /** What the running evaluation does now (the notification's words), until its first partial report. */
+  activity?: string;
 }
 
 const restored = parseRobustnessViewState(vscode.getState());
@@ -65,28 +68,9 @@ function reportOf(r: RunView): RobustnessReport | undefined {
   return r.live?.report ?? r.data.analysis?.report;
 }
 
-// ---------------- DOM helpers ----------------
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number> = {}): SVGElementTagNameMap[K] {
-  const e = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  return e;
-}
-
-const pct = (v: number, digits = 1) => `${(v * 100).toFixed(digits)}%`;
+// ---------------- formatting (numbers and dates: ../shared/format) ----------------
 /** Exact value with its percentage, e.g. `0.8515625 (85.15625%)`. */
 const exact = (v: number) => `${String(v)} (${String(+(v * 100).toPrecision(12))}%)`;
-function epsText(eps: number): string {
-  const n = eps * 255;
-  const r = Math.round(n);
-  if (eps > 0 && eps < 1 && Math.abs(n - r) < 1e-6) return `${r}/255`;
-  return formatValue(eps);
-}
 function flopsText(n: number): string {
   const units: [number, string][] = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
   for (const [u, s] of units) if (Math.abs(n) >= u) return `${+(n / u).toPrecision(4)} ${s}FLOPs`;
@@ -227,8 +211,7 @@ function legendItems(box: ChartBox, indices: number[]): void {
 
 // ---------------- run cards ----------------
 function fileLabel(name: string, mtime: number): string {
-  const d = new Date(mtime);
-  const when = Number.isFinite(d.getTime()) ? d.toISOString().replace('T', ' ').slice(0, 16) : '';
+  const when = dateTime(mtime);
   return when ? `${name} (${when})` : name;
 }
 
@@ -316,7 +299,7 @@ function renderRunCard(r: RunView, i: number): HTMLElement {
       const bar = el('progress', { max: String(r.live.total || 1), value: String(r.live.done), 'aria-label': 'Samples evaluated' });
       prog.append(bar);
     } else {
-      text.textContent = 'Evaluating: starting…';
+      text.textContent = `Evaluating: ${r.activity ?? 'starting…'}`;
     }
     prog.prepend(text);
     if (r.running && !r.live?.final) {
@@ -338,6 +321,8 @@ function renderRunCard(r: RunView, i: number): HTMLElement {
 
 // ---------------- charts ----------------
 const BAR_H = 260;
+/** Width of one character of a bar label (10 px tabular digits), to decide whether it fits across its bar. */
+const BAR_LABEL_CHAR_PX = 6.2;
 const M = { top: 22, right: 16, bottom: 46, left: 52 };
 
 interface DrawnBar {
@@ -395,6 +380,9 @@ function renderBars(shown: number[]): void {
   plot.append(xg);
   select(xg).call(axisBottom(x0).tickFormat((k) => BAR_METRICS.find((m) => m.key === k)?.label ?? k));
   wrapTicks(xg, x0.bandwidth());
+  // Wrapped metric names take more lines in a narrow column: the chart grows instead of running into the note.
+  const axisHeight = xg.getBBox().height;
+  if (M.top + ih + axisHeight + 6 > BAR_H) svg.setAttribute('height', String(Math.ceil(M.top + ih + axisHeight + 6)));
   const marks = svgEl('g', { class: 'marks' });
   plot.append(marks);
   for (const m of metrics) {
@@ -428,14 +416,38 @@ function renderBars(shown: number[]): void {
         tip,
       );
       marks.append(rect);
-      if (bw >= 22) {
-        const lbl = svgEl('text', { class: 'bar-label', x: bx + bw / 2, y: y(Math.min(1, v)) - 4, 'text-anchor': 'middle', 'data-run': r.data.runId, 'data-metric': m.key });
-        lbl.textContent = bw >= 34 ? pct(v) : `${Math.round(v * 100)}`;
-        marks.append(lbl);
-      }
+      marks.append(barLabel(bx, bw, y(Math.max(0, Math.min(1, v))), ih, pct(v), r.data.runId, m.key));
     }
   }
   box.note.textContent = 'Router robustness: fraction of (sample, MoE layer) routing decisions kept under an attack on the routers alone. Expert robustness: accuracy under PGD with routing frozen to the clean decision.';
+}
+
+/**
+ * A bar's value, always written the same way (one formatter: `97.7%`). Above the bar when it fits across the bar;
+ * on a narrow bar, turned upright: inside the bar when the bar is tall enough, else above it.
+ */
+function barLabel(bx: number, bw: number, top: number, bottom: number, text: string, runId: string, metric: string): SVGTextElement {
+  const cx = bx + bw / 2;
+  const attrs = { 'data-run': runId, 'data-metric': metric };
+  const across = text.length * BAR_LABEL_CHAR_PX;
+  if (bw >= across) {
+    const lbl = svgEl('text', { ...attrs, class: 'bar-label', x: cx, y: top - 4, 'text-anchor': 'middle' });
+    lbl.textContent = text;
+    return lbl;
+  }
+  const inside = bottom - top >= across + 8;
+  const y = inside ? top + 4 : top - 4;
+  const lbl = svgEl('text', {
+    ...attrs,
+    class: `bar-label upright${inside ? ' inside' : ''}`,
+    x: cx,
+    y,
+    'text-anchor': inside ? 'end' : 'start',
+    'dominant-baseline': 'central',
+    transform: `rotate(-90 ${cx} ${y})`,
+  });
+  lbl.textContent = text;
+  return lbl;
 }
 
 /** Splits long x tick labels over lines so that they fit their band. */
@@ -966,9 +978,12 @@ function handle(msg: HostToRobustness): void {
     case 'job': {
       const r = runs.find((x) => x.data.runId === msg.runId);
       if (!r) return;
+      const wasRunning = r.running;
       r.running = msg.running;
       r.note = msg.message;
-      if (msg.running) r.live = undefined;
+      r.activity = msg.running ? msg.activity : undefined;
+      // A new evaluation starts from nothing; a running one's activity update keeps what it has drawn.
+      if (msg.running && !wasRunning) r.live = undefined;
       else if (r.live && !r.live.final) r.live = undefined; // stopped early: back to the saved analysis
       scheduleRender();
       break;

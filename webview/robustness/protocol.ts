@@ -64,6 +64,8 @@ export interface RobJobMessage {
   running: boolean;
   /** Why it ended, when it ended without a report (cancelled, failed). */
   message?: string;
+  /** While it runs: what the job does now, in the words of the progress notification (waiting, batches, stopping). */
+  activity?: string;
 }
 export interface RobPartialMessage {
   type: 'partial';
@@ -169,7 +171,8 @@ export function parseHostToRobustness(x: unknown): Result<HostToRobustness> {
     case 'job':
       if (!isRunId(x.runId) || typeof x.running !== 'boolean') return fail('job: bad fields');
       if (x.message !== undefined && !isStr(x.message)) return fail('job: bad `message`');
-      return { ok: true, value: { type: 'job', runId: x.runId, running: x.running, message: x.message as string | undefined } };
+      if (x.activity !== undefined && !isStr(x.activity)) return fail('job: bad `activity`');
+      return { ok: true, value: { type: 'job', runId: x.runId, running: x.running, message: x.message as string | undefined, activity: x.activity as string | undefined } };
     case 'partial': {
       if (!isRunId(x.runId)) return fail('partial: bad `runId`');
       if (!isNum(x.samplesDone) || !isNum(x.samplesTotal) || x.samplesDone < 0 || x.samplesTotal < x.samplesDone) {

@@ -100,8 +100,11 @@ export interface DrawnHeatmap {
   /** The colour the scale gives 0 (the centre of a diverging scale). */
   zeroColor: string;
   cells: number;
-  /** Canvas geometry in CSS pixels: cell (r, c) spans x0 + c·cellW … and y0 + r·cellH … */
-  geometry: { x0: number; y0: number; cellW: number; cellH: number };
+  /**
+   * Canvas geometry in CSS pixels: cell (r, c) spans x0 + c·cellW … and y0 + r·pitch + labelAbove … (pitch = cellH
+   * and labelAbove = 0 when the row labels stand left of the rows; in a narrow column they stand above each row).
+   */
+  geometry: { x0: number; y0: number; cellW: number; cellH: number; pitch: number; labelAbove: number };
   renderMs: number;
 }
 export interface RoutingDescription {
