@@ -29,7 +29,7 @@ import { errorText } from './jobs';
 import { listAnalysisFiles, readAnalysis, readRunState, restoredRunsDir, runDir } from './runsDisk';
 import { allRunsDirs } from './settings';
 import type { RunEntry } from './runsStore';
-import { PanelSlot, ViewPanel, type OwnMessage, type ViewKind } from './panelHost';
+import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
 import { pickSampleCount } from './commands/sampleCount';
 
 export const INSPECTOR_VIEW_TYPE = 'advmoe.inspector';
@@ -42,13 +42,7 @@ const CLASS_NAMES: Record<string, string[]> = {
 
 let jobCounter = 0;
 
-const KIND: ViewKind<InspectorToHost, InspectorDescription> = {
-  viewType: INSPECTOR_VIEW_TYPE,
-  page: 'inspector',
-  title: 'Inspector',
-  parse: parseInspectorToHost,
-  description: ({ type: _t, requestId: _r, ...d }) => d,
-};
+const KIND = viewKind<InspectorToHost, InspectorDescription>(INSPECTOR_VIEW_TYPE, 'inspector', 'Inspector', parseInspectorToHost, ({ type: _t, requestId: _r, ...d }) => d);
 
 export class InspectorPanel extends ViewPanel<InspectorToHost, HostToInspector, InspectorDescription> {
   private target: InspectorTarget | undefined;

@@ -31,6 +31,17 @@ export interface ViewKind<In extends { type: string }, D> {
   description(msg: Extract<In, { type: 'description' }>): D;
 }
 
+/** A kind of view whose `describe()` resolves with its `description` message as sent (`describedAs` maps it otherwise). */
+export function viewKind<In extends { type: string }, D = Extract<In, { type: 'description' }>>(
+  viewType: string,
+  page: string,
+  title: string,
+  parse: (raw: unknown) => Result<In>,
+  describedAs: (msg: Extract<In, { type: 'description' }>) => D = (msg) => msg as unknown as D,
+): ViewKind<In, D> {
+  return { viewType, page, title, parse, description: describedAs };
+}
+
 type Common = CommonToHost | { type: 'description' };
 /** The messages a view handles itself (the common ones are handled here). */
 export type OwnMessage<In extends { type: string }> = Exclude<In, { type: Common['type'] }>;

@@ -18,7 +18,7 @@ import {
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis } from './runsDisk';
 import { jobActivity, waitingAhead } from './jobProgress';
-import { PanelSlot, ViewPanel, type OwnMessage, type ViewKind } from './panelHost';
+import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
 import { pickRuns } from './runPicks';
 import { pickSampleCount } from './commands/sampleCount';
 
@@ -65,13 +65,7 @@ export async function loadRunData(
 
 const infoKey = (s: { name: string; status: string; method: string }) => `${s.name}|${s.status}|${s.method}`;
 
-const KIND: ViewKind<RobustnessToHost, RobDescriptionMessage> = {
-  viewType: ROBUSTNESS_VIEW_TYPE,
-  page: 'robustness',
-  title: 'Robustness',
-  parse: parseRobustnessToHost,
-  description: (msg) => msg,
-};
+const KIND = viewKind<RobustnessToHost, RobDescriptionMessage>(ROBUSTNESS_VIEW_TYPE, 'robustness', 'Robustness', parseRobustnessToHost);
 
 export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustness, RobDescriptionMessage> {
   private runIds: string[] = [];

@@ -21,19 +21,13 @@ import {
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis, restoredRunsDir, runDir } from './runsDisk';
 import { allRunsDirs } from './settings';
-import { PanelSlot, ViewPanel, type OwnMessage, type ViewKind } from './panelHost';
+import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
 
 export const ROUTING_VIEW_TYPE = 'advmoe.routing';
 const RELOAD_DELAY_MS = 250;
 const PROGRESS_INTERVAL_MS = 1000;
 
-const KIND: ViewKind<RoutingToHost, RoutingDescription> = {
-  viewType: ROUTING_VIEW_TYPE,
-  page: 'routing',
-  title: 'Routing',
-  parse: parseRoutingToHost,
-  description: (msg) => msg,
-};
+const KIND = viewKind<RoutingToHost, RoutingDescription>(ROUTING_VIEW_TYPE, 'routing', 'Routing', parseRoutingToHost);
 
 export class RoutingPanel extends ViewPanel<RoutingToHost, HostToRouting, RoutingDescription> {
   private runsDir = '';

@@ -16,7 +16,7 @@ import {
 } from '../webview/protocol';
 import type { JobEvents } from './jobs';
 import { MetricsTail } from './liveMetrics';
-import { PanelSlot, ViewPanel, type OwnMessage, type PanelContext, type ViewKind } from './panelHost';
+import { PanelSlot, ViewPanel, type OwnMessage, type PanelContext, viewKind } from './panelHost';
 
 export const TRAINING_VIEW_TYPE = 'advmoe.training';
 const FLUSH_MS = 100;
@@ -27,13 +27,7 @@ export interface TrainingPanelContext extends PanelContext {
   metricsChanged: vscode.Event<string>;
 }
 
-const KIND: ViewKind<TrainingToHost, DescriptionMessage> = {
-  viewType: TRAINING_VIEW_TYPE,
-  page: 'training',
-  title: 'Training',
-  parse: parseTrainingToHost,
-  description: (msg) => msg,
-};
+const KIND = viewKind<TrainingToHost, DescriptionMessage>(TRAINING_VIEW_TYPE, 'training', 'Training', parseTrainingToHost);
 
 export class TrainingPanel extends ViewPanel<TrainingToHost, HostToTraining, DescriptionMessage> {
   private runIds: string[] = [];

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { PerSampleData, RobustnessReport, SampleInspection } from '../../engine/analysis/types';
 import { readAnalysis } from '../../extension/runsDisk';
 import { epsStep, isOver255, parseEps, snapEps } from '../../webview/inspector/eps';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme } from './harness';
+import { RESULTS, ROOT, screenshotTests, startHarness, type Harness, type LoadedView, type Theme } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/inspector');
 const RUNS = path.join(FIX, 'runs');
@@ -205,6 +205,14 @@ async function canvasRgba(v: LoadedView, selector: string): Promise<{ w: number;
 }
 async function clickRow(v: LoadedView, id: number): Promise<void> {
   await v.page.click(`.row.sample[data-id="${id}"]`);
+}
+/** The newest inspect request for sample `id` (a late automatic request for another sample is not it). */
+async function inspectOf(v: LoadedView, id: number): Promise<Msg> {
+  await v.page.waitForFunction(
+    (want) => (window as unknown as { __sent: { type: string; id?: number }[] }).__sent.some((m) => m.type === 'inspect' && m.id === want),
+    id,
+  );
+  return (await sentOf(v, 'inspect')).filter((m) => m.id === id).pop()!;
 }
 async function lastInspect(v: LoadedView, count: number): Promise<Msg> {
   const all = await waitSent(v, 'inspect', count);
@@ -521,7 +529,7 @@ describe('Inspector view in Chromium', () => {
     await v.page.waitForFunction(() => (document.getElementById('source')?.textContent ?? '').includes('engine exploded'));
     // Controls persist.
     const state = await v.page.evaluate(() => (window as unknown as { __state: { controls: unknown; selected: number } }).__state);
-    assert.deepEqual(state.controls, { attack: 'pgd', eps: epsNow, steps: 25, freezeRouting: true });
+    assert.deepEqual(state.controls, { attack: 'pgd', eps: afterEps.eps, steps: 25, freezeRouting: true });
     assert.equal(state.selected, id);
     await v.page.close();
   });
@@ -770,6 +778,8 @@ describe('Inspector view in Chromium', () => {
     await v.page.close();
   });
 
+  screenshotTests('inspector', ({ theme, width }) => openWithImages({ theme, width }));
+
   for (const theme of ['light', 'dark', 'high-contrast'] as Theme[]) {
     test(`themes: ${theme} (screenshot with gallery, cells and the routing path)`, async () => {
       const v = await openWithImages({ theme }, initMessage({ filter: { cell: 'changedWrong' } }));
@@ -778,7 +788,7 @@ describe('Inspector view in Chromium', () => {
       await waitSent(v, 'needImages', 1);
       await serveImages(v);
       await clickRow(v, id);
-      const req = await lastInspect(v, 1);
+      const req = await inspectOf(v, id);
       await v.post({ type: 'inspection', requestId: req.requestId, sample: inspection.sample });
       await v.page.waitForFunction(() => document.getElementById('detail')?.dataset.source === 'live');
       await serveImages(v);

@@ -17,7 +17,7 @@ import {
   type RobDescriptionMessage,
   type RobustnessRunData,
 } from '../../webview/robustness/protocol';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView } from './harness';
+import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, THEME_COLORS } from './harness';
 
 const RUNS_DIR = path.join(ROOT, 'test/webview/fixtures/robustness/runs');
 const DENSE = '20260110-dense-pgd-at';
@@ -588,16 +588,7 @@ describe('Robustness view in Chromium', () => {
     await v.page.close();
   });
 
-  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
-    for (const width of [450, 1200]) {
-      test(`screenshot: ${theme} at ${width} px`, async () => {
-        const v = await openWith({ theme, width });
-        await v.page.screenshot({ path: path.join(RESULTS, `robustness-${theme}-${width}.png`), fullPage: true });
-        assert.deepEqual(v.errors, []);
-        await v.page.close();
-      });
-    }
-  }
+  screenshotTests('robustness', ({ theme, width }) => openWith({ theme, width }));
 
   for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
@@ -607,7 +598,7 @@ describe('Robustness view in Chromium', () => {
         fg: getComputedStyle(document.querySelector('#bars g.y-axis .tick text')!).fill,
         curve: getComputedStyle(document.querySelector('#curves path.curve')!).strokeWidth,
       }));
-      const expected = { light: ['rgb(255, 255, 255)', 'rgb(59, 59, 59)'], dark: ['rgb(31, 31, 31)', 'rgb(204, 204, 204)'], 'high-contrast': ['rgb(0, 0, 0)', 'rgb(255, 255, 255)'] }[theme];
+      const expected = THEME_COLORS[theme];
       assert.equal(colors.bg, expected[0]);
       assert.equal(colors.fg, expected[1]);
       if (theme === 'high-contrast') assert.equal(colors.curve, '2.5px');

@@ -11,7 +11,7 @@ import { filterSamples, parseRobustnessReport, type InspectorFilter, type Robust
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
 import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme } from './harness';
+import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme, screenshotTests, THEME_COLORS } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/routing/runs');
 const RUN = '20260103-advmoe';
@@ -675,8 +675,10 @@ describe('Routing view in Chromium', () => {
       }));
       assert.equal(layout.labels, 'above', `${id}: row labels stand above the rows`);
       assert.equal(m.geometry.x0, 0, `${id}: no label column`);
-      // The cells take the column's width (less the body padding), not a 128 px box beside wide labels.
-      assert.ok(m.geometry.cellW * m.cols >= 0.8 * (450 - 24), `${id}: cells span the width (${m.geometry.cellW} × ${m.cols})`);
+      // The cells take the column's width (less the body padding; a cell is at most 128 px wide), not a small box
+      // beside a label column.
+      const span = m.geometry.cellW * m.cols;
+      assert.ok(span >= Math.min(0.8 * (450 - 24), m.cols * 120), `${id}: cells span the width (${m.geometry.cellW} × ${m.cols})`);
       assert.ok(layout.right <= 450, `${id}: nothing runs off the column (right edge ${layout.right})`);
       // Each row has its own label line above it, every row labelled (none skipped for lack of room).
       const labels = await v.page.$$eval(`figure[data-heatmap="${id}"] text.row-label`, (ts) => ts.map((t) => Number(t.getAttribute('data-row'))));
@@ -697,18 +699,7 @@ describe('Routing view in Chromium', () => {
     await v.page.close();
   });
 
-  for (const theme of ['light', 'dark', 'high-contrast'] as Theme[]) {
-    for (const width of [450, 1200]) {
-      test(`screenshot: ${theme} at ${width} px`, async () => {
-        const v = await openWith(showOf(small), { theme, width });
-        const d = await describeView(v);
-        assert.equal(d.status, 'shown');
-        await v.page.screenshot({ path: path.join(RESULTS, `routing-${theme}-${width}.png`), fullPage: true });
-        assert.deepEqual(v.errors, []);
-        await v.page.close();
-      });
-    }
-  }
+  screenshotTests('routing', ({ theme, width }) => openWith(showOf(small), { theme, width }));
 
   for (const theme of ['light', 'dark', 'high-contrast'] as Theme[]) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
@@ -717,7 +708,7 @@ describe('Routing view in Chromium', () => {
         bg: getComputedStyle(document.body).backgroundColor,
         fg: getComputedStyle(document.querySelector('text.row-label')!).fill,
       }));
-      const expected = { light: ['rgb(255, 255, 255)', 'rgb(59, 59, 59)'], dark: ['rgb(31, 31, 31)', 'rgb(204, 204, 204)'], 'high-contrast': ['rgb(0, 0, 0)', 'rgb(255, 255, 255)'] }[theme];
+      const expected = THEME_COLORS[theme];
       assert.equal(colors.bg, expected[0]);
       assert.equal(colors.fg, expected[1]);
       const d = await describeView(v);

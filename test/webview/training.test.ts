@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { MetricsRecord, RunSeriesData } from '../../webview/protocol';
 import { formatValue } from '../../webview/shared/series';
 import { listRuns, readMetrics } from '../../extension/runsDisk';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView } from './harness';
+import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, THEME_COLORS } from './harness';
 
 const FIXTURE_RUNS = path.join(ROOT, 'test/webview/fixtures/runs');
 
@@ -370,16 +370,7 @@ describe('Training view in Chromium', () => {
     await v.page.close();
   });
 
-  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
-    for (const width of [450, 1200]) {
-      test(`screenshot: ${theme} at ${width} px`, async () => {
-        const v = await openWithRuns({ theme, width });
-        await v.page.screenshot({ path: path.join(RESULTS, `training-${theme}-${width}.png`), fullPage: true });
-        assert.deepEqual(v.errors, []);
-        await v.page.close();
-      });
-    }
-  }
+  screenshotTests('training', ({ theme, width }) => openWithRuns({ theme, width }));
 
   for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
@@ -389,7 +380,7 @@ describe('Training view in Chromium', () => {
         fg: getComputedStyle(document.querySelector('g.y-axis .tick text')!).fill,
         width: getComputedStyle(document.querySelector('path.series')!).strokeWidth,
       }));
-      const expected = { light: ['rgb(255, 255, 255)', 'rgb(59, 59, 59)'], dark: ['rgb(31, 31, 31)', 'rgb(204, 204, 204)'], 'high-contrast': ['rgb(0, 0, 0)', 'rgb(255, 255, 255)'] }[theme];
+      const expected = THEME_COLORS[theme];
       assert.equal(colors.bg, expected[0]);
       assert.equal(colors.fg, expected[1]);
       if (theme === 'high-contrast') assert.equal(colors.width, '2.5px');

@@ -19,10 +19,12 @@ export function isOver255(eps: number): boolean {
 
 /**
  * Slider step over [0, max]: about 200 positions on a 1-2-5 decimal grid (so 0.1, 0.05 and 0.3 are on it), or 1/255
- * when the analysis ε is in 255ths (so 2/255 … 16/255 are on it).
+ * when the analysis ε is in 255ths (so 2/255 … 16/255 are on it) and so is the current one (a typed 0.1 moves the
+ * slider to the decimal grid, where it can stand).
  */
-export function epsStep(max: number, analysisEps: number | undefined): number {
-  if (analysisEps !== undefined && isOver255(analysisEps) && max / (1 / 255) <= 1000) return 1 / 255;
+export function epsStep(max: number, analysisEps: number | undefined, current?: number): number {
+  const in255 = analysisEps !== undefined && isOver255(analysisEps) && (current === undefined || current === 0 || isOver255(current));
+  if (in255 && max / (1 / 255) <= 1000) return 1 / 255;
   return niceStep(max / 200);
 }
 

@@ -57,8 +57,9 @@ const rowTop = (g: HeatmapGeometry, r: number, y0 = g.y0) => y0 + r * g.pitch + 
 
 const MAX_CELL_W = 48;
 /** In a narrow column, cells may widen to this to use the space that the label column gave back. */
-const MAX_CELL_W_NARROW = 96;
-/** Row labels move above their rows when the label column would take more than this share of the width. */
+const MAX_CELL_W_NARROW = 128;
+/** Row labels move above their rows in a column narrower than this, or when they would take more than LABEL_SHARE_MAX. */
+const NARROW_PX = 600;
 const LABEL_SHARE_MAX = 0.3;
 const LABEL_LINE = 14;
 const MIN_CELL_W = 4;
@@ -286,7 +287,7 @@ export class Heatmap {
     labelW = Math.min(200, Math.ceil(labelW)) + LABEL_GAP;
     // A narrow column (a view beside the editor, ~450 px): the labels go above their rows and the cells take the
     // whole width, instead of a label column eating the cells.
-    const above = labelW > width * LABEL_SHARE_MAX;
+    const above = width < NARROW_PX || labelW > width * LABEL_SHARE_MAX;
     const x0 = above ? 0 : labelW;
     const cellW = Math.max(MIN_CELL_W, Math.min(above ? MAX_CELL_W_NARROW : MAX_CELL_W, Math.floor((width - x0 - 4) / spec.cols)));
     const cellH = Math.max(spec.rows > 40 ? 8 : 10, Math.min(26, Math.round(cellW * 0.6)));

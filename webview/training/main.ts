@@ -14,7 +14,7 @@ import {
   type TrainingViewState,
   type XAxis,
 } from '../protocol';
-import { buildExportSvg, svgToPngBase64, type ChartForExport } from '../shared/exportImage';
+import { chartsImage, type ChartForExport } from '../shared/exportImage';
 import {
   RunModel,
   downsampleMinMax,
@@ -537,15 +537,7 @@ async function exportAs(format: ExportFormat): Promise<void> {
     post({ type: 'export', format, fileName, data: toCsv(runs) });
     return;
   }
-  const cs = getComputedStyle(document.body);
-  const svg = buildExportSvg(
-    chartsForExport(),
-    cs.getPropertyValue('--vscode-editor-background').trim() || cs.backgroundColor || '#ffffff',
-    cs.color || '#000000',
-    cs.fontFamily || 'sans-serif',
-  );
-  if (format === 'svg') post({ type: 'export', format, fileName, data: svg });
-  else post({ type: 'export', format, fileName, data: await svgToPngBase64(svg) });
+  post({ type: 'export', format, fileName, data: await chartsImage(chartsForExport(), format) });
 }
 
 // ---------------- messages ----------------
