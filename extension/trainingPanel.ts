@@ -17,6 +17,7 @@ import {
 import type { JobEvents } from './jobs';
 import { MetricsTail } from './liveMetrics';
 import { PanelSlot, ViewPanel, type OwnMessage, type PanelContext, viewKind } from './panelHost';
+import { pickRuns } from './runPicks';
 
 export const TRAINING_VIEW_TYPE = 'advmoe.training';
 const FLUSH_MS = 100;
@@ -131,7 +132,9 @@ export class TrainingPanel extends ViewPanel<TrainingToHost, HostToTraining, Des
   }
 
   protected override async onMessage(msg: OwnMessage<TrainingToHost>): Promise<void> {
-    if (msg.type === 'addRuns') await vscode.commands.executeCommand('advmoe.compareRuns', { addTo: true });
+    if (msg.type !== 'addRuns') return;
+    const ids = await pickRuns(this.ctx.store, { title: 'Runs to add to the Training view', exclude: this.runIds });
+    if (ids?.length) await this.addRuns(ids);
   }
 
   protected override exportFolder(): vscode.Uri | undefined {

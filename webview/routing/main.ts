@@ -33,6 +33,7 @@ import {
   type ShowMessage,
 } from './protocol';
 import { el, svgEl } from '../shared/dom';
+import { dateTime } from '../shared/format';
 
 const vscode = getVsCodeApi<RoutingViewState, RoutingToHost>();
 
@@ -549,7 +550,7 @@ function renderInfo(r: RobustnessReport): void {
     `${L} MoE layer${L === 1 ? '' : 's'} × ${N} experts, k = ${topK(r)}`,
     `SA ${pct(r.sa)}, RA ${pct(r.ra)}`,
     a.checkpoint ? `checkpoint ${a.checkpoint}` : '',
-    new Date(a.mtime).toLocaleString(),
+    dateTime(a.mtime),
   ].filter(Boolean);
   infoEl.replaceChildren(el('span', {}, parts.join(' · ')));
   if (collapsed.length > 0) {
@@ -577,7 +578,7 @@ function renderToolbar(): void {
   if (s) {
     const newest = s.analyses[0];
     opts.push(el('option', { value: '' }, newest ? `Newest (${newest.name})` : 'Newest'));
-    for (const a of s.analyses) opts.push(el('option', { value: a.name }, `${a.name} — ${new Date(a.mtime).toLocaleString()}`));
+    for (const a of s.analyses) opts.push(el('option', { value: a.name }, `${a.name} — ${dateTime(a.mtime)}`));
   }
   analysisSelect.replaceChildren(...opts);
   analysisSelect.value = s && !s.followLatest && s.analysis ? s.analysis.name : '';
