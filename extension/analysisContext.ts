@@ -8,7 +8,7 @@ import type { DataSplit } from '../engine/protocol';
 import type { InspectorFilter } from '../webview/analysisProtocol';
 import type { EngineClient } from './engineClient';
 import type { JobManager } from './jobs';
-import type { PanelContext } from './trainingPanel';
+import type { PanelContext } from './panelHost';
 
 /** What the Inspector opens on. */
 export interface InspectorTarget {

@@ -21,6 +21,7 @@ import {
   type InspectMessage,
   type InspectorDescription,
   type InspectorTargetState,
+  type InspectorToHost,
 } from '../webview/inspector/protocol';
 import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
 import { EngineError } from './engineClient';
@@ -28,8 +29,8 @@ import { errorText } from './jobs';
 import { listAnalysisFiles, readAnalysis, readRunState, restoredRunsDir, runDir } from './runsDisk';
 import { allRunsDirs } from './settings';
 import type { RunEntry } from './runsStore';
-import { DescribeRequests, setViewPage } from './viewPanel';
-import { webviewOptions } from './trainingPanel';
+import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
+import { pickSampleCount } from './commands/sampleCount';
 
 export const INSPECTOR_VIEW_TYPE = 'advmoe.inspector';
 
@@ -41,77 +42,45 @@ const CLASS_NAMES: Record<string, string[]> = {
 
 let jobCounter = 0;
 
-export class InspectorPanel implements vscode.Disposable {
-  private static current: InspectorPanel | undefined;
+const KIND = viewKind<InspectorToHost, InspectorDescription>(INSPECTOR_VIEW_TYPE, 'inspector', 'Inspector', parseInspectorToHost, ({ type: _t, requestId: _r, ...d }) => d);
 
+export class InspectorPanel extends ViewPanel<InspectorToHost, HostToInspector, InspectorDescription> {
   private target: InspectorTarget | undefined;
   private analysis: StoredAnalysis | undefined;
-  private ready = false;
-  private restore: InitMessage['restore'];
+  private restoreState: InitMessage['restore'];
   private inFlight: string | undefined;
   /** Analyses whose adversarial images are not stored (engine's DATA_NOT_FOUND), with the engine's words. */
   private readonly noAdvImages = new Map<string, string>();
-  private readonly describes = new DescribeRequests<InspectorDescription>('Inspector', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToInspector));
-  private readonly disposables: vscode.Disposable[] = [];
-  private disposed = false;
 
-  static get instance(): InspectorPanel | undefined {
-    return InspectorPanel.current;
-  }
-
-  /** Shows the Inspector on `target` (beside the active editor, or the panel already open, replacing its target). */
-  static show(
-    ctx: AnalysisPanelContext,
-    target: InspectorTarget,
-    opts: { column?: vscode.ViewColumn; preserveFocus?: boolean } = {},
-  ): InspectorPanel {
-    let p = InspectorPanel.current;
-    if (!p) {
-      const panel = vscode.window.createWebviewPanel(
-        INSPECTOR_VIEW_TYPE,
-        'Inspector',
-        { viewColumn: opts.column ?? vscode.ViewColumn.Beside, preserveFocus: opts.preserveFocus ?? false },
-        webviewOptions(ctx.extensionUri),
-      );
-      p = new InspectorPanel(panel, ctx);
-    } else {
-      p.panel.reveal(opts.column, opts.preserveFocus ?? false);
-    }
-    p.restore = undefined;
-    void p.setTarget(target);
-    return p;
-  }
-
-  /** Adopts a panel VS Code restores after a reload. */
-  static revive(panel: vscode.WebviewPanel, ctx: AnalysisPanelContext, state: unknown): InspectorPanel {
-    InspectorPanel.current?.dispose();
-    panel.webview.options = webviewOptions(ctx.extensionUri);
-    const p = new InspectorPanel(panel, ctx);
+  /** Applies a state the webview saved (after a reload). */
+  restore(state: unknown): void {
     const s = parseInspectorViewState(state);
-    if (s) {
-      p.restore = { selected: s.selected, selectedSplit: s.selectedSplit, controls: s.controls };
-      // The runs folder the extension knows for this run wins over the one the webview saved; an unknown run is
-      // restored only from one of the workspace's runs folders (saved state is checked like live input).
-      const runsDir = restoredRunsDir(s.target.runsDir, ctx.store.get(s.target.runId)?.runsDir, allRunsDirs().map((d) => d.runsDir));
-      if (runsDir) void p.setTarget({ ...s.target, runsDir });
-      else ctx.log.warn(`Inspector: not restoring run ${s.target.runId}: ${s.target.runsDir} is not a runs folder of this workspace`);
-    } else {
+    if (!s) {
       // The webview keeps saying "Waiting for the run…" until a command shows a target.
-      ctx.log.warn('Inspector: could not restore the saved state; open it again from an experiment file or a run');
+      this.ctx.log.warn('Inspector: could not restore the saved state; open it again from an experiment file or a run');
+      return;
     }
-    return p;
+    this.restoreState = { selected: s.selected, selectedSplit: s.selectedSplit, controls: s.controls };
+    // The runs folder the extension knows for this run wins over the one the webview saved; an unknown run is
+    // restored only from one of the workspace's runs folders (saved state is checked like live input).
+    const runsDir = restoredRunsDir(s.target.runsDir, this.ctx.store.get(s.target.runId)?.runsDir, allRunsDirs().map((d) => d.runsDir));
+    if (runsDir) void this.setTarget({ ...s.target, runsDir });
+    else this.ctx.log.warn(`Inspector: not restoring run ${s.target.runId}: ${s.target.runsDir} is not a runs folder of this workspace`);
   }
 
-  private constructor(
-    readonly panel: vscode.WebviewPanel,
+  /** Shows a new target (a command or another view asked): the saved selection no longer applies. */
+  show(target: InspectorTarget): void {
+    this.restoreState = undefined;
+    void this.setTarget(target);
+  }
+
+  constructor(
+    panel: vscode.WebviewPanel,
     private readonly ctx: AnalysisPanelContext,
   ) {
-    InspectorPanel.current = this;
-    const webview = panel.webview;
-    setViewPage(panel, ctx.extensionUri, 'inspector', 'Inspector');
+    super(panel, ctx, KIND);
     this.disposables.push(
-      webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
-      panel.onDidDispose(() => this.dispose()),
+      { dispose: () => this.cancelInFlight() },
       // Images and live re-attacks become available once the user trusts the workspace.
       vscode.workspace.onDidGrantWorkspaceTrust(() => {
         if (this.ready) void this.sendInit();
@@ -139,10 +108,6 @@ export class InspectorPanel implements vscode.Disposable {
 
   private updateTitle(): void {
     this.panel.title = this.target ? `Inspector: ${this.runName()}` : 'Inspector';
-  }
-
-  private post(msg: HostToInspector): void {
-    if (this.ready && !this.disposed) void this.panel.webview.postMessage(msg);
   }
 
 
@@ -189,8 +154,8 @@ export class InspectorPanel implements vscode.Disposable {
       ...(chosen ? { analysis: chosen.name } : {}),
       ...(t.filter ? { filter: t.filter } : {}),
     };
-    const restore = this.restore;
-    this.restore = undefined;
+    const restore = this.restoreState;
+    this.restoreState = undefined;
     this.post({
       type: 'init',
       target: targetState,
@@ -214,24 +179,12 @@ export class InspectorPanel implements vscode.Disposable {
     }
   }
 
-  /** Asks the webview what it has drawn (used by the integration tests and diagnostics). */
-  describe(timeoutMs = 5000): Promise<InspectorDescription> {
-    return this.describes.request(this.ready, timeoutMs);
+  protected override async onReady(): Promise<void> {
+    await this.sendInit();
   }
 
-  private async onMessage(raw: unknown): Promise<void> {
-    const parsed = parseInspectorToHost(raw);
-    if (!parsed.ok) {
-      this.ctx.log.warn(`Inspector view: rejected a message: ${parsed.error}`);
-      return;
-    }
-    const msg = parsed.value;
+  protected override async onMessage(msg: OwnMessage<InspectorToHost>): Promise<void> {
     switch (msg.type) {
-      case 'ready':
-        this.ready = true;
-        await this.sendInit();
-        this.describes.sendPending();
-        break;
       case 'needImages':
         await this.sendImages(msg.ids);
         break;
@@ -247,14 +200,6 @@ export class InspectorPanel implements vscode.Disposable {
       case 'exportSample':
         await this.saveExport(msg);
         break;
-      case 'log':
-        this.ctx.log[msg.level](`[inspector view] ${msg.message}`);
-        break;
-      case 'description': {
-        const { type: _t, requestId: _r, ...d } = msg;
-        this.describes.answer(msg.requestId, d);
-        break;
-      }
     }
   }
 
@@ -368,8 +313,13 @@ export class InspectorPanel implements vscode.Disposable {
       this.post({ type: 'evaluateState', running: false, message: `Run ${t.runId} was not found in ${t.runsDir}.` });
       return;
     }
-    this.post({ type: 'evaluateState', running: true, message: `Evaluating robustness of ${entry.state.name}…` });
-    const r = await this.ctx.jobs.evaluate(entry);
+    const samples = await pickSampleCount(entry);
+    if (!samples) {
+      this.post({ type: 'evaluateState', running: false });
+      return;
+    }
+    this.post({ type: 'evaluateState', running: true, message: `Evaluating robustness of ${entry.state.name} on ${samples} samples…` });
+    const r = await this.ctx.jobs.evaluate(entry, { samples });
     if (t !== this.target) return;
     if (!r) {
       this.post({ type: 'evaluateState', running: false, message: 'The evaluation did not finish.' });
@@ -427,22 +377,9 @@ export class InspectorPanel implements vscode.Disposable {
     void vscode.window.showInformationMessage(`Exported sample ${m.id} (${names.length} files) to ${vscode.workspace.asRelativePath(folder)}.`);
   }
 
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    if (InspectorPanel.current === this) InspectorPanel.current = undefined;
-    this.cancelInFlight();
-    for (const d of this.disposables) d.dispose();
-    this.disposables.length = 0;
-    this.describes.clear();
-    this.panel.dispose();
-  }
 }
 
-export class InspectorPanelSerializer implements vscode.WebviewPanelSerializer {
-  constructor(private readonly ctx: AnalysisPanelContext) {}
-
-  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
-    InspectorPanel.revive(panel, this.ctx, state);
-  }
+/** The one Inspector panel. */
+export function inspectorSlot(ctx: AnalysisPanelContext): PanelSlot<InspectorPanel> {
+  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new InspectorPanel(panel, ctx));
 }

@@ -1,34 +1,38 @@
 /**
- * Long engine work started from the UI (train, resume, evaluate, inspect): a cancellable progress
- * notification, the status bar item, the Training view fed live, and what to say when it ends or the
- * engine dies under it.
+ * Long engine work started from the UI (train, resume, evaluate): a cancellable progress notification, the
+ * status bar item, each job's phase (waiting, running, stopping; `jobProgress.ts` words them), and what to say
+ * when it ends or the engine dies under it. Views follow jobs through `JobEvents`; nothing here knows a view.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { Requests, type BackendInfo, type EvaluateResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
+import { Requests, type BackendInfo, type EvaluateParams, type EvaluateResult, type ProgressNotification, type TrainParams } from '../engine/protocol';
 import type { MetricsRecord, RunState } from '../engine/runs/types';
 import { EngineError, EngineUnavailableError, type EngineClient } from './engineClient';
-import { backendText, duration, headlineText, pct } from './format';
+import { backendText, headlineText } from './format';
+import { applyProgress, jobActivity, liveRunDescription, statusBarText, waitingAhead, type JobKind, type JobProgress } from './jobProgress';
 import type { RunEntry, RunsStore } from './runsStore';
-import { TrainingPanel, type PanelContext } from './trainingPanel';
+import { pct } from '../webview/shared/format';
 
-export type JobKind = 'train' | 'evaluate' | 'inspect';
+export type { JobKind };
 
-export interface Job {
+export interface Job extends JobProgress {
   id: string;
-  kind: JobKind;
   /** What the user sees: the run or experiment name. */
   label: string;
   runsDir: string;
   runId?: string;
-  progress?: ProgressNotification;
-  /** Latest SA/RA seen in eval records of this job. */
-  sa?: number;
-  ra?: number;
-  /** The user asked to stop it. */
+  /** The user asked to stop it (phase 'stopping'). */
   cancelRequested: boolean;
-  /** The Training view follows this job's run. */
-  showInTrainingView: boolean;
+}
+
+/** What views and the Runs tree follow. */
+export interface JobEvents {
+  readonly onDidChange: vscode.Event<void>;
+  /** A job learned its run (a new training run got its id). */
+  readonly onDidAttachRun: vscode.Event<Job>;
+  active(kind?: JobKind): Job[];
+  /** The Runs tree's description of a run a job of this window works on, if any. */
+  liveDescription(runId: string): string | undefined;
 }
 
 let jobCounter = 0;
@@ -36,7 +40,7 @@ function newJobId(kind: JobKind): string {
   return `${kind}-${Date.now().toString(36)}-${(jobCounter++).toString(36)}`;
 }
 
-export class JobManager implements vscode.Disposable {
+export class JobManager implements JobEvents, vscode.Disposable {
   private readonly jobs = new Map<string, Job>();
   private readonly status: vscode.StatusBarItem;
   /** The backend the engine reported for the latest job (shown in the status bar: native vs wasm matters for speed). */
@@ -44,11 +48,13 @@ export class JobManager implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly changeEmitter = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changeEmitter.event;
+  private readonly attachEmitter = new vscode.EventEmitter<Job>();
+  private readonly stopEmitter = new vscode.EventEmitter<Job>();
+  readonly onDidAttachRun = this.attachEmitter.event;
 
   constructor(
     private readonly engine: EngineClient,
     private readonly store: RunsStore,
-    private readonly panelCtx: PanelContext,
     private readonly log: vscode.LogOutputChannel,
   ) {
     this.status = vscode.window.createStatusBarItem('advmoe.status', vscode.StatusBarAlignment.Left, 10);
@@ -57,11 +63,12 @@ export class JobManager implements vscode.Disposable {
     this.disposables.push(
       this.status,
       this.changeEmitter,
+      this.attachEmitter,
+      this.stopEmitter,
       engine.onProgress((p) => this.onProgress(p)),
       engine.onMetrics((m) => {
         const job = this.jobs.get(m.jobId);
         if (job) this.noteEval(job, m.records);
-        TrainingPanel.instance?.appendLive(m.runId, m.records);
       }),
       engine.onRunState((n) => {
         const job = n.jobId ? this.jobs.get(n.jobId) : undefined;
@@ -79,13 +86,15 @@ export class JobManager implements vscode.Disposable {
     return [...this.jobs.values()].filter((j) => !kind || j.kind === kind);
   }
 
+  liveDescription(runId: string): string | undefined {
+    const job = [...this.jobs.values()].find((j) => j.runId === runId && j.kind === 'train');
+    return job && liveRunDescription(job);
+  }
+
   private attachRun(job: Job, state: RunState): void {
     job.runId = state.id;
     job.label = state.name;
-    if (job.showInTrainingView) {
-      const panel = TrainingPanel.instance;
-      if (panel && !panel.shownRunIds.includes(state.id)) void panel.setRuns([state.id]);
-    }
+    this.attachEmitter.fire(job);
     this.changeEmitter.fire();
   }
 
@@ -101,30 +110,24 @@ export class JobManager implements vscode.Disposable {
   private onProgress(p: ProgressNotification): void {
     const job = this.jobs.get(p.jobId);
     if (!job) return;
-    job.progress = p;
-    if (p.runId && job.kind === 'train') this.store.setProgress(p.runId, p.done, p.total);
+    const wasWaiting = job.phase === 'waiting';
+    const runTotal = job.runId ? this.store.get(job.runId)?.state.totalSteps : undefined;
+    applyProgress(job, p, runTotal);
     this.updateStatus();
+    // The Runs tree shows the phase and training position of this window's runs (jobProgress.ts).
+    if (wasWaiting || job.kind === 'train') this.changeEmitter.fire();
   }
 
   private updateStatus(): void {
-    const job = [...this.jobs.values()].pop();
-    if (!job) {
+    const shown = statusBarText([...this.jobs.values()]);
+    if (!shown) {
       this.status.hide();
       return;
     }
-    const p = job.progress;
-    const run = job.runId ? this.store.get(job.runId)?.state : undefined;
-    const parts = [`AdvMoE ${job.label}`];
-    if (p) parts.push(progressText(p));
-    if (p?.eta !== undefined) parts.push(`ETA ${duration(p.eta)}`);
-    const sa = job.sa ?? run?.headline.sa;
-    const ra = job.ra ?? run?.headline.ra;
-    if (sa !== undefined || ra !== undefined) parts.push(`SA ${pct(sa)} RA ${pct(ra)}`);
-    if (this.backend) parts.push(this.backend.name);
-    const icon = job.cancelRequested ? '$(debug-stop)' : '$(sync~spin)';
-    this.status.text = `${icon} ${parts.join(' · ')}`;
-    const on = this.backend ? ` on ${backendText(this.backend)}` : '';
-    this.status.tooltip = `${job.kind} job ${job.id}${job.runId ? ` (run ${job.runId})` : ''}${on} — click to open the Training view`;
+    const on = this.backend ? ` · ${this.backend.name}` : '';
+    this.status.text = `${shown.text}${on}`;
+    const backend = this.backend ? `\nEngine: ${backendText(this.backend)}` : '';
+    this.status.tooltip = `${shown.tooltip}${backend}\nClick to open the Training view`;
     this.status.show();
   }
 
@@ -145,15 +148,22 @@ export class JobManager implements vscode.Disposable {
       return await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title, cancellable: true },
         async (progress, token) => {
+          // The notification says what the status bar says (jobProgress.ts), updated on every change of any job
+          // (a waiting job's line changes when the job ahead of it ends).
           let lastFraction = 0;
-          const sub = this.engine.onProgress((p) => {
-            if (p.jobId !== job.id) return;
-            const fraction = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
-            const eta = p.eta !== undefined ? ` · ETA ${duration(p.eta)}` : '';
-            const metrics = job.sa !== undefined ? ` · SA ${pct(job.sa)} RA ${pct(job.ra)}` : '';
-            progress.report({ message: `${progressText(p)}${eta}${metrics}`, increment: Math.max(0, (fraction - lastFraction) * 100) });
-            lastFraction = fraction;
-          });
+          const report = () => {
+            const p = job.progress;
+            const fraction = job.step ? job.step.done / Math.max(1, job.step.total) : p && p.total > 0 ? Math.min(1, p.done / p.total) : 0;
+            const ahead = waitingAhead([...this.jobs.values()], [...this.jobs.keys()].indexOf(job.id));
+            progress.report({ message: jobActivity(job, ahead), increment: Math.max(0, (fraction - lastFraction) * 100) });
+            lastFraction = Math.max(lastFraction, fraction);
+          };
+          report();
+          const sub = vscode.Disposable.from(
+            this.engine.onProgress((p) => p.jobId === job.id && report()),
+            this.onDidChange(report),
+            this.stopEmitter.event((j) => j === job && report()),
+          );
           const cancelSub = token.onCancellationRequested(() => void this.cancel(job));
           try {
             return await fn();
@@ -165,16 +175,19 @@ export class JobManager implements vscode.Disposable {
       );
     } finally {
       this.jobs.delete(job.id);
-      if (job.runId) TrainingPanel.instance?.endLive(job.runId);
       this.changeEmitter.fire();
       this.updateStatus();
     }
   }
 
+  /** Asks the engine to stop the job; every place that shows the job says "stopping…" at once. */
   async cancel(job: Job): Promise<void> {
     if (job.cancelRequested) return;
     job.cancelRequested = true;
+    job.phase = 'stopping';
     this.updateStatus();
+    this.stopEmitter.fire(job);
+    this.changeEmitter.fire();
     this.log.info(`cancelling ${job.id}`);
     try {
       const r = await this.engine.request(Requests.cancel, { jobId: job.id });
@@ -189,17 +202,13 @@ export class JobManager implements vscode.Disposable {
     const job: Job = {
       id: newJobId('train'),
       kind: 'train',
+      phase: 'waiting',
       label: opts.resume?.state.name ?? (opts.configUri ? path.basename(opts.configUri.fsPath).replace(/\.advmoe\.json$/, '') : 'run'),
       runsDir: opts.runsDir,
       runId: opts.resume?.state.id,
       cancelRequested: false,
-      showInTrainingView: true,
     };
-    // Open the Training view beside the experiment file right away; it fills in as the run starts.
-    const editor = opts.configUri && vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === opts.configUri?.toString());
-    TrainingPanel.show(this.panelCtx, job.runId ? [job.runId] : [], {
-      column: editor?.viewColumn !== undefined ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active,
-    });
+    if (job.runId) this.attachEmitter.fire(job);
     const params: TrainParams = { jobId: job.id, runsDir: opts.runsDir };
     if (opts.resume) params.resumeRunId = opts.resume.state.id;
     else if (opts.configUri) params.configPath = opts.configUri.fsPath;
@@ -226,12 +235,12 @@ export class JobManager implements vscode.Disposable {
     }
   }
 
-  async evaluate(run: RunEntry): Promise<EvaluateResult | undefined> {
-    const job: Job = { id: newJobId('evaluate'), kind: 'evaluate', label: run.state.name, runsDir: run.runsDir, runId: run.state.id, cancelRequested: false, showInTrainingView: false };
+  /** Evaluates a run's robustness (on `samples` test samples; default: the experiment's `eval.samples`). */
+  async evaluate(run: RunEntry, opts: { samples?: number } = {}): Promise<EvaluateResult | undefined> {
+    const job: Job = { id: newJobId('evaluate'), kind: 'evaluate', phase: 'waiting', label: run.state.name, runsDir: run.runsDir, runId: run.state.id, cancelRequested: false };
+    const params: EvaluateParams = { jobId: job.id, runsDir: run.runsDir, runId: run.state.id, ...(opts.samples ? { samples: opts.samples } : {}) };
     try {
-      const r = await this.runJob(job, `AdvMoE: Evaluating robustness of ${run.state.name}`, () =>
-        this.engine.request(Requests.evaluate, { jobId: job.id, runsDir: run.runsDir, runId: run.state.id }),
-      );
+      const r = await this.runJob(job, `AdvMoE: Evaluating robustness of ${run.state.name}`, () => this.engine.request(Requests.evaluate, params));
       void this.store.reloadRun(run.runsDir, run.state.id);
       const rep = r.report;
       const parts = [`SA ${pct(rep.sa)}`, `RA ${pct(rep.ra)}`];
@@ -295,11 +304,6 @@ export class JobManager implements vscode.Disposable {
   dispose(): void {
     for (const d of this.disposables) d.dispose();
   }
-}
-
-/** The engine's progress message, with done/total unless the message already says it. */
-function progressText(p: ProgressNotification): string {
-  return p.message.includes(`${p.done}/${p.total}`) ? p.message : `${p.message} (${p.done}/${p.total})`;
 }
 
 export function errorText(e: unknown): string {

@@ -12,13 +12,15 @@ import {
   parseRobustnessViewState,
   type HostToRobustness,
   type RobDescriptionMessage,
-  type RobustnessExportFormat,
   type RobustnessRunData,
+  type RobustnessToHost,
 } from '../webview/robustness/protocol';
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis } from './runsDisk';
-import { webviewOptions } from './trainingPanel';
-import { DescribeRequests, saveViewExport, setViewPage } from './viewPanel';
+import { jobActivity, waitingAhead } from './jobProgress';
+import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
+import { pickRuns } from './runPicks';
+import { pickSampleCount } from './commands/sampleCount';
 
 export const ROBUSTNESS_VIEW_TYPE = 'advmoe.robustness';
 /** After a final report: how long to wait for the engine's saved file to appear. */
@@ -63,73 +65,41 @@ export async function loadRunData(
 
 const infoKey = (s: { name: string; status: string; method: string }) => `${s.name}|${s.status}|${s.method}`;
 
-export class RobustnessPanel implements vscode.Disposable {
-  private static current: RobustnessPanel | undefined;
+const KIND = viewKind<RobustnessToHost, RobDescriptionMessage>(ROBUSTNESS_VIEW_TYPE, 'robustness', 'Robustness', parseRobustnessToHost);
 
+export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustness, RobDescriptionMessage> {
   private runIds: string[] = [];
   /** Analysis file picked per run (absent = newest). */
   private selected: Record<string, string> = {};
-  private ready = false;
   /** Evaluations started from this panel (their runs are added to the view if removed meanwhile). */
   private readonly ownJobs = new Set<string>();
   /** Runs with an evaluation streaming reports right now (from anywhere). */
   private readonly liveRuns = new Set<string>();
-  private readonly describes = new DescribeRequests<RobDescriptionMessage>('Robustness', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRobustness));
   private initSeq = 0;
   /** File watchers on the analysis files (`<runsDir>/<run>/analysis/*.json`), one per runs folder of the shown runs. */
   private readonly watchers = new Map<string, vscode.Disposable>();
   private readonly fileTimers = new Map<string, ReturnType<typeof setTimeout>>();
   /** Name and status of each run as last sent. */
   private readonly sentInfo = new Map<string, string>();
-  private readonly disposables: vscode.Disposable[] = [];
 
-  static get instance(): RobustnessPanel | undefined {
-    return RobustnessPanel.current;
-  }
-
-  /** Shows these runs in the Robustness view (creating the panel, or revealing it and replacing its runs). */
-  static show(ctx: AnalysisPanelContext, runIds: string[], opts: { column?: vscode.ViewColumn; preserveFocus?: boolean } = {}): RobustnessPanel {
-    let p = RobustnessPanel.current;
-    if (!p) {
-      const panel = vscode.window.createWebviewPanel(
-        ROBUSTNESS_VIEW_TYPE,
-        'Robustness',
-        { viewColumn: opts.column ?? vscode.ViewColumn.Beside, preserveFocus: opts.preserveFocus ?? false },
-        webviewOptions(ctx.extensionUri),
-      );
-      p = new RobustnessPanel(panel, ctx);
-    } else {
-      p.panel.reveal(opts.column, opts.preserveFocus ?? false);
-    }
-    void p.setRuns(runIds);
-    return p;
-  }
-
-  /** Adopts a panel VS Code restores after a reload. */
-  static revive(panel: vscode.WebviewPanel, ctx: AnalysisPanelContext, state: unknown): RobustnessPanel {
-    RobustnessPanel.current?.dispose();
-    panel.webview.options = webviewOptions(ctx.extensionUri);
-    const p = new RobustnessPanel(panel, ctx);
-    const s = parseRobustnessViewState(state);
-    if (s) {
-      p.selected = { ...s.selected };
-      void p.setRuns(s.runIds);
-    }
-    return p;
-  }
-
-  private constructor(
-    readonly panel: vscode.WebviewPanel,
+  constructor(
+    panel: vscode.WebviewPanel,
     private readonly ctx: AnalysisPanelContext,
   ) {
-    RobustnessPanel.current = this;
-    const webview = panel.webview;
-    setViewPage(panel, ctx.extensionUri, 'robustness', 'Robustness');
+    super(panel, ctx, KIND);
     this.disposables.push(
-      webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
-      panel.onDidDispose(() => this.dispose()),
+      {
+        dispose: () => {
+          for (const t of this.fileTimers.values()) clearTimeout(t);
+          for (const w of this.watchers.values()) w.dispose();
+        },
+      },
       ctx.engine.onAnalysis((n) => this.onAnalysis(n)),
-      ctx.jobs.onDidChange(() => this.onJobsChanged()),
+      ctx.jobs.onDidChange(() => {
+        this.onJobsChanged();
+        this.postActivities();
+      }),
+      ctx.engine.onProgress((p) => this.postActivities(p.jobId)),
       ctx.store.onDidChange((e) => {
         // Runs restored after a reload may reach the store after the panel asked for them.
         if (!e) {
@@ -151,6 +121,14 @@ export class RobustnessPanel implements vscode.Disposable {
     return [...this.runIds];
   }
 
+  /** Applies a state the webview saved (after a reload). */
+  restore(state: unknown): void {
+    const s = parseRobustnessViewState(state);
+    if (!s) return;
+    this.selected = { ...s.selected };
+    void this.setRuns(s.runIds);
+  }
+
   /** Replaces the runs shown. */
   async setRuns(runIds: string[]): Promise<void> {
     this.runIds = [...new Set(runIds)];
@@ -166,10 +144,6 @@ export class RobustnessPanel implements vscode.Disposable {
   private updateTitle(): void {
     const names = this.runIds.map((id) => this.ctx.store.get(id)?.state.name ?? id);
     this.panel.title = names.length === 0 ? 'Robustness' : names.length === 1 ? `Robustness: ${names[0]}` : `Robustness: ${names.length} runs`;
-  }
-
-  private post(msg: HostToRobustness): void {
-    if (this.ready) void this.panel.webview.postMessage(msg);
   }
 
   private async load(runId: string): Promise<RobustnessRunData> {
@@ -250,6 +224,15 @@ export class RobustnessPanel implements vscode.Disposable {
     if (n.final && !this.ownJobs.has(n.runId)) void this.reloadWhenSaved(n.runId);
   }
 
+  /** What each evaluation of a shown run does now, in the notification's words (until its reports arrive). */
+  private postActivities(jobId?: string): void {
+    const jobs = this.ctx.jobs.active();
+    jobs.forEach((job, i) => {
+      if (job.kind !== 'evaluate' || !job.runId || !this.runIds.includes(job.runId) || (jobId && job.id !== jobId)) return;
+      this.post({ type: 'job', runId: job.runId, running: true, activity: jobActivity(job, waitingAhead(jobs, i)) });
+    });
+  }
+
   /**
    * Evaluations started elsewhere (command palette, CodeLens) end without telling this panel; the job list does.
    * One that stopped before its final report (cancelled or failed): show the saved analysis again.
@@ -292,17 +275,19 @@ export class RobustnessPanel implements vscode.Disposable {
       void vscode.window.showInformationMessage(`AdvMoE: ${entry.state.name} is already being evaluated.`);
       return;
     }
+    const samples = await pickSampleCount(entry);
+    if (!samples) return;
     const newestBefore = (await listAnalysisFiles(entry.runsDir, runId))[0]?.mtime ?? 0;
     this.ownJobs.add(runId);
     this.post({ type: 'job', runId, running: true });
     let result: Awaited<ReturnType<AnalysisPanelContext['jobs']['evaluate']>>;
     try {
-      result = await this.ctx.jobs.evaluate(entry);
+      result = await this.ctx.jobs.evaluate(entry, { samples });
     } finally {
       this.ownJobs.delete(runId);
       this.liveRuns.delete(runId);
     }
-    if (RobustnessPanel.current !== this) return;
+    if (this.isDisposed) return;
     this.post({ type: 'job', runId, running: false, message: result ? undefined : 'The evaluation stopped before it finished (cancelled or failed); the saved analysis is shown.' });
     if (result) await this.reloadWhenSaved(runId, newestBefore);
     else await this.sendRun(runId);
@@ -318,39 +303,19 @@ export class RobustnessPanel implements vscode.Disposable {
     await this.ctx.jobs.cancel(job);
   }
 
-  private async pickRuns(): Promise<void> {
-    const items = this.ctx.store
-      .all()
-      .filter((e) => !this.runIds.includes(e.state.id))
-      .map((e) => ({ label: e.state.name, description: `${e.state.method} · ${e.state.status}`, detail: e.state.id, id: e.state.id }));
-    if (items.length === 0) {
-      void vscode.window.showInformationMessage('AdvMoE: no other runs to add.');
-      return;
-    }
-    const picked = await vscode.window.showQuickPick(items, { canPickMany: true, title: 'Show runs side by side', matchOnDetail: true });
-    if (picked && picked.length) await this.addRuns(picked.map((p) => p.id));
+  private async pickMoreRuns(): Promise<void> {
+    const ids = await pickRuns(this.ctx.store, { exclude: this.runIds, title: 'Show runs side by side' });
+    if (ids?.length) await this.addRuns(ids);
   }
 
-  /** Asks the webview what it has drawn (integration tests, diagnostics). */
-  describe(timeoutMs = 5000): Promise<RobDescriptionMessage> {
-    return this.describes.request(this.ready, timeoutMs);
+  protected override async onReady(): Promise<void> {
+    await this.sendInit();
   }
 
-  private async onMessage(raw: unknown): Promise<void> {
-    const parsed = parseRobustnessToHost(raw);
-    if (!parsed.ok) {
-      this.ctx.log.warn(`Robustness view: rejected a message: ${parsed.error}`);
-      return;
-    }
-    const msg = parsed.value;
+  protected override async onMessage(msg: OwnMessage<RobustnessToHost>): Promise<void> {
     switch (msg.type) {
-      case 'ready':
-        this.ready = true;
-        await this.sendInit();
-        this.describes.sendPending();
-        break;
       case 'addRuns':
-        await this.pickRuns();
+        await this.pickMoreRuns();
         break;
       case 'removeRun':
         delete this.selected[msg.runId];
@@ -372,42 +337,16 @@ export class RobustnessPanel implements vscode.Disposable {
         if (entry) this.ctx.openRouting(entry.runsDir, msg.runId, { analysis: msg.analysis });
         break;
       }
-      case 'export':
-        await this.saveExport(msg.format, msg.fileName, msg.data);
-        break;
-      case 'log':
-        this.ctx.log[msg.level](`[robustness view] ${msg.message}`);
-        break;
-      case 'description': {
-        this.describes.answer(msg.requestId, msg);
-        break;
-      }
     }
   }
 
-  private async saveExport(format: RobustnessExportFormat, fileName: string, data: string): Promise<void> {
+  protected override exportFolder(): vscode.Uri | undefined {
     const first = this.runIds.map((id) => this.ctx.store.get(id)).find((e) => e !== undefined);
-    const folder = first ? vscode.Uri.file(first.runsDir) : vscode.workspace.workspaceFolders?.[0]?.uri;
-    await saveViewExport(this.ctx.log, folder, format, fileName, data);
-  }
-
-  dispose(): void {
-    if (RobustnessPanel.current === this) RobustnessPanel.current = undefined;
-    for (const t of this.fileTimers.values()) clearTimeout(t);
-    this.fileTimers.clear();
-    for (const w of this.watchers.values()) w.dispose();
-    this.watchers.clear();
-    for (const d of this.disposables) d.dispose();
-    this.disposables.length = 0;
-    this.describes.clear();
-    this.panel.dispose();
+    return first ? vscode.Uri.file(first.runsDir) : super.exportFolder();
   }
 }
 
-export class RobustnessPanelSerializer implements vscode.WebviewPanelSerializer {
-  constructor(private readonly ctx: AnalysisPanelContext) {}
-
-  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
-    RobustnessPanel.revive(panel, this.ctx, state);
-  }
+/** The one Robustness panel. */
+export function robustnessSlot(ctx: AnalysisPanelContext): PanelSlot<RobustnessPanel> {
+  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new RobustnessPanel(panel, ctx));
 }

@@ -15,84 +15,51 @@ import {
   parseRoutingViewState,
   type HostToRouting,
   type RoutingDescription,
-  type RoutingExportFormat,
+  type RoutingToHost,
   type ShowMessage,
 } from '../webview/routing/protocol';
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis, restoredRunsDir, runDir } from './runsDisk';
 import { allRunsDirs } from './settings';
-import { webviewOptions } from './trainingPanel';
-import { DescribeRequests, saveViewExport, setViewPage } from './viewPanel';
+import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
 
 export const ROUTING_VIEW_TYPE = 'advmoe.routing';
 const RELOAD_DELAY_MS = 250;
 const PROGRESS_INTERVAL_MS = 1000;
 
-export class RoutingPanel implements vscode.Disposable {
-  private static current: RoutingPanel | undefined;
+const KIND = viewKind<RoutingToHost, RoutingDescription>(ROUTING_VIEW_TYPE, 'routing', 'Routing', parseRoutingToHost);
 
+export class RoutingPanel extends ViewPanel<RoutingToHost, HostToRouting, RoutingDescription> {
   private runsDir = '';
   private runId = '';
   /** The analysis the user picked; undefined = follow the newest. */
   private picked: string | undefined;
-  private ready = false;
   private shown: StoredAnalysis | undefined;
   private loadSeq = 0;
   private lastProgressAt = 0;
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
   private watcher: vscode.FileSystemWatcher | undefined;
-  private readonly describes = new DescribeRequests<RoutingDescription>('Routing', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToRouting));
-  private readonly disposables: vscode.Disposable[] = [];
 
-  static get instance(): RoutingPanel | undefined {
-    return RoutingPanel.current;
-  }
-
-  /** Shows this run's routing (one panel: created beside the active editor, or revealed and switched to this run). */
-  static show(
-    ctx: AnalysisPanelContext,
-    runsDir: string,
-    runId: string,
-    opts: { analysis?: string; column?: vscode.ViewColumn; preserveFocus?: boolean } = {},
-  ): RoutingPanel {
-    let p = RoutingPanel.current;
-    if (!p) {
-      const panel = vscode.window.createWebviewPanel(
-        ROUTING_VIEW_TYPE,
-        'Routing',
-        { viewColumn: opts.column ?? vscode.ViewColumn.Beside, preserveFocus: opts.preserveFocus ?? false },
-        webviewOptions(ctx.extensionUri),
-      );
-      p = new RoutingPanel(panel, ctx);
-    } else {
-      p.panel.reveal(opts.column, opts.preserveFocus ?? false);
-    }
-    p.setRun(runsDir, runId, opts.analysis);
-    return p;
-  }
-
-  /** Adopts a panel VS Code restores after a reload. */
-  static revive(panel: vscode.WebviewPanel, ctx: AnalysisPanelContext, state: unknown): RoutingPanel {
-    RoutingPanel.current?.dispose();
-    panel.webview.options = webviewOptions(ctx.extensionUri);
-    const p = new RoutingPanel(panel, ctx);
+  /** Applies a state the webview saved (after a reload): only a run of one of the workspace's runs folders. */
+  restore(state: unknown): void {
     const s = parseRoutingViewState(state);
-    const runsDir = s && restoredRunsDir(s.runsDir, ctx.store.get(s.runId)?.runsDir, allRunsDirs().map((d) => d.runsDir));
-    if (s && runsDir) p.setRun(runsDir, s.runId, s.analysis);
-    else if (s) ctx.log.warn(`Routing: not restoring run ${s.runId}: ${s.runsDir} is not a runs folder of this workspace`);
-    return p;
+    const runsDir = s && restoredRunsDir(s.runsDir, this.ctx.store.get(s.runId)?.runsDir, allRunsDirs().map((d) => d.runsDir));
+    if (s && runsDir) this.setRun(runsDir, s.runId, s.analysis);
+    else if (s) this.ctx.log.warn(`Routing: not restoring run ${s.runId}: ${s.runsDir} is not a runs folder of this workspace`);
   }
 
-  private constructor(
-    readonly panel: vscode.WebviewPanel,
+  constructor(
+    panel: vscode.WebviewPanel,
     private readonly ctx: AnalysisPanelContext,
   ) {
-    RoutingPanel.current = this;
-    const webview = panel.webview;
-    setViewPage(panel, ctx.extensionUri, 'routing', 'Routing');
+    super(panel, ctx, KIND);
     this.disposables.push(
-      webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
-      panel.onDidDispose(() => this.dispose()),
+      {
+        dispose: () => {
+          if (this.reloadTimer) clearTimeout(this.reloadTimer);
+          this.watcher?.dispose();
+        },
+      },
       ctx.engine.onAnalysis((n) => {
         if (n.runId !== this.runId) return;
         if (n.final) {
@@ -158,10 +125,6 @@ export class RoutingPanel implements vscode.Disposable {
     this.panel.title = this.runId ? `Routing: ${this.runName()}` : 'Routing';
   }
 
-  private post(msg: HostToRouting): void {
-    if (this.ready) void this.panel.webview.postMessage(msg);
-  }
-
   /** Lists the run's analyses, reads the one to show, and posts it (or the reason there is none). */
   async load(): Promise<void> {
     const seq = ++this.loadSeq;
@@ -199,24 +162,12 @@ export class RoutingPanel implements vscode.Disposable {
     this.post(msg);
   }
 
-  /** Asks the webview what it has drawn (used by the integration tests and diagnostics). */
-  describe(timeoutMs = 5000): Promise<RoutingDescription> {
-    return this.describes.request(this.ready, timeoutMs);
+  protected override async onReady(): Promise<void> {
+    await this.load();
   }
 
-  private async onMessage(raw: unknown): Promise<void> {
-    const parsed = parseRoutingToHost(raw);
-    if (!parsed.ok) {
-      this.ctx.log.warn(`Routing view: rejected a message: ${parsed.error}`);
-      return;
-    }
-    const msg = parsed.value;
+  protected override async onMessage(msg: OwnMessage<RoutingToHost>): Promise<void> {
     switch (msg.type) {
-      case 'ready':
-        this.ready = true;
-        await this.load();
-        this.describes.sendPending();
-        break;
       case 'selectAnalysis':
         this.picked = msg.name ?? undefined;
         await this.load();
@@ -238,38 +189,16 @@ export class RoutingPanel implements vscode.Disposable {
         this.ctx.openInspector({ runsDir: this.runsDir, runId: this.runId, analysis: shown.name, filter: msg.filter });
         break;
       }
-      case 'export':
-        await this.saveExport(msg.format, msg.fileName, msg.data);
-        break;
-      case 'log':
-        this.ctx.log[msg.level](`[routing view] ${msg.message}`);
-        break;
-      case 'description': {
-        this.describes.answer(msg.requestId, msg);
-        break;
-      }
     }
   }
 
-  private async saveExport(format: RoutingExportFormat, fileName: string, data: string): Promise<void> {
-    const folder = this.runsDir ? vscode.Uri.file(runDir(this.runsDir, this.runId)) : vscode.workspace.workspaceFolders?.[0]?.uri;
-    await saveViewExport(this.ctx.log, folder, format, fileName, data);
+  protected override exportFolder(): vscode.Uri | undefined {
+    return this.runsDir ? vscode.Uri.file(runDir(this.runsDir, this.runId)) : super.exportFolder();
   }
 
-  dispose(): void {
-    if (RoutingPanel.current === this) RoutingPanel.current = undefined;
-    if (this.reloadTimer) clearTimeout(this.reloadTimer);
-    this.watcher?.dispose();
-    for (const d of this.disposables) d.dispose();
-    this.disposables.length = 0;
-    this.panel.dispose();
-  }
 }
 
-export class RoutingPanelSerializer implements vscode.WebviewPanelSerializer {
-  constructor(private readonly ctx: AnalysisPanelContext) {}
-
-  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
-    RoutingPanel.revive(panel, this.ctx, state);
-  }
+/** The one Routing panel. */
+export function routingSlot(ctx: AnalysisPanelContext): PanelSlot<RoutingPanel> {
+  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new RoutingPanel(panel, ctx));
 }

@@ -1,10 +1,13 @@
 /**
  * The Runs tree view: every run with status, method and headline SA/RA; the runs of a sweep (README "Sweeps")
- * under a node of their own, in grid order.
+ * under a node of their own, in grid order. A run a job of this window works on says what the job is doing in
+ * the same words as the status bar and the notification (`jobProgress.ts`).
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { headlineText, pct } from './format';
+import { dateTime, pct } from '../webview/shared/format';
+import { headlineText } from './format';
+import type { JobEvents } from './jobs';
 import type { RunEntry, RunsStore } from './runsStore';
 import { isSweepNode, type SweepNode, type SweepsStore } from './sweepsStore';
 
@@ -20,14 +23,19 @@ const ICONS: Record<string, vscode.ThemeIcon> = {
 export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeElement>, vscode.Disposable {
   private readonly emitter = new vscode.EventEmitter<RunsTreeElement | undefined>();
   readonly onDidChangeTreeData = this.emitter.event;
-  private readonly subs: vscode.Disposable[];
+  private readonly sub: vscode.Disposable;
 
   constructor(
     private readonly store: RunsStore,
+    private readonly jobs: JobEvents,
     private readonly sweeps?: SweepsStore,
   ) {
     // Items are keyed by run id (TreeItem.id), so a full refresh keeps selection and focus.
-    this.subs = [store.onDidChange(() => this.emitter.fire(undefined)), ...(sweeps ? [sweeps.onDidChange(() => this.emitter.fire(undefined))] : [])];
+    this.sub = vscode.Disposable.from(
+      store.onDidChange(() => this.emitter.fire(undefined)),
+      jobs.onDidChange(() => this.emitter.fire(undefined)),
+      ...(sweeps ? [sweeps.onDidChange(() => this.emitter.fire(undefined))] : []),
+    );
   }
 
   /** Top level: the sweeps, then the runs of no sweep (newest first); under a sweep, its runs. */
@@ -49,7 +57,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeElement
   }
 
   getTreeItem(e: RunsTreeElement): vscode.TreeItem {
-    return isSweepNode(e) ? sweepTreeItem(e, this.runsOf(e)) : runTreeItem(e);
+    return isSweepNode(e) ? sweepTreeItem(e, this.runsOf(e)) : runTreeItem(e, this.jobs.liveDescription(e.state.id));
   }
 
   getParent(e: RunsTreeElement): RunsTreeElement | undefined {
@@ -57,7 +65,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsTreeElement
   }
 
   dispose(): void {
-    for (const s of this.subs) s.dispose();
+    this.sub.dispose();
     this.emitter.dispose();
   }
 }
@@ -75,13 +83,15 @@ export function sweepTreeItem(s: SweepNode, runs: readonly RunEntry[]): vscode.T
   return item;
 }
 
-export function runTreeItem(e: RunEntry): vscode.TreeItem {
+/** `live`: what this window's job on the run is doing (jobProgress.ts), when there is one. */
+export function runTreeItem(e: RunEntry, live?: string): vscode.TreeItem {
   const s = e.state;
   const item = new vscode.TreeItem(s.name, vscode.TreeItemCollapsibleState.None);
   item.id = s.id;
-  const donePct = e.progressPct ?? (s.totalSteps > 0 ? Math.floor((100 * s.step) / s.totalSteps) : undefined);
-  const progress = s.status === 'running' && donePct !== undefined ? ` ${donePct}%` : '';
-  item.description = [`${s.status}${progress}`, s.method, headlineText(s.headline)].filter(Boolean).join(' · ');
+  // Runs trained elsewhere (CLI, another window): the position state.json recorded at the last checkpoint.
+  const recorded = s.status === 'running' && s.totalSteps > 0 ? `running · step ${s.step}/${s.totalSteps} (${Math.floor((100 * s.step) / s.totalSteps)}%)` : s.status;
+  const status = s.status === 'running' && live ? live : recorded;
+  item.description = [status, s.method, headlineText(s.headline)].filter(Boolean).join(' · ');
   item.iconPath = ICONS[s.status];
   const resumable = (s.status === 'interrupted' || s.status === 'failed') && !!s.lastCheckpoint;
   item.contextValue = `advmoeRun.${s.status}${resumable ? '.resumable' : ''}`;
@@ -89,13 +99,14 @@ export function runTreeItem(e: RunEntry): vscode.TreeItem {
   md.appendMarkdown(`**${s.name}** — ${s.status}\n\n`);
   md.appendMarkdown(`| | |\n|---|---|\n`);
   md.appendMarkdown(`| run | \`${s.id}\` |\n| method | ${s.method} |\n| model | ${s.backbone}${s.moe ? ' (MoE)' : ' (dense)'} |\n`);
-  md.appendMarkdown(`| progress | epoch ${s.epoch}, step ${s.step}/${s.totalSteps} |\n`);
+  if (live) md.appendMarkdown(`| now | ${live} |\n`);
+  md.appendMarkdown(`| recorded (state.json) | epoch ${+s.epoch.toFixed(2)}, step ${s.step}/${s.totalSteps} |\n`);
   md.appendMarkdown(`| SA / RA | ${pct(s.headline.sa)} / ${pct(s.headline.ra)} |\n`);
   if (s.headline.routerRobustness !== undefined) md.appendMarkdown(`| router robustness | ${pct(s.headline.routerRobustness)} |\n`);
   if (s.headline.expertRobustness !== undefined) md.appendMarkdown(`| expert robustness | ${pct(s.headline.expertRobustness)} |\n`);
   if (s.backend) md.appendMarkdown(`| backend | ${s.backend} |\n`);
   if (s.configPath) md.appendMarkdown(`| experiment | ${path.basename(s.configPath)} |\n`);
-  md.appendMarkdown(`| updated | ${s.updatedAt} |\n`);
+  md.appendMarkdown(`| updated | ${dateTime(s.updatedAt)} |\n`);
   if (s.error) md.appendMarkdown(`\n**Error:** ${s.error}\n`);
   for (const w of s.warnings ?? []) md.appendMarkdown(`\n$(warning) ${w}\n`);
   item.tooltip = md;

@@ -10,8 +10,7 @@ import * as vscode from 'vscode';
 import { MANIFEST_FILE, readSweepManifest } from '../engine/sweeps/folder';
 import { readSweepTable } from '../engine/sweeps/rows';
 import { parseSweepToHost, parseSweepViewState, type HostToSweep, type SweepDescription, type SweepExportFormat } from '../webview/sweep/protocol';
-import { webviewOptions } from './trainingPanel';
-import { DescribeRequests, saveViewExport, setViewPage } from './viewPanel';
+import { DescribeRequests, saveViewExport, setViewPage, webviewOptions } from './panelHost';
 
 export const SWEEP_VIEW_TYPE = 'advmoe.sweep';
 const RELOAD_DELAY_MS = 300;

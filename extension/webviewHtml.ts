@@ -1,15 +1,15 @@
 /**
  * The HTML shell of every webview: a strict CSP (scripts only by nonce, no inline code, no eval), the
- * view's stylesheet and bundle. Free of `vscode` imports so the browser tests load the very same page.
+ * views' base stylesheet, the view's own stylesheet and its bundle. Free of `vscode` imports so the browser tests load the very same page.
  */
 import { randomBytes } from 'crypto';
 
 export interface WebviewHtmlOptions {
   /** `webview.cspSource`. */
   cspSource: string;
-  /** URIs (as strings) of the bundle and the stylesheet, as `webview.asWebviewUri` gives them. */
+  /** URIs (as strings) of the bundle and the stylesheets (base first), as `webview.asWebviewUri` gives them. */
   scriptUri: string;
-  styleUri: string;
+  styleUris: string[];
   title: string;
   nonce?: string;
 }
@@ -35,7 +35,7 @@ export function webviewHtml(o: WebviewHtmlOptions): string {
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${escapeAttr(csp)}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${escapeAttr(o.styleUri)}">
+${o.styleUris.map((u) => `<link rel="stylesheet" href="${escapeAttr(u)}">`).join('\n')}
 <title>${escapeAttr(o.title)}</title>
 </head>
 <body>

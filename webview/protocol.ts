@@ -5,6 +5,17 @@
  * Handshake: the webview posts `ready` once its script runs; only then does the host post state.
  */
 import type { MetricsRecord, RunState } from '../engine/runs/types';
+import {
+  fail,
+  parseCommonToHost,
+  parseDescribe,
+  unknownType,
+  type Result,
+  type ViewDescribeMessage,
+  type ViewExportMessage,
+  type ViewLogMessage,
+  type ViewReadyMessage,
+} from './shared/messages';
 
 export type { MetricsRecord, RunState };
 
@@ -19,6 +30,7 @@ export interface RunSeriesData {
 
 export type XAxis = 'step' | 'epoch' | 'time';
 export type ExportFormat = 'png' | 'svg' | 'csv';
+const EXPORT_FORMATS: readonly ExportFormat[] = ['png', 'svg', 'csv'];
 
 /** What the Training view persists with `setState` (and what the serializer restores after a reload). */
 export interface TrainingViewState {
@@ -45,32 +57,16 @@ export interface RunStateMessage {
   state: RunState;
 }
 /** Ask the webview to describe what it has drawn (answered by `description`). */
-export interface DescribeMessage {
-  type: 'describe';
-  requestId: number;
-}
+export type DescribeMessage = ViewDescribeMessage;
 export type HostToTraining = InitMessage | AppendMessage | RunStateMessage | DescribeMessage;
 
 // ---- Training view → host ----
-export interface ReadyMessage {
-  type: 'ready';
-}
-export interface ExportMessage {
-  type: 'export';
-  format: ExportFormat;
-  /** Suggested file name, e.g. `training.csv`. */
-  fileName: string;
-  /** Text for svg/csv; base64 (no data: prefix) for png. */
-  data: string;
-}
+export type ReadyMessage = ViewReadyMessage;
+export type ExportMessage = ViewExportMessage<ExportFormat>;
 export interface AddRunsMessage {
   type: 'addRuns';
 }
-export interface LogMessage {
-  type: 'log';
-  level: 'info' | 'warn' | 'error';
-  message: string;
-}
+export type LogMessage = ViewLogMessage;
 export interface DrawnSeries {
   runId: string;
   metric: string;
@@ -89,16 +85,11 @@ export interface DescriptionMessage {
 export type TrainingToHost = ReadyMessage | ExportMessage | AddRunsMessage | LogMessage | DescriptionMessage;
 
 // ---- validation ----
-type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isStr = (x: unknown): x is string => typeof x === 'string';
 const isNum = (x: unknown): x is number => typeof x === 'number' && !Number.isNaN(x);
 const RUN_STATUSES: readonly string[] = ['running', 'finished', 'interrupted', 'failed'];
-
-function fail<T>(error: string): Result<T> {
-  return { ok: false, error };
-}
 
 export function isMetricsRecord(x: unknown): x is MetricsRecord {
   if (!isObj(x)) return false;
@@ -127,20 +118,12 @@ function isRunSeries(x: unknown): x is RunSeriesData {
 
 /** Validates a message the host received from the Training view. */
 export function parseTrainingToHost(x: unknown): Result<TrainingToHost> {
+  const common = parseCommonToHost(x, EXPORT_FORMATS);
+  if (common) return common;
   if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
   switch (x.type) {
-    case 'ready':
     case 'addRuns':
       return { ok: true, value: { type: x.type } };
-    case 'export':
-      if (x.format !== 'png' && x.format !== 'svg' && x.format !== 'csv') return fail('export: bad `format`');
-      if (!isStr(x.fileName) || !/^[\w.\- ]{1,120}$/.test(x.fileName)) return fail('export: bad `fileName`');
-      if (!isStr(x.data)) return fail('export: `data` must be a string');
-      return { ok: true, value: { type: 'export', format: x.format, fileName: x.fileName, data: x.data } };
-    case 'log':
-      if (x.level !== 'info' && x.level !== 'warn' && x.level !== 'error') return fail('log: bad `level`');
-      if (!isStr(x.message)) return fail('log: `message` must be a string');
-      return { ok: true, value: { type: 'log', level: x.level, message: x.message.slice(0, 4000) } };
     case 'description': {
       if (!isNum(x.requestId) || !Array.isArray(x.charts) || !x.charts.every(isStr)) return fail('description: bad fields');
       if (!Array.isArray(x.series) || !Array.isArray(x.runs)) return fail('description: bad fields');
@@ -152,7 +135,7 @@ export function parseTrainingToHost(x: unknown): Result<TrainingToHost> {
       return { ok: true, value: x as unknown as DescriptionMessage };
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 
@@ -174,10 +157,9 @@ export function parseHostToTraining(x: unknown): Result<HostToTraining> {
       if (!isRunState(x.state)) return fail('runState: bad `state`');
       return { ok: true, value: x as unknown as RunStateMessage };
     case 'describe':
-      if (!isNum(x.requestId)) return fail('describe: bad `requestId`');
-      return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+      return parseDescribe(x)!;
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 

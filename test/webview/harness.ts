@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import type { AddressInfo } from 'net';
+import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { webviewHtml } from '../../extension/webviewHtml';
 
@@ -95,7 +96,7 @@ export async function startHarness(): Promise<Harness> {
       const html = webviewHtml({
         cspSource: origin,
         scriptUri: `${origin}/dist/webview/${view}.js`,
-        styleUri: `${origin}/media/${view}.css`,
+        styleUris: [`${origin}/media/base.css`, `${origin}/media/${view}.css`],
         title: view,
       })
         // As VS Code does: the theme's variables and body class are there before the view's script runs.
@@ -181,4 +182,33 @@ export async function startHarness(): Promise<Harness> {
       return v;
     },
   };
+}
+
+/** Body background and text colour each theme must give a view (from the --vscode-* variables above). */
+export const THEME_COLORS: Record<Theme, [background: string, foreground: string]> = {
+  light: ['rgb(255, 255, 255)', 'rgb(59, 59, 59)'],
+  dark: ['rgb(31, 31, 31)', 'rgb(204, 204, 204)'],
+  'high-contrast': ['rgb(0, 0, 0)', 'rgb(255, 255, 255)'],
+};
+
+/** A column beside the editor, and a full-width editor. */
+export const SCREENSHOT_WIDTHS = [450, 1200] as const;
+
+/**
+ * One test per theme and width: the view opened by `open` (with its data) loads without errors, takes the theme's
+ * colours, and is saved as `test-results/<view>-<theme>-<width>.png` for a person to look at.
+ */
+export function screenshotTests(view: string, open: (opts: { theme: Theme; width: number }) => Promise<LoadedView>): void {
+  for (const theme of Object.keys(THEMES) as Theme[]) {
+    for (const width of SCREENSHOT_WIDTHS) {
+      test(`screenshot: ${theme} at ${width} px`, async () => {
+        const v = await open({ theme, width });
+        const colors = await v.page.evaluate(() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]);
+        if (colors[0] !== THEME_COLORS[theme][0] || colors[1] !== THEME_COLORS[theme][1]) throw new Error(`${view} ${theme}: colours ${colors.join(', ')}`);
+        await v.page.screenshot({ path: path.join(RESULTS, `${view}-${theme}-${width}.png`), fullPage: true });
+        if (v.errors.length) throw new Error(`${view} ${theme} ${width}px: ${v.errors.join('; ')}`);
+        await v.page.close();
+      });
+    }
+  }
 }

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PerSampleData, RobustnessReport, SampleInspection } from '../../engine/analysis/types';
 import { readAnalysis } from '../../extension/runsDisk';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme } from './harness';
+import { epsStep, isOver255, parseEps, snapEps } from '../../webview/inspector/eps';
+import { RESULTS, ROOT, screenshotTests, startHarness, type Harness, type LoadedView, type Theme } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/inspector');
 const RUNS = path.join(FIX, 'runs');
@@ -204,6 +205,14 @@ async function canvasRgba(v: LoadedView, selector: string): Promise<{ w: number;
 }
 async function clickRow(v: LoadedView, id: number): Promise<void> {
   await v.page.click(`.row.sample[data-id="${id}"]`);
+}
+/** The newest inspect request for sample `id` (a late automatic request for another sample is not it). */
+async function inspectOf(v: LoadedView, id: number): Promise<Msg> {
+  await v.page.waitForFunction(
+    (want) => (window as unknown as { __sent: { type: string; id?: number }[] }).__sent.some((m) => m.type === 'inspect' && m.id === want),
+    id,
+  );
+  return (await sentOf(v, 'inspect')).filter((m) => m.id === id).pop()!;
 }
 async function lastInspect(v: LoadedView, count: number): Promise<Msg> {
   const all = await waitSent(v, 'inspect', count);
@@ -424,6 +433,44 @@ describe('Inspector view in Chromium', () => {
     await v.page.close();
   });
 
+  test('ε: typed values (0.1, 8/255) are taken as typed; the slider grid holds them', async () => {
+    const v = await openInspector();
+    await clickRow(v, per.ids[2]);
+    let n = 1;
+    await lastInspect(v, n);
+    for (const [typed, want] of [['0.1', 0.1], ['16/255', 16 / 255], [' .05 ', 0.05]] as const) {
+      await v.page.fill('#eps-value', typed);
+      await v.page.press('#eps-value', 'Enter');
+      const req = await lastInspect(v, ++n);
+      assert.equal(req.eps, want, `typed ${typed}`);
+      assert.ok(Math.abs(Number(await v.page.$eval('#eps', (e) => (e as HTMLInputElement).value)) - want) < 1e-9, `the slider follows ${typed}`);
+    }
+    // Nonsense is refused with a message, and nothing is sent.
+    await v.page.fill('#eps-value', 'abc');
+    await v.page.press('#eps-value', 'Enter');
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal((await sentOf(v, 'inspect')).length, n);
+    assert.equal(await v.page.$eval('#eps-value', (e) => (e as HTMLInputElement).validationMessage !== ''), true);
+    await v.page.close();
+  });
+
+  test('ε grid: 1-2-5 decimal steps or 255ths; snapping, parsing', () => {
+    assert.equal(epsStep(0.6, 0.3), 0.005);
+    for (const typed of [0.1, 0.05, 0.3, 0.25]) {
+      const step = epsStep(0.6, 0.3);
+      assert.equal(snapEps(typed + step / 3, step), typed, `${typed} is on the grid of step ${step}`);
+    }
+    assert.equal(epsStep(16 / 255, 8 / 255), 1 / 255);
+    assert.equal(snapEps(0.0314, 1 / 255), 8 / 255);
+    assert.equal(snapEps(0.1 + 0.2, 0.005), 0.3);
+    assert.equal(parseEps('8/255'), 8 / 255);
+    assert.equal(parseEps('0.1'), 0.1);
+    assert.equal(parseEps('.3'), 0.3);
+    for (const bad of ['', 'x', '-0.1', '2', '1/0', '0.1.2']) assert.equal(parseEps(bad), undefined, bad);
+    assert.equal(isOver255(8 / 255), true);
+    assert.equal(isOver255(0.1), false);
+  });
+
   test('controls post the right inspect requests (ε, attack, freeze routing) and stale answers are ignored', async () => {
     const v = await openInspector();
     const id = per.ids[2];
@@ -446,7 +493,8 @@ describe('Inspector view in Chromium', () => {
     );
     const afterEps = await lastInspect(v, ++n);
     const epsNow = Number(await v.page.$eval('#eps', (e) => (e as HTMLInputElement).value));
-    assert.equal(afterEps.eps, epsNow, 'one request with the final slider value (debounced)');
+    // The slider's value string is the browser's decimal rounding of the grid value the request carries.
+    assert.ok(Math.abs(Number(afterEps.eps) - epsNow) < 1e-9, `one request with the final slider value (debounced): ${afterEps.eps} vs ${epsNow}`);
     assert.ok(Math.abs(epsNow - target) < report.attack.eps / 50);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal((await sentOf(v, 'inspect')).length, n, 'no request per intermediate slider value');
@@ -454,7 +502,8 @@ describe('Inspector view in Chromium', () => {
     // Expert attack implies frozen routing; router attack cannot be frozen.
     await v.page.selectOption('#attack', 'expert');
     const ex = await lastInspect(v, ++n);
-    assert.deepEqual([ex.attack, ex.freezeRouting, ex.eps], ['expert', true, epsNow]);
+    assert.deepEqual([ex.attack, ex.freezeRouting], ['expert', true]);
+    assert.ok(Math.abs(Number(ex.eps) - epsNow) < 1e-9);
     assert.deepEqual(await v.page.$eval('#freeze', (e) => [(e as HTMLInputElement).checked, (e as HTMLInputElement).disabled]), [true, true]);
     await v.page.selectOption('#attack', 'router');
     const ro = await lastInspect(v, ++n);
@@ -480,7 +529,7 @@ describe('Inspector view in Chromium', () => {
     await v.page.waitForFunction(() => (document.getElementById('source')?.textContent ?? '').includes('engine exploded'));
     // Controls persist.
     const state = await v.page.evaluate(() => (window as unknown as { __state: { controls: unknown; selected: number } }).__state);
-    assert.deepEqual(state.controls, { attack: 'pgd', eps: epsNow, steps: 25, freezeRouting: true });
+    assert.deepEqual(state.controls, { attack: 'pgd', eps: afterEps.eps, steps: 25, freezeRouting: true });
     assert.equal(state.selected, id);
     await v.page.close();
   });
@@ -729,6 +778,8 @@ describe('Inspector view in Chromium', () => {
     await v.page.close();
   });
 
+  screenshotTests('inspector', ({ theme, width }) => openWithImages({ theme, width }));
+
   for (const theme of ['light', 'dark', 'high-contrast'] as Theme[]) {
     test(`themes: ${theme} (screenshot with gallery, cells and the routing path)`, async () => {
       const v = await openWithImages({ theme }, initMessage({ filter: { cell: 'changedWrong' } }));
@@ -737,7 +788,7 @@ describe('Inspector view in Chromium', () => {
       await waitSent(v, 'needImages', 1);
       await serveImages(v);
       await clickRow(v, id);
-      const req = await lastInspect(v, 1);
+      const req = await inspectOf(v, id);
       await v.post({ type: 'inspection', requestId: req.requestId, sample: inspection.sample });
       await v.page.waitForFunction(() => document.getElementById('detail')?.dataset.source === 'live');
       await serveImages(v);

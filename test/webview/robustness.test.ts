@@ -17,7 +17,7 @@ import {
   type RobDescriptionMessage,
   type RobustnessRunData,
 } from '../../webview/robustness/protocol';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView } from './harness';
+import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, THEME_COLORS } from './harness';
 
 const RUNS_DIR = path.join(ROOT, 'test/webview/fixtures/robustness/runs');
 const DENSE = '20260110-dense-pgd-at';
@@ -539,6 +539,57 @@ describe('Robustness view in Chromium', () => {
     await v.page.close();
   });
 
+  /** Each bar label with its box, and the box of everything under the plot (x tick labels, the note). */
+  const barLayout = (v: LoadedView) =>
+    v.page.evaluate(() => {
+      const box = (e: Element) => {
+        const r = e.getBoundingClientRect();
+        return { top: r.top, bottom: r.bottom, left: r.left, right: r.right };
+      };
+      const svg = document.querySelector('#bars svg')!;
+      return {
+        labels: Array.from(document.querySelectorAll("#bars text.bar-label")).map((t) => ({ text: t.textContent ?? '', run: t.getAttribute('data-run')!, metric: t.getAttribute('data-metric')!, ...box(t) })),
+        ticks: Array.from(document.querySelectorAll("#bars g.x-axis .tick text")).map(box),
+        svg: box(svg),
+        note: box(document.querySelector('#bars .note')!),
+      };
+    });
+
+  test('bar labels: one format (one decimal, %) with 1 run and with 3 runs; in a 450 px column nothing overlaps the caption', async () => {
+    for (const width of [1000, 450]) {
+      for (const shown of [runs.slice(2), runs]) {
+        const v = await openWith({ width }, shown);
+        const layout = await barLayout(v);
+        const drawn = (await describeView(v)).bars.filter((b) => b.value !== null);
+        assert.equal(layout.labels.length, drawn.length, `${width} px, ${shown.length} run(s): a label on every bar`);
+        for (const l of layout.labels) {
+          const value = drawn.find((b) => b.runId === l.run && b.metric === l.metric)!.value!;
+          assert.equal(l.text, `${(value * 100).toFixed(1)}%`, `${width} px, ${shown.length} run(s), ${l.metric}: the same rounding everywhere`);
+          assert.ok(l.bottom <= layout.note.top && l.top >= layout.svg.top - 1, `${width} px: label ${l.text} stays inside the chart`);
+        }
+        for (const t of layout.ticks) assert.ok(t.bottom <= layout.svg.bottom + 1 && t.bottom <= layout.note.top, `${width} px: metric names end above the caption (${t.bottom} vs ${layout.note.top})`);
+        assert.deepEqual(v.errors, []);
+        await v.page.close();
+      }
+    }
+  });
+
+  test('while an evaluation has no report yet, the run card says what the notification says', async () => {
+    const v = await openWith();
+    await v.post({ type: 'job', runId: ADV, running: true });
+    await describeView(v);
+    assert.equal(await v.page.$eval(`.progress[data-run="${ADV}"] .progress-text`, (t) => t.textContent), 'Evaluating: starting…');
+    await v.post({ type: 'job', runId: ADV, running: true, activity: 'waiting for the engine (1 other job running)' });
+    await describeView(v);
+    assert.equal(await v.page.$eval(`.progress[data-run="${ADV}"] .progress-text`, (t) => t.textContent), 'Evaluating: waiting for the engine (1 other job running)');
+    await v.post({ type: 'job', runId: ADV, running: true, activity: 'final analysis: pgd batch 2/4 (2/4)' });
+    await describeView(v);
+    assert.equal(await v.page.$eval(`.progress[data-run="${ADV}"] .progress-text`, (t) => t.textContent), 'Evaluating: final analysis: pgd batch 2/4 (2/4)');
+    await v.page.close();
+  });
+
+  screenshotTests('robustness', ({ theme, width }) => openWith({ theme, width }));
+
   for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
       const v = await openWith({ theme });
@@ -547,7 +598,7 @@ describe('Robustness view in Chromium', () => {
         fg: getComputedStyle(document.querySelector('#bars g.y-axis .tick text')!).fill,
         curve: getComputedStyle(document.querySelector('#curves path.curve')!).strokeWidth,
       }));
-      const expected = { light: ['rgb(255, 255, 255)', 'rgb(59, 59, 59)'], dark: ['rgb(31, 31, 31)', 'rgb(204, 204, 204)'], 'high-contrast': ['rgb(0, 0, 0)', 'rgb(255, 255, 255)'] }[theme];
+      const expected = THEME_COLORS[theme];
       assert.equal(colors.bg, expected[0]);
       assert.equal(colors.fg, expected[1]);
       if (theme === 'high-contrast') assert.equal(colors.curve, '2.5px');

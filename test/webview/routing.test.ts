@@ -11,7 +11,7 @@ import { filterSamples, parseRobustnessReport, type InspectorFilter, type Robust
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
 import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme } from './harness';
+import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme, screenshotTests, THEME_COLORS } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/routing/runs');
 const RUN = '20260103-advmoe';
@@ -76,13 +76,14 @@ async function cellPoint(v: LoadedView, m: DrawnHeatmap, r: number, c: number): 
   const canvas = `figure[data-heatmap="${m.id}"] canvas`;
   const g = m.geometry;
   let box = (await (await v.page.$(canvas))!.boundingBox())!;
-  let y = box.y + g.y0 + (r + 0.5) * g.cellH;
+  const rowMid = () => g.y0 + r * g.pitch + g.labelAbove + 0.5 * g.cellH;
+  let y = box.y + rowMid();
   const height = v.page.viewportSize()!.height;
   if (y < 20 || y > height - 20) {
     // Scroll the cell to the middle of the viewport (mouse events only reach what is on screen).
     await v.page.evaluate((dy) => window.scrollBy(0, dy), y - height / 2);
     box = (await (await v.page.$(canvas))!.boundingBox())!;
-    y = box.y + g.y0 + (r + 0.5) * g.cellH;
+    y = box.y + rowMid();
   }
   return { x: box.x + g.x0 + (c + 0.5) * g.cellW, y };
 }
@@ -100,7 +101,7 @@ async function cellPixels(v: LoadedView, m: DrawnHeatmap): Promise<number[][]> {
       for (let r = 0; r < g.rows; r++) {
         for (let c = 0; c < g.cols; c++) {
           const x = Math.floor((g.x0 + c * g.cellW + 2) * dpr);
-          const y = Math.floor((g.y0 + r * g.cellH + 2) * dpr);
+          const y = Math.floor((g.y0 + r * g.pitch + g.labelAbove + 2) * dpr);
           const i = (y * canvas.width + x) * 4;
           out.push([img.data[i], img.data[i + 1], img.data[i + 2]]);
         }
@@ -661,6 +662,45 @@ describe('Routing view in Chromium', () => {
     await v.page.close();
   });
 
+  test('a narrow column (450 px, a view beside the editor): labels above the rows, cells sized to the width, clicks hit their cell', async () => {
+    const v = await openWith(showOf(small), { width: 450 });
+    const d = await describeView(v);
+    const r = small.report;
+    for (const id of ['clean', 'adversarial', 'difference'] as const) {
+      const m = map(d, id);
+      const layout = await v.page.$eval(`figure[data-heatmap="${id}"]`, (f) => ({
+        labels: (f as HTMLElement).dataset.labels,
+        canvas: f.querySelector('canvas')!.getBoundingClientRect().width,
+        right: f.querySelector('canvas')!.getBoundingClientRect().right,
+      }));
+      assert.equal(layout.labels, 'above', `${id}: row labels stand above the rows`);
+      assert.equal(m.geometry.x0, 0, `${id}: no label column`);
+      // The cells take the column's width (less the body padding; a cell is at most 128 px wide), not a small box
+      // beside a label column.
+      const span = m.geometry.cellW * m.cols;
+      assert.ok(span >= Math.min(0.8 * (450 - 24), m.cols * 120), `${id}: cells span the width (${m.geometry.cellW} × ${m.cols})`);
+      assert.ok(layout.right <= 450, `${id}: nothing runs off the column (right edge ${layout.right})`);
+      // Each row has its own label line above it, every row labelled (none skipped for lack of room).
+      const labels = await v.page.$$eval(`figure[data-heatmap="${id}"] text.row-label`, (ts) => ts.map((t) => Number(t.getAttribute('data-row'))));
+      assert.deepEqual(labels, r.layers.map((_, l) => l));
+    }
+    // A click in the narrow layout opens the cell under the pointer.
+    const pt = await cellPoint(v, map(d, 'clean'), 3, 1);
+    await v.page.mouse.click(pt.x, pt.y);
+    await waitOpenCount(v, 1);
+    assert.deepEqual(await lastOpen(v), { route: { layer: 3, expert: 1, on: 'clean' } });
+    // On a label line nothing opens.
+    const g = map(d, 'clean').geometry;
+    const box = (await (await v.page.$('figure[data-heatmap="clean"] canvas'))!.boundingBox())!;
+    await v.page.mouse.click(box.x + g.x0 + 0.5 * g.cellW, box.y + g.y0 + 3 * g.pitch + 2);
+    await v.page.waitForTimeout(200);
+    assert.equal((await v.sent()).filter((m) => m.type === 'openInspector').length, 1, 'a click on a row label line opens nothing');
+    assert.deepEqual(v.errors, []);
+    await v.page.close();
+  });
+
+  screenshotTests('routing', ({ theme, width }) => openWith(showOf(small), { theme, width }));
+
   for (const theme of ['light', 'dark', 'high-contrast'] as Theme[]) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
       const v = await openWith(showOf(small), { theme });
@@ -668,7 +708,7 @@ describe('Routing view in Chromium', () => {
         bg: getComputedStyle(document.body).backgroundColor,
         fg: getComputedStyle(document.querySelector('text.row-label')!).fill,
       }));
-      const expected = { light: ['rgb(255, 255, 255)', 'rgb(59, 59, 59)'], dark: ['rgb(31, 31, 31)', 'rgb(204, 204, 204)'], 'high-contrast': ['rgb(0, 0, 0)', 'rgb(255, 255, 255)'] }[theme];
+      const expected = THEME_COLORS[theme];
       assert.equal(colors.bg, expected[0]);
       assert.equal(colors.fg, expected[1]);
       const d = await describeView(v);

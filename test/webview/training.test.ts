@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { MetricsRecord, RunSeriesData } from '../../webview/protocol';
 import { formatValue } from '../../webview/shared/series';
 import { listRuns, readMetrics } from '../../extension/runsDisk';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView } from './harness';
+import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, THEME_COLORS } from './harness';
 
 const FIXTURE_RUNS = path.join(ROOT, 'test/webview/fixtures/runs');
 
@@ -347,6 +347,31 @@ describe('Training view in Chromium', () => {
     await v.page.close();
   });
 
+  test('a short run: accuracies in % on a 0–100% axis like the other views, and a lone evaluation says its value', async () => {
+    const full = runs[0];
+    const firstEval = full.records.find((r) => r.kind === 'eval' && r.metrics.sa !== undefined)!;
+    const short: RunSeriesData = { ...full, records: [...full.records.filter((r) => r.kind === 'train' && r.step <= firstEval.step), firstEval] };
+    const v = await openWithRuns({ width: 450 }, [short]);
+    const chart = 'section.chart[data-chart="Accuracy (SA, RA)"]';
+    const ticks = await v.page.$$eval(`${chart} g.y-axis .tick text`, (t) => t.map((e) => e.textContent ?? ''));
+    assert.ok(ticks.length >= 2 && ticks.every((t) => /^\d+%$/.test(t)), `percent ticks: ${ticks.join(' ')}`);
+    assert.equal(ticks[0], '0%');
+    assert.equal(ticks[ticks.length - 1], '100%');
+    const lone = await v.page.$$eval(`${chart} text.lone-value`, (t) => t.map((e) => ({ metric: e.getAttribute('data-metric'), text: e.textContent })));
+    const sa = lone.find((l) => l.metric === 'sa');
+    assert.ok(sa, `the single SA point is labelled (${JSON.stringify(lone)})`);
+    // The series' own label (as in the legend), then the value in %.
+    assert.equal(sa.text?.toLowerCase(), `sa ${(firstEval.metrics.sa * 100).toFixed(1)}%`);
+    // The loss chart keeps its own scale (not a share).
+    const lossTicks = await v.page.$$eval('section.chart[data-chart="Loss"] g.y-axis .tick text', (t) => t.map((e) => e.textContent ?? ''));
+    assert.ok(lossTicks.every((t) => !t.endsWith('%')), lossTicks.join(' '));
+    await v.page.screenshot({ path: path.join(RESULTS, 'training-short-run-450.png'), fullPage: true });
+    assert.deepEqual(v.errors, []);
+    await v.page.close();
+  });
+
+  screenshotTests('training', ({ theme, width }) => openWithRuns({ theme, width }));
+
   for (const theme of ['light', 'dark', 'high-contrast'] as const) {
     test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
       const v = await openWithRuns({ theme });
@@ -355,7 +380,7 @@ describe('Training view in Chromium', () => {
         fg: getComputedStyle(document.querySelector('g.y-axis .tick text')!).fill,
         width: getComputedStyle(document.querySelector('path.series')!).strokeWidth,
       }));
-      const expected = { light: ['rgb(255, 255, 255)', 'rgb(59, 59, 59)'], dark: ['rgb(31, 31, 31)', 'rgb(204, 204, 204)'], 'high-contrast': ['rgb(0, 0, 0)', 'rgb(255, 255, 255)'] }[theme];
+      const expected = THEME_COLORS[theme];
       assert.equal(colors.bg, expected[0]);
       assert.equal(colors.fg, expected[1]);
       if (theme === 'high-contrast') assert.equal(colors.width, '2.5px');

@@ -6,6 +6,7 @@
  * Images of gallery rows are fetched lazily: the webview posts `needImages` for the rows it shows, the host
  * answers `images` (or `imagesUnavailable`). Live inspection: `inspect` → `inspection` | `inspectError`.
  */
+import { fail, parseCommonToHost, parseDescribe, unknownType, type Result, type ViewDescribeMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
 import {
   isRunId,
   MISMATCH_CELLS,
@@ -107,10 +108,7 @@ export interface ExportDoneMessage {
   ok: boolean;
   message: string;
 }
-export interface DescribeMessage {
-  type: 'describe';
-  requestId: number;
-}
+export type DescribeMessage = ViewDescribeMessage;
 export type HostToInspector =
   | InitMessage
   | ImagesMessage
@@ -122,9 +120,7 @@ export type HostToInspector =
   | DescribeMessage;
 
 // ---- webview → host ----
-export interface ReadyMessage {
-  type: 'ready';
-}
+export type ReadyMessage = ViewReadyMessage;
 export interface NeedImagesMessage {
   type: 'needImages';
   ids: number[];
@@ -153,11 +149,7 @@ export interface ExportSampleMessage {
   /** PNGs as base64 (no data: prefix), the JSON as text. */
   files: { kind: ExportFileKind; data: string }[];
 }
-export interface LogMessage {
-  type: 'log';
-  level: 'info' | 'warn' | 'error';
-  message: string;
-}
+export type LogMessage = ViewLogMessage;
 export interface InspectorDescription {
   /** Samples of the analysis' perSample columns. */
   totalSamples: number;
@@ -198,13 +190,11 @@ export type InspectorToHost =
   | DescriptionMessage;
 
 // ---- validation ----
-type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isStr = (x: unknown): x is string => typeof x === 'string';
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const isId = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 31;
 const isNumArray = (x: unknown): x is number[] => Array.isArray(x) && x.every(isNum);
-const fail = <T>(error: string): Result<T> => ({ ok: false, error });
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export const isBase64 = (x: unknown): x is string => isStr(x) && x.length % 4 === 0 && B64.test(x);
 const ANALYSIS_NAME = /^[\w.\-]+\.json$/;
@@ -367,10 +357,9 @@ export function parseHostToInspector(x: unknown): Result<HostToInspector> {
       if (typeof x.ok !== 'boolean' || !isStr(x.message)) return fail('exportDone: bad fields');
       return { ok: true, value: { type: 'exportDone', ok: x.ok, message: x.message } };
     case 'describe':
-      if (!isNum(x.requestId)) return fail('describe: bad `requestId`');
-      return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+      return parseDescribe(x)!;
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 
@@ -379,9 +368,11 @@ const MAX_EXPORT_CHARS = 32 * 1024 * 1024;
 
 /** Validates a message the host received from the webview. */
 export function parseInspectorToHost(x: unknown): Result<InspectorToHost> {
+  // The Inspector exports through `exportSample` (several files at once), not the common `export`.
+  const common = parseCommonToHost(x, []);
+  if (common) return common;
   if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
   switch (x.type) {
-    case 'ready':
     case 'evaluate':
       return { ok: true, value: { type: x.type } };
     case 'needImages':
@@ -423,10 +414,6 @@ export function parseInspectorToHost(x: unknown): Result<InspectorToHost> {
       if (total > MAX_EXPORT_CHARS) return fail('exportSample: too large');
       return { ok: true, value: x as unknown as ExportSampleMessage };
     }
-    case 'log':
-      if (x.level !== 'info' && x.level !== 'warn' && x.level !== 'error') return fail('log: bad `level`');
-      if (!isStr(x.message)) return fail('log: `message` must be a string');
-      return { ok: true, value: { type: 'log', level: x.level, message: x.message.slice(0, 4000) } };
     case 'description': {
       if (!isNum(x.requestId)) return fail('description: bad `requestId`');
       for (const f of ['totalSamples', 'filteredCount', 'domRows', 'drawnImages', 'routingRows', 'changedRows'] as const) {
@@ -443,7 +430,7 @@ export function parseInspectorToHost(x: unknown): Result<InspectorToHost> {
       return { ok: true, value: { ...(x as unknown as DescriptionMessage), filter } };
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 

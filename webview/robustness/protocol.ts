@@ -6,11 +6,13 @@
  * `run` whenever one run's data changes (another analysis picked, a new file on disk), `job` when an evaluation
  * of a shown run starts or ends, and `partial` for each report an evaluation streams (the last one `final`).
  */
+import { fail, parseCommonToHost, parseDescribe, unknownType, type Result, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
 import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../analysisProtocol';
 
 export type { RobustnessReport, StoredAnalysis };
 
 export type RobustnessExportFormat = 'png' | 'svg' | 'csv' | 'json';
+const EXPORT_FORMATS: readonly RobustnessExportFormat[] = ['png', 'svg', 'csv', 'json'];
 
 /** One analysis file of a run, for the picker. */
 export interface AnalysisFileInfo {
@@ -62,6 +64,8 @@ export interface RobJobMessage {
   running: boolean;
   /** Why it ended, when it ended without a report (cancelled, failed). */
   message?: string;
+  /** While it runs: what the job does now, in the words of the progress notification (waiting, batches, stopping). */
+  activity?: string;
 }
 export interface RobPartialMessage {
   type: 'partial';
@@ -71,23 +75,20 @@ export interface RobPartialMessage {
   samplesTotal: number;
   final: boolean;
 }
-export interface RobDescribeMessage {
-  type: 'describe';
-  requestId: number;
-}
+export type RobDescribeMessage = ViewDescribeMessage;
 export type HostToRobustness = RobInitMessage | RobRunMessage | RobJobMessage | RobPartialMessage | RobDescribeMessage;
 
 // ---- view → host ----
 export type RobustnessToHost =
-  | { type: 'ready' }
+  | ViewReadyMessage
   | { type: 'addRuns' }
   | { type: 'removeRun'; runId: string }
   | { type: 'selectAnalysis'; runId: string; name: string }
   | { type: 'evaluate'; runId: string }
   | { type: 'cancel'; runId: string }
   | { type: 'openRouting'; runId: string; analysis?: string }
-  | { type: 'export'; format: RobustnessExportFormat; fileName: string; data: string }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | ViewExportMessage<RobustnessExportFormat>
+  | ViewLogMessage
   | RobDescriptionMessage;
 
 /** What is drawn, for the tests and diagnostics (answer to `describe`). */
@@ -104,11 +105,9 @@ export interface RobDescriptionMessage {
 }
 
 // ---- validation ----
-type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isStr = (x: unknown): x is string => typeof x === 'string';
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-const fail = <T>(error: string): Result<T> => ({ ok: false, error });
 /** Run ids and analysis names as the engine writes them (also what the host accepts from the view). */
 const RUN_ID = /^[\w.\-]{1,200}$/;
 const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
@@ -172,7 +171,8 @@ export function parseHostToRobustness(x: unknown): Result<HostToRobustness> {
     case 'job':
       if (!isRunId(x.runId) || typeof x.running !== 'boolean') return fail('job: bad fields');
       if (x.message !== undefined && !isStr(x.message)) return fail('job: bad `message`');
-      return { ok: true, value: { type: 'job', runId: x.runId, running: x.running, message: x.message as string | undefined } };
+      if (x.activity !== undefined && !isStr(x.activity)) return fail('job: bad `activity`');
+      return { ok: true, value: { type: 'job', runId: x.runId, running: x.running, message: x.message as string | undefined, activity: x.activity as string | undefined } };
     case 'partial': {
       if (!isRunId(x.runId)) return fail('partial: bad `runId`');
       if (!isNum(x.samplesDone) || !isNum(x.samplesTotal) || x.samplesDone < 0 || x.samplesTotal < x.samplesDone) {
@@ -187,10 +187,9 @@ export function parseHostToRobustness(x: unknown): Result<HostToRobustness> {
       };
     }
     case 'describe':
-      if (!isNum(x.requestId)) return fail('describe: bad `requestId`');
-      return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+      return parseDescribe(x)!;
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 
@@ -204,9 +203,10 @@ export function parseRobustnessViewState(x: unknown): RobustnessViewState | unde
 
 /** Validates a message the host received from the view. */
 export function parseRobustnessToHost(x: unknown): Result<RobustnessToHost> {
+  const common = parseCommonToHost(x, EXPORT_FORMATS);
+  if (common) return common;
   if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
   switch (x.type) {
-    case 'ready':
     case 'addRuns':
       return { ok: true, value: { type: x.type } };
     case 'removeRun':
@@ -220,22 +220,13 @@ export function parseRobustnessToHost(x: unknown): Result<RobustnessToHost> {
     case 'openRouting':
       if (!isRunId(x.runId) || (x.analysis !== undefined && !isAnalysisName(x.analysis))) return fail('openRouting: bad fields');
       return { ok: true, value: { type: 'openRouting', runId: x.runId, analysis: x.analysis as string | undefined } };
-    case 'export':
-      if (x.format !== 'png' && x.format !== 'svg' && x.format !== 'csv' && x.format !== 'json') return fail('export: bad `format`');
-      if (!isStr(x.fileName) || !/^[\w.\- ]{1,120}$/.test(x.fileName) || !x.fileName.endsWith(`.${x.format}`)) return fail('export: bad `fileName`');
-      if (!isStr(x.data)) return fail('export: `data` must be a string');
-      return { ok: true, value: { type: 'export', format: x.format, fileName: x.fileName, data: x.data } };
-    case 'log':
-      if (x.level !== 'info' && x.level !== 'warn' && x.level !== 'error') return fail('log: bad `level`');
-      if (!isStr(x.message)) return fail('log: `message` must be a string');
-      return { ok: true, value: { type: 'log', level: x.level, message: x.message.slice(0, 4000) } };
     case 'description':
       if (!isNum(x.requestId) || !Array.isArray(x.runs) || !Array.isArray(x.bars) || !Array.isArray(x.curves) || !Array.isArray(x.layers)) {
         return fail('description: bad fields');
       }
       return { ok: true, value: x as unknown as RobDescriptionMessage };
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 

@@ -4,8 +4,8 @@
  * arrow-key navigation, Enter/Space or a click to activate a cell, and a standalone SVG for export.
  * Colours of cells come from the given scale; everything else from the theme's CSS variables (media/routing.css).
  */
+import { el, svgEl } from '../shared/dom';
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
 
 export interface TooltipContent {
   header: string;
@@ -46,26 +46,28 @@ export interface HeatmapGeometry {
   y0: number;
   cellW: number;
   cellH: number;
+  /** Distance from one row's top to the next one's (cellH, plus the label line when labels stand above rows). */
+  pitch: number;
+  /** Height of the label line above each row (0: labels stand left of the rows). */
+  labelAbove: number;
 }
 
+/** Top of row r's cells. */
+const rowTop = (g: HeatmapGeometry, r: number, y0 = g.y0) => y0 + r * g.pitch + g.labelAbove;
+
 const MAX_CELL_W = 48;
+/** In a narrow column, cells may widen to this to use the space that the label column gave back. */
+const MAX_CELL_W_NARROW = 128;
+/** Row labels move above their rows in a column narrower than this, or when they would take more than LABEL_SHARE_MAX. */
+const NARROW_PX = 600;
+const LABEL_SHARE_MAX = 0.3;
+const LABEL_LINE = 14;
 const MIN_CELL_W = 4;
 const LABEL_GAP = 6;
 const TOP = 18;
 const LEGEND_W = 200;
 const LEGEND_PAD = 18;
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number> = {}): SVGElementTagNameMap[K] {
-  const e = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  return e;
-}
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Black or white, whichever reads better on a fill colour (relative luminance). */
@@ -100,7 +102,7 @@ export class Heatmap {
   readonly tooltip: HTMLElement;
   private readonly live: HTMLElement;
   private spec: HeatmapSpec | undefined;
-  private geo: HeatmapGeometry = { x0: 0, y0: 0, cellW: 0, cellH: 0 };
+  private geo: HeatmapGeometry = { x0: 0, y0: 0, cellW: 0, cellH: 0, pitch: 0, labelAbove: 0 };
   private focus = { r: 0, c: 0 };
   private hover: { r: number; c: number } | undefined;
   private keyboard = false;
@@ -185,9 +187,11 @@ export class Heatmap {
   private cellAt(x: number, y: number): { r: number; c: number } | undefined {
     const s = this.spec;
     if (!s) return undefined;
-    const c = Math.floor((x - this.geo.x0) / this.geo.cellW);
-    const r = Math.floor((y - this.geo.y0) / this.geo.cellH);
+    const g = this.geo;
+    const c = Math.floor((x - g.x0) / g.cellW);
+    const r = Math.floor((y - g.y0) / g.pitch);
     if (r < 0 || c < 0 || r >= s.rows || c >= s.cols) return undefined;
+    if (y < rowTop(g, r)) return undefined; // on the row's label line
     return { r, c };
   }
 
@@ -232,9 +236,10 @@ export class Heatmap {
   private showCell(r: number, c: number, mark: SVGRectElement): void {
     const s = this.spec;
     if (!s) return;
-    const { x0, y0, cellW, cellH } = this.geo;
+    const { x0, cellW, cellH } = this.geo;
+    const top = rowTop(this.geo, r);
     mark.setAttribute('x', String(x0 + c * cellW + 0.5));
-    mark.setAttribute('y', String(y0 + r * cellH + 0.5));
+    mark.setAttribute('y', String(top + 0.5));
     mark.setAttribute('width', String(Math.max(1, cellW - 1)));
     mark.setAttribute('height', String(Math.max(1, cellH - 1)));
     mark.setAttribute('visibility', 'visible');
@@ -256,7 +261,7 @@ export class Heatmap {
     const cx = x0 + (c + 1) * cellW + 10;
     const tw = this.tooltip.offsetWidth;
     this.tooltip.style.left = `${cx + tw > wrapW ? Math.max(0, x0 + c * cellW - tw - 10) : cx}px`;
-    this.tooltip.style.top = `${Math.max(0, y0 + r * cellH - 8)}px`;
+    this.tooltip.style.top = `${Math.max(0, top - 8)}px`;
   }
 
   /** Draws `spec` in the width available (CSS pixels). */
@@ -280,11 +285,17 @@ export class Heatmap {
       for (let r = 0; r < spec.rows; r++) labelW = Math.max(labelW, measure.measureText(this.rowLabelText(r)).width);
     }
     labelW = Math.min(200, Math.ceil(labelW)) + LABEL_GAP;
-    const cellW = Math.max(MIN_CELL_W, Math.min(MAX_CELL_W, Math.floor((width - labelW - 4) / spec.cols)));
+    // A narrow column (a view beside the editor, ~450 px): the labels go above their rows and the cells take the
+    // whole width, instead of a label column eating the cells.
+    const above = width < NARROW_PX || labelW > width * LABEL_SHARE_MAX;
+    const x0 = above ? 0 : labelW;
+    const cellW = Math.max(MIN_CELL_W, Math.min(above ? MAX_CELL_W_NARROW : MAX_CELL_W, Math.floor((width - x0 - 4) / spec.cols)));
     const cellH = Math.max(spec.rows > 40 ? 8 : 10, Math.min(26, Math.round(cellW * 0.6)));
-    this.geo = { x0: labelW, y0: TOP, cellW, cellH };
-    const w = labelW + cellW * spec.cols + 2;
-    const h = TOP + cellH * spec.rows + 2;
+    const labelAbove = above ? LABEL_LINE : 0;
+    this.geo = { x0, y0: TOP, cellW, cellH, pitch: cellH + labelAbove, labelAbove };
+    this.root.dataset.labels = above ? 'above' : 'left';
+    const w = x0 + cellW * spec.cols + 2;
+    const h = TOP + this.geo.pitch * spec.rows + 2;
     this.wrap.style.width = `${w}px`;
     this.wrap.style.height = `${h}px`;
     for (const svg of [this.labels, this.wrap.querySelector('svg.heatmap-overlay') as SVGSVGElement]) {
@@ -313,8 +324,8 @@ export class Heatmap {
           const v = spec.values[r * spec.cols + c];
           const fill = Number.isFinite(v) ? spec.color(v) : empty;
           ctx.fillStyle = fill;
-          const x = labelW + c * cellW;
-          const y = TOP + r * cellH;
+          const x = x0 + c * cellW;
+          const y = rowTop(this.geo, r);
           ctx.fillRect(x, y, cellW - gap, cellH - gap);
           if (showText) {
             ctx.fillStyle = textOn(fill);
@@ -325,13 +336,14 @@ export class Heatmap {
     }
 
     // Labels: every row and column that fits; flagged rows always.
-    const rowStep = Math.max(1, Math.ceil(11 / cellH));
+    const rowStep = above ? 1 : Math.max(1, Math.ceil(11 / cellH));
     const colStep = [1, 2, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100].find((s) => s * cellW >= 18) ?? 128;
     this.labels.replaceChildren();
     for (let r = 0; r < spec.rows; r++) {
       const flagged = spec.rowFlags?.[r] === true;
       if (r % rowStep !== 0 && !flagged) continue;
-      const t = svgEl('text', { x: labelW - LABEL_GAP, y: TOP + r * cellH + cellH / 2, class: `row-label${flagged ? ' flagged' : ''}`, 'data-row': r });
+      const at = above ? { x: 0, y: rowTop(this.geo, r) - LABEL_LINE / 2, class: `row-label above${flagged ? ' flagged' : ''}` } : { x: labelW - LABEL_GAP, y: rowTop(this.geo, r) + cellH / 2, class: `row-label${flagged ? ' flagged' : ''}` };
+      const t = svgEl('text', { ...at, 'data-row': r });
       t.textContent = this.rowLabelText(r);
       const title = svgEl('title');
       title.textContent = spec.rowLabels[r] + (flagged ? ' (flagged)' : '');
@@ -339,7 +351,7 @@ export class Heatmap {
       this.labels.appendChild(t);
     }
     for (let c = 0; c < spec.cols; c += colStep) {
-      const t = svgEl('text', { x: labelW + c * cellW + cellW / 2, y: TOP - 5, class: 'col-label' });
+      const t = svgEl('text', { x: x0 + c * cellW + cellW / 2, y: TOP - 5, class: 'col-label' });
       t.textContent = spec.colLabels[c];
       this.labels.appendChild(t);
     }
@@ -392,7 +404,8 @@ export class Heatmap {
   exportSvg(theme: { fg: string; bg: string; font: string }): { width: number; height: number; markup: string } {
     const s = this.spec;
     if (!s) return { width: 0, height: 0, markup: '' };
-    const { x0, cellW, cellH } = this.geo;
+    const g = this.geo;
+    const { x0, cellW, cellH } = g;
     const head = 52;
     const y0 = head + TOP;
     const parts: string[] = [];
@@ -413,7 +426,11 @@ export class Heatmap {
     }
     parts.push(text(LEGEND_PAD + LEGEND_W + 12, 31, s.legend.title + (s.legend.note ? ` — ${s.legend.note}` : '')));
     for (let r = 0; r < s.rows; r++) {
-      parts.push(text(x0 - LABEL_GAP, y0 + r * cellH + cellH / 2 + 4, this.rowLabelText(r), 'font-size="11" text-anchor="end"'));
+      parts.push(
+        g.labelAbove
+          ? text(0, rowTop(g, r, y0) - 3, this.rowLabelText(r), 'font-size="11"')
+          : text(x0 - LABEL_GAP, rowTop(g, r, y0) + cellH / 2 + 4, this.rowLabelText(r), 'font-size="11" text-anchor="end"'),
+      );
     }
     const colStep = [1, 2, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100].find((st) => st * cellW >= 18) ?? 128;
     for (let c = 0; c < s.cols; c += colStep) parts.push(text(x0 + c * cellW + cellW / 2, y0 - 5, s.colLabels[c], 'font-size="11" text-anchor="middle"'));
@@ -424,16 +441,16 @@ export class Heatmap {
         const v = s.values[r * s.cols + c];
         const fill = Number.isFinite(v) ? s.color(v) : '#808080';
         parts.push(
-          `<rect x="${x0 + c * cellW}" y="${y0 + r * cellH}" width="${cellW - gap}" height="${cellH - gap}" fill="${esc(fill)}" data-row="${r}" data-col="${c}" data-value="${v}"/>`,
+          `<rect x="${x0 + c * cellW}" y="${rowTop(g, r, y0)}" width="${cellW - gap}" height="${cellH - gap}" fill="${esc(fill)}" data-row="${r}" data-col="${c}" data-value="${v}"/>`,
         );
         if (showText) {
           parts.push(
-            `<text x="${x0 + c * cellW + (cellW - gap) / 2}" y="${y0 + r * cellH + (cellH - gap) / 2 + 4}" fill="${textOn(fill)}" font-family="${esc(theme.font)}" font-size="11" text-anchor="middle">${esc(s.cellText!(r, c))}</text>`,
+            `<text x="${x0 + c * cellW + (cellW - gap) / 2}" y="${rowTop(g, r, y0) + (cellH - gap) / 2 + 4}" fill="${textOn(fill)}" font-family="${esc(theme.font)}" font-size="11" text-anchor="middle">${esc(s.cellText!(r, c))}</text>`,
           );
         }
       }
     }
     const width = Math.max(x0 + s.cols * cellW + 4, LEGEND_PAD + LEGEND_W + 12 + 6 * (s.legend.title.length + (s.legend.note?.length ?? 0) + 3));
-    return { width, height: y0 + s.rows * cellH + 4, markup: parts.join('') };
+    return { width, height: y0 + s.rows * g.pitch + 4, markup: parts.join('') };
   }
 }

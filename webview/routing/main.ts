@@ -32,6 +32,8 @@ import {
   type RoutingViewState,
   type ShowMessage,
 } from './protocol';
+import { el, svgEl } from '../shared/dom';
+import { dateTime } from '../shared/format';
 
 const vscode = getVsCodeApi<RoutingViewState, RoutingToHost>();
 
@@ -82,12 +84,6 @@ function signedFixed(v: number): string {
 }
 
 // ---------------- DOM skeleton ----------------
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 const app = document.getElementById('app') ?? document.body.appendChild(el('div', { id: 'app' }));
 const toolbar = el('header', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Routing view' });
@@ -298,7 +294,8 @@ function renderLoad(r: RobustnessReport): void {
   const dColor = diffScale(maxAbs);
   // Three maps side by side when they fit, else stacked.
   const total = contentWidth();
-  const perMapMin = 90 + N * 12;
+  // A map needs room for its row labels and cells of a readable size; in a narrow column they stack.
+  const perMapMin = 220 + N * 12;
   const perRow = Math.max(1, Math.min(3, Math.floor(total / (perMapMin + 24))));
   loadGrid.dataset.columns = String(perRow);
   const width = Math.floor((total - (perRow - 1) * 24) / perRow);
@@ -447,11 +444,6 @@ function renderClass(): void {
 }
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
-function svgEl(tag: string, attrs: Record<string, string | number>): SVGElement {
-  const e = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  return e;
-}
 
 function renderBalance(r: RobustnessReport): void {
   const N = r.layers[0].loadClean.length;
@@ -558,7 +550,7 @@ function renderInfo(r: RobustnessReport): void {
     `${L} MoE layer${L === 1 ? '' : 's'} × ${N} experts, k = ${topK(r)}`,
     `SA ${pct(r.sa)}, RA ${pct(r.ra)}`,
     a.checkpoint ? `checkpoint ${a.checkpoint}` : '',
-    new Date(a.mtime).toLocaleString(),
+    dateTime(a.mtime),
   ].filter(Boolean);
   infoEl.replaceChildren(el('span', {}, parts.join(' · ')));
   if (collapsed.length > 0) {
@@ -586,7 +578,7 @@ function renderToolbar(): void {
   if (s) {
     const newest = s.analyses[0];
     opts.push(el('option', { value: '' }, newest ? `Newest (${newest.name})` : 'Newest'));
-    for (const a of s.analyses) opts.push(el('option', { value: a.name }, `${a.name} — ${new Date(a.mtime).toLocaleString()}`));
+    for (const a of s.analyses) opts.push(el('option', { value: a.name }, `${a.name} — ${dateTime(a.mtime)}`));
   }
   analysisSelect.replaceChildren(...opts);
   analysisSelect.value = s && !s.followLatest && s.analysis ? s.analysis.name : '';

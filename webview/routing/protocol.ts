@@ -6,6 +6,7 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
+import { fail, parseCommonToHost, parseDescribe, unknownType, type Result, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
 import {
   isRunId,
   parseInspectorFilter,
@@ -19,6 +20,7 @@ import {
 export type { InspectorFilter, LayerRoutingStats, RobustnessReport, StoredAnalysis };
 
 export type RoutingExportFormat = 'png' | 'svg' | 'csv' | 'json';
+const EXPORT_FORMATS: readonly RoutingExportFormat[] = ['png', 'svg', 'csv', 'json'];
 export type InputKind = 'clean' | 'adversarial';
 export type ClassNorm = 'count' | 'share';
 
@@ -59,10 +61,7 @@ export interface ShowMessage {
   /** A line for the status bar of the view, e.g. "A newer analysis exists". */
   notice?: string;
 }
-export interface RoutingDescribeMessage {
-  type: 'describe';
-  requestId: number;
-}
+export type RoutingDescribeMessage = ViewDescribeMessage;
 /** A passing line for the view, e.g. the progress of an evaluation of the shown run ('' clears it). */
 export interface RoutingNoticeMessage {
   type: 'notice';
@@ -71,9 +70,7 @@ export interface RoutingNoticeMessage {
 export type HostToRouting = ShowMessage | RoutingDescribeMessage | RoutingNoticeMessage;
 
 // ---- Routing view → host ----
-export interface RoutingReadyMessage {
-  type: 'ready';
-}
+export type RoutingReadyMessage = ViewReadyMessage;
 export interface SelectAnalysisMessage {
   type: 'selectAnalysis';
   /** File name, or null to follow the newest. */
@@ -86,18 +83,8 @@ export interface OpenInspectorMessage {
   type: 'openInspector';
   filter: InspectorFilter;
 }
-export interface RoutingExportMessage {
-  type: 'export';
-  format: RoutingExportFormat;
-  fileName: string;
-  /** Text for svg/csv/json; base64 (no data: prefix) for png. */
-  data: string;
-}
-export interface RoutingLogMessage {
-  type: 'log';
-  level: 'info' | 'warn' | 'error';
-  message: string;
-}
+export type RoutingExportMessage = ViewExportMessage<RoutingExportFormat>;
+export type RoutingLogMessage = ViewLogMessage;
 
 /** One heatmap as drawn. Values are row-major (row r, column c at r·cols + c). */
 export interface DrawnHeatmap {
@@ -113,8 +100,11 @@ export interface DrawnHeatmap {
   /** The colour the scale gives 0 (the centre of a diverging scale). */
   zeroColor: string;
   cells: number;
-  /** Canvas geometry in CSS pixels: cell (r, c) spans x0 + c·cellW … and y0 + r·cellH … */
-  geometry: { x0: number; y0: number; cellW: number; cellH: number };
+  /**
+   * Canvas geometry in CSS pixels: cell (r, c) spans x0 + c·cellW … and y0 + r·pitch + labelAbove … (pitch = cellH
+   * and labelAbove = 0 when the row labels stand left of the rows; in a narrow column they stand above each row).
+   */
+  geometry: { x0: number; y0: number; cellW: number; cellH: number; pitch: number; labelAbove: number };
   renderMs: number;
 }
 export interface RoutingDescription {
@@ -144,19 +134,17 @@ export type RoutingToHost =
   | RoutingDescription;
 
 // ---- validation ----
-type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isStr = (x: unknown): x is string => typeof x === 'string';
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-const fail = <T>(error: string): Result<T> => ({ ok: false, error });
 export const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
-const EXPORT_NAME = /^[\w.\- ]{1,120}$/;
 
 /** Validates a message the host received from the Routing view (indices are checked later by `checkFilter`). */
 export function parseRoutingToHost(x: unknown): Result<RoutingToHost> {
+  const common = parseCommonToHost(x, EXPORT_FORMATS);
+  if (common) return common;
   if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
   switch (x.type) {
-    case 'ready':
     case 'refresh':
       return { ok: true, value: { type: x.type } };
     case 'selectAnalysis':
@@ -167,20 +155,11 @@ export function parseRoutingToHost(x: unknown): Result<RoutingToHost> {
       if (!filter) return fail('openInspector: bad `filter`');
       return { ok: true, value: { type: 'openInspector', filter } };
     }
-    case 'export':
-      if (x.format !== 'png' && x.format !== 'svg' && x.format !== 'csv' && x.format !== 'json') return fail('export: bad `format`');
-      if (!isStr(x.fileName) || !EXPORT_NAME.test(x.fileName)) return fail('export: bad `fileName`');
-      if (!isStr(x.data)) return fail('export: `data` must be a string');
-      return { ok: true, value: { type: 'export', format: x.format, fileName: x.fileName, data: x.data } };
-    case 'log':
-      if (x.level !== 'info' && x.level !== 'warn' && x.level !== 'error') return fail('log: bad `level`');
-      if (!isStr(x.message)) return fail('log: `message` must be a string');
-      return { ok: true, value: { type: 'log', level: x.level, message: x.message.slice(0, 4000) } };
     case 'description':
       if (!isNum(x.requestId) || !isStr(x.status) || !Array.isArray(x.heatmaps)) return fail('description: bad fields');
       return { ok: true, value: x as unknown as RoutingDescription };
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 
@@ -189,8 +168,7 @@ export function parseHostToRouting(x: unknown): Result<HostToRouting> {
   if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
   switch (x.type) {
     case 'describe':
-      if (!isNum(x.requestId)) return fail('describe: bad `requestId`');
-      return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+      return parseDescribe(x)!;
     case 'notice':
       if (!isStr(x.text)) return fail('notice: bad `text`');
       return { ok: true, value: { type: 'notice', text: x.text.slice(0, 500) } };
@@ -209,7 +187,7 @@ export function parseHostToRouting(x: unknown): Result<HostToRouting> {
       return { ok: true, value: x as unknown as ShowMessage };
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+      return unknownType(x);
   }
 }
 

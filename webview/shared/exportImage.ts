@@ -121,3 +121,15 @@ export async function svgToPngBase64(svg: string, scale = 2): Promise<string> {
   ctx.drawImage(img, 0, 0);
   return canvas.toDataURL('image/png').replace(/^data:image\/png;base64,/, '');
 }
+
+/** The charts as an image in the page's theme colours: SVG text, or base64 PNG (what an `export` message carries). */
+export async function chartsImage(charts: ChartForExport[], format: 'svg' | 'png'): Promise<string> {
+  const cs = getComputedStyle(document.body);
+  const svg = buildExportSvg(
+    charts,
+    cs.getPropertyValue('--vscode-editor-background').trim() || cs.backgroundColor || '#ffffff',
+    cs.color || '#000000',
+    cs.fontFamily || 'sans-serif',
+  );
+  return format === 'svg' ? svg : svgToPngBase64(svg);
+}

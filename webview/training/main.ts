@@ -14,7 +14,7 @@ import {
   type TrainingViewState,
   type XAxis,
 } from '../protocol';
-import { buildExportSvg, svgToPngBase64, type ChartForExport } from '../shared/exportImage';
+import { chartsImage, type ChartForExport } from '../shared/exportImage';
 import {
   RunModel,
   downsampleMinMax,
@@ -27,6 +27,8 @@ import {
   type Series,
 } from '../shared/series';
 import { getVsCodeApi } from '../shared/vscode';
+import { el } from '../shared/dom';
+import { isShareMetric, num, pct } from '../shared/format';
 
 const vscode = getVsCodeApi<TrainingViewState, TrainingToHost>();
 const PALETTE_SIZE = 8;
@@ -55,12 +57,6 @@ function post(msg: TrainingToHost): void {
 }
 
 // ---------------- DOM skeleton ----------------
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 const app = document.getElementById('app') ?? document.body.appendChild(el('div', { id: 'app' }));
 const toolbar = el('header', { class: 'toolbar', role: 'toolbar' });
@@ -175,6 +171,11 @@ function createChart(group: ChartGroup): ChartView {
   return view;
 }
 
+/** A chart whose every series is a share in [0, 1] (accuracy, SA/RA, robustness). */
+function isShareChart(group: ChartGroup): boolean {
+  return group.keys.length > 0 && group.keys.every((k) => isShareMetric(k.slice(k.indexOf(':') + 1)));
+}
+
 function xLabelText(axis: XAxis): string {
   return axis === 'step' ? 'step' : axis === 'epoch' ? 'epoch' : 'wall time (s)';
 }
@@ -209,6 +210,8 @@ function renderChart(view: ChartView, allKeys: ReadonlySet<string>, xExtent: [nu
   view.innerWidth = iw;
   const beta = ui.smoothing;
   const positive = (v: number) => Number.isFinite(v) && (!ui.logScale || v > 0);
+  // Accuracies and robustness are shares: drawn on 0–100% like every other view shows them.
+  const share = isShareChart(view.group) && !ui.logScale;
 
   // y extent over every point (raw, which bounds the smoothed curve too); x is shared by all charts.
   let [x0, x1] = xExtent;
@@ -235,7 +238,10 @@ function renderChart(view: ChartView, allKeys: ReadonlySet<string>, xExtent: [nu
     x0 -= 0.5;
     x1 += 0.5;
   }
-  if (!Number.isFinite(y0)) {
+  if (share) {
+    y0 = Math.min(0, y0);
+    y1 = Math.max(1, y1);
+  } else if (!Number.isFinite(y0)) {
     y0 = ui.logScale ? 0.1 : 0;
     y1 = 1;
   } else if (y0 === y1) {
@@ -258,6 +264,7 @@ function renderChart(view: ChartView, allKeys: ReadonlySet<string>, xExtent: [nu
     .attr('transform', `translate(${MARGIN.left},${MARGIN.top + ih})`)
     .call(xAxisGen);
   const yAxisGen = axisLeft(y).ticks(Math.max(2, Math.floor(ih / 40)), '~g');
+  if (share) yAxisGen.tickFormat((d) => pct(Number(d), 0));
   svg.select<SVGGElement>('g.y-axis').attr('transform', `translate(${MARGIN.left},${MARGIN.top})`).call(yAxisGen);
   svg
     .select<SVGGElement>('g.grid-y')
@@ -335,6 +342,19 @@ function renderChart(view: ChartView, allKeys: ReadonlySet<string>, xExtent: [nu
     .attr('cx', (d) => d.cx)
     .attr('cy', (d) => d.cy);
   view.drawn = entries;
+  // A series of one point (a short run's single evaluation) says its value beside the dot.
+  const lone = entries.filter((e) => e.series.length === 1 && positive(e.series.value[0]));
+  layer
+    .selectAll<SVGTextElement, (typeof lone)[number]>('text.lone-value')
+    .data(lone, (e) => `${e.run.runId}|${e.key}`)
+    .join('text')
+    .attr('class', 'lone-value')
+    .attr('data-run', (e) => e.run.runId)
+    .attr('data-metric', (e) => e.series.metric)
+    .attr('x', (e) => x(e.series.xs(ui.xAxis)[0]))
+    .attr('y', (e) => y(e.series.value[0]) - 7)
+    .attr('text-anchor', (e) => (x(e.series.xs(ui.xAxis)[0]) > iw / 2 ? 'end' : 'start'))
+    .text((e) => `${runs.length > 1 ? `${e.run.name} · ` : ''}${e.label} ${share ? pct(e.series.value[0]) : num(e.series.value[0])}`);
 
   // Legend: one entry per drawn series.
   view.legend.replaceChildren(
@@ -390,7 +410,9 @@ function showTooltip(view: ChartView, ev: MouseEvent): void {
     });
     const sw = el('span', { class: `dot-swatch c${e.colorIndex}` });
     const name = runs.length > 1 ? `${e.run.name} · ${e.label}` : e.label;
-    const valueText = beta > 0 ? `${formatValue(raw)} (smoothed ${sm.toPrecision(4)})` : formatValue(raw);
+    // Shares as percentages (one formatter, ../shared/format); other metrics exact.
+    const asText = (v: number) => (isShareMetric(e.series.metric) ? pct(v) : formatValue(v));
+    const valueText = beta > 0 ? `${asText(raw)} (smoothed ${isShareMetric(e.series.metric) ? pct(sm) : num(sm)})` : asText(raw);
     row.append(sw, el('span', { class: 'tooltip-name' }, `${name}`), el('span', { class: 'tooltip-value' }, valueText));
     if (e.series.step[i] !== undefined && xs.length > 0) rows.push(row);
     if (Number.isFinite(raw) && (!ui.logScale || raw > 0)) marks.push({ cx: view.x(xs[i]), cy: view.y(raw), colorIndex: e.colorIndex });
@@ -515,15 +537,7 @@ async function exportAs(format: ExportFormat): Promise<void> {
     post({ type: 'export', format, fileName, data: toCsv(runs) });
     return;
   }
-  const cs = getComputedStyle(document.body);
-  const svg = buildExportSvg(
-    chartsForExport(),
-    cs.getPropertyValue('--vscode-editor-background').trim() || cs.backgroundColor || '#ffffff',
-    cs.color || '#000000',
-    cs.fontFamily || 'sans-serif',
-  );
-  if (format === 'svg') post({ type: 'export', format, fileName, data: svg });
-  else post({ type: 'export', format, fileName, data: await svgToPngBase64(svg) });
+  post({ type: 'export', format, fileName, data: await chartsImage(chartsForExport(), format) });
 }
 
 // ---------------- messages ----------------

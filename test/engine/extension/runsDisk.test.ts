@@ -54,8 +54,9 @@ test('Delete Run is hidden in Restricted Mode and checks trust and the path itse
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
   const menus = pkg.contributes.menus['view/item/context'].filter((m: { command: string }) => m.command === 'advmoe.deleteRun');
   assert.ok(menus.length > 0 && menus.every((m: { when: string }) => /\bisWorkspaceTrusted\b/.test(m.when)));
-  const src = fs.readFileSync(path.join(root, 'extension', 'extension.ts'), 'utf8');
-  const body = src.slice(src.indexOf("'advmoe.deleteRun'"), src.indexOf("'advmoe.refreshRuns'"));
+  const src = fs.readFileSync(path.join(root, 'extension', 'commands', 'runCommands.ts'), 'utf8');
+  const body = src.slice(src.indexOf('async function deleteRun('));
+  assert.ok(body.length > 0, 'deleteRun is in runCommands.ts');
   assert.match(body, /requireTrust\(\)/);
   assert.match(body, /runFolderToDelete\(/);
 });
@@ -76,7 +77,9 @@ test('restored view state goes through the same checks as live input', () => {
   const root = path.join(__dirname, '..', '..', '..', '..');
   for (const panel of ['routingPanel.ts', 'inspectorPanel.ts']) {
     const src = fs.readFileSync(path.join(root, 'extension', panel), 'utf8');
-    const revive = src.slice(src.indexOf('static revive('), src.indexOf('private constructor('));
+    const start = src.indexOf('  restore(state: unknown)');
+    assert.ok(start >= 0, `${panel} has restore()`);
+    const revive = src.slice(start, src.indexOf('\n  }\n', start));
     assert.match(revive, /restoredRunsDir\(/, panel);
   }
 });

@@ -36,6 +36,20 @@ describe('AdvMoE Studio in Restricted Mode', function () {
     assert.ok(series > 0, 'the Training view draws the run');
   });
 
+  it('offers no Train/Evaluate/Inspect CodeLens and no palette entries for them (walkthrough defect 13)', async function () {
+    await vscode.window.showTextDocument(config);
+    const lenses = (await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', config)) ?? [];
+    const ours = lenses.filter((l) => l.command?.command.startsWith('advmoe.'));
+    assert.deepStrictEqual(ours.map((l) => l.command?.command), [], 'no AdvMoE CodeLens in Restricted Mode');
+    // The palette shows commands whose `when` holds; the manifest ties the engine commands to workspace trust
+    // (test/engine/extension/restrictedMode.test.ts), and the context key is false here.
+    const ext = vscode.extensions.getExtension('advmoe.advmoe-studio')!;
+    const palette: { command: string; when?: string }[] = ext.packageJSON.contributes.menus.commandPalette;
+    for (const cmd of ['advmoe.train', 'advmoe.evaluate', 'advmoe.inspectRouting', 'advmoe.resumeRun']) {
+      assert.strictEqual(palette.find((m) => m.command === cmd)?.when, 'isWorkspaceTrusted', cmd);
+    }
+  });
+
   it('does not train, evaluate or inspect, and never starts the engine', async function () {
     await vscode.commands.executeCommand('advmoe.train', config);
     await vscode.commands.executeCommand('advmoe.evaluate', api.store.get('20260101-advmoe'));

@@ -1,0 +1,79 @@
+/**
+ * The messages every view exchanges with its host alike — the `ready` handshake, `log`, `export` of a chart or
+ * table, and the `describe`/`description` pair the tests use — typed and validated once. Each view's protocol
+ * validates its own messages and hands these to `parseCommonToHost` / `parseDescribe`. Runtime-neutral: the host
+ * and the webviews import it (no DOM, no Node).
+ */
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+export const fail = <T>(error: string): Result<T> => ({ ok: false, error });
+
+export type LogLevel = 'info' | 'warn' | 'error';
+export interface ViewReadyMessage {
+  type: 'ready';
+}
+export interface ViewLogMessage {
+  type: 'log';
+  level: LogLevel;
+  message: string;
+}
+export interface ViewExportMessage<F extends string = string> {
+  type: 'export';
+  format: F;
+  /** Suggested file name, e.g. `training.csv`. */
+  fileName: string;
+  /** Text for svg/csv/json; base64 (no data: prefix) for png. */
+  data: string;
+}
+/** Host → view: describe what you have drawn (answered by a `description` with the same id). */
+export interface ViewDescribeMessage {
+  type: 'describe';
+  requestId: number;
+}
+/** A view that exports nothing through `export` (F = never) gets no export message type. */
+export type CommonToHost<F extends string = string> = ViewReadyMessage | ViewLogMessage | (F extends string ? ViewExportMessage<F> : never);
+
+const EXPORT_NAME = /^[\w.\- ]{1,120}$/;
+const MAX_LOG_CHARS = 4000;
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/**
+ * Validates the common view → host messages. Returns undefined for any other `type` (the view's own parser
+ * handles those). `formats` are the export formats this view offers; the file name must end with one of them.
+ */
+export function parseCommonToHost<F extends string>(x: unknown, formats: readonly F[]): Result<CommonToHost<F>> | undefined {
+  if (!isObj(x)) return undefined;
+  switch (x.type) {
+    case 'ready':
+      return { ok: true, value: { type: 'ready' } };
+    case 'log':
+      if (x.level !== 'info' && x.level !== 'warn' && x.level !== 'error') return fail('log: bad `level`');
+      if (typeof x.message !== 'string') return fail('log: `message` must be a string');
+      return { ok: true, value: { type: 'log', level: x.level, message: x.message.slice(0, MAX_LOG_CHARS) } };
+    case 'export': {
+      const format = formats.find((f) => f === x.format);
+      if (!format) return fail('export: bad `format`');
+      if (typeof x.fileName !== 'string' || !EXPORT_NAME.test(x.fileName) || !x.fileName.endsWith(`.${format}`)) return fail('export: bad `fileName`');
+      if (typeof x.data !== 'string') return fail('export: `data` must be a string');
+      return { ok: true, value: { type: 'export', format, fileName: x.fileName, data: x.data } as CommonToHost<F> };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Validates a host → view `describe`; undefined for any other `type`. */
+export function parseDescribe(x: unknown): Result<ViewDescribeMessage> | undefined {
+  if (!isObj(x) || x.type !== 'describe') return undefined;
+  if (typeof x.requestId !== 'number' || !Number.isFinite(x.requestId)) return fail('describe: bad `requestId`');
+  return { ok: true, value: { type: 'describe', requestId: x.requestId } };
+}
+
+/** The error for a message whose `type` no parser knew. */
+export function unknownType<T>(x: unknown): Result<T> {
+  if (!isObj(x) || typeof x.type !== 'string') return fail('not an object with a string `type`');
+  return fail(`unknown message type ${JSON.stringify(x.type).slice(0, 40)}`);
+}
