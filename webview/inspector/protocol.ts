@@ -6,6 +6,7 @@
  * Images of gallery rows are fetched lazily: the webview posts `needImages` for the rows it shows, the host
  * answers `images` (or `imagesUnavailable`). Live inspection: `inspect` → `inspection` | `inspectError`.
  */
+import { fail, isNum, isNumArray, isObj, isStr, type Result } from '../../contract/guards';
 import {
   isRunId,
   MISMATCH_CELLS,
@@ -198,13 +199,7 @@ export type InspectorToHost =
   | DescriptionMessage;
 
 // ---- validation ----
-type Result<T> = { ok: true; value: T } | { ok: false; error: string };
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const isId = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 31;
-const isNumArray = (x: unknown): x is number[] => Array.isArray(x) && x.every(isNum);
-const fail = <T>(error: string): Result<T> => ({ ok: false, error });
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export const isBase64 = (x: unknown): x is string => isStr(x) && x.length % 4 === 0 && B64.test(x);
 const ANALYSIS_NAME = /^[\w.\-]+\.json$/;

@@ -6,6 +6,7 @@
  * `run` whenever one run's data changes (another analysis picked, a new file on disk), `job` when an evaluation
  * of a shown run starts or ends, and `partial` for each report an evaluation streams (the last one `final`).
  */
+import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
 import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../analysisProtocol';
 
 export type { RobustnessReport, StoredAnalysis };
@@ -104,11 +105,6 @@ export interface RobDescriptionMessage {
 }
 
 // ---- validation ----
-type Result<T> = { ok: true; value: T } | { ok: false; error: string };
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-const fail = <T>(error: string): Result<T> => ({ ok: false, error });
 /** Run ids and analysis names as the engine writes them (also what the host accepts from the view). */
 const RUN_ID = /^[\w.\-]{1,200}$/;
 const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;

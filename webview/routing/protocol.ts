@@ -6,6 +6,7 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
+import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
 import {
   isRunId,
   parseInspectorFilter,
@@ -144,11 +145,6 @@ export type RoutingToHost =
   | RoutingDescription;
 
 // ---- validation ----
-type Result<T> = { ok: true; value: T } | { ok: false; error: string };
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-const fail = <T>(error: string): Result<T> => ({ ok: false, error });
 export const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
 const EXPORT_NAME = /^[\w.\- ]{1,120}$/;
 
