@@ -4,6 +4,7 @@
  *
  *   node out/bench/bn_ab.js [--reps N] [--threads N]
  */
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '../engine/util/registerGradients';
 import { initBackend } from '../engine/backend/select';
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
     model.dispose();
     tf.dispose([x, y]);
   }
-  if (arg('json')) require('node:fs').writeFileSync(arg('json')!, JSON.stringify(out, null, 1));
+  if (arg('json')) fs.writeFileSync(arg('json')!, JSON.stringify(out, null, 1));
 }
 
 main().catch((e) => {

@@ -68,6 +68,11 @@ export function isRunId(x: unknown): x is string {
 
 export const CHECKPOINT_NAME = /^[A-Za-z0-9._-]+\.ckpt$/;
 
+/** An analysis file name under `analysis/` (no separators). */
+export function isAnalysisName(x: unknown): x is string {
+  return typeof x === 'string' && /^[\w.-]{1,200}\.json$/.test(x);
+}
+
 /**
  * JSON Schema of `state.json`. `must` (a keyword of ours) says in words what a field must be; parse.ts puts it in
  * the error, which then names the field: "step must be a non-negative integer". Defaults fill the optional lists.

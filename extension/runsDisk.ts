@@ -16,6 +16,7 @@ import {
   CREATING_PREFIX,
   METRICS_FILE,
   STATE_FILE,
+  isAnalysisName,
   isRunId,
   sortCheckpoints,
   stepsPerEpoch,
@@ -181,7 +182,7 @@ export async function listAnalysisFiles(runsDir: string, runId: string): Promise
  * not a robustness report (the views show that message instead of drawing garbage).
  */
 export async function readAnalysis(runsDir: string, runId: string, name: string): Promise<StoredAnalysis> {
-  if (!/^[\w.\-]+\.json$/.test(name)) throw new Error(`"${name}" is not an analysis file name`);
+  if (!isAnalysisName(name)) throw new Error(`"${name}" is not an analysis file name`);
   const file = path.join(runDir(runsDir, runId), ANALYSIS_DIR, name);
   let text: string;
   let mtime: number;

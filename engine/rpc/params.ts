@@ -14,7 +14,6 @@ const SPLITS = ['test', 'train'] as const;
 
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 && !v.includes('\0') ? undefined : 'must be a non-empty string');
 const finite: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'must be a finite number ≥ 0');
-const count: Check = (v) => (Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : 'must be a non-negative integer');
 const positive: Check = (v) => (Number.isSafeInteger(v) && (v as number) > 0 ? undefined : 'must be a positive integer');
 const bool: Check = (v) => (typeof v === 'boolean' ? undefined : 'must be true or false');
 const ids: Check = (v) =>

@@ -7,6 +7,7 @@
  * answers `images` (or `imagesUnavailable`). Live inspection: `inspect` → `inspection` | `inspectError`.
  */
 import { fail, isNum, isNumArray, isObj, isStr, type Result } from '../../contract/guards';
+import { isAnalysisName } from '../../contract/runFolder';
 import {
   isRunId,
   MISMATCH_CELLS,
@@ -202,7 +203,6 @@ export type InspectorToHost =
 const isId = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 31;
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export const isBase64 = (x: unknown): x is string => isStr(x) && x.length % 4 === 0 && B64.test(x);
-const ANALYSIS_NAME = /^[\w.\-]+\.json$/;
 export const MAX_IMAGE_BATCH = 256;
 
 export function isAttack(x: unknown): x is AttackChoice {
@@ -230,7 +230,7 @@ export function parseTargetState(x: unknown): InspectorTargetState | undefined {
   if (!isObj(x) || !isStr(x.runsDir) || !x.runsDir || !isRunId(x.runId)) return undefined;
   const t: InspectorTargetState = { runsDir: x.runsDir, runId: x.runId };
   if (x.checkpoint !== undefined) {
-    if (!isStr(x.checkpoint) || !/^[\w.\-]+$/.test(x.checkpoint)) return undefined;
+    if (!isStr(x.checkpoint) || !/^[\w.-]+$/.test(x.checkpoint)) return undefined;
     t.checkpoint = x.checkpoint;
   }
   if (x.split !== undefined) {
@@ -238,7 +238,7 @@ export function parseTargetState(x: unknown): InspectorTargetState | undefined {
     t.split = x.split;
   }
   if (x.analysis !== undefined) {
-    if (!isStr(x.analysis) || !ANALYSIS_NAME.test(x.analysis)) return undefined;
+    if (!isAnalysisName(x.analysis)) return undefined;
     t.analysis = x.analysis;
   }
   if (x.filter !== undefined) {
@@ -395,7 +395,7 @@ export function parseInspectorToHost(x: unknown): Result<InspectorToHost> {
       return { ok: true, value: m };
     }
     case 'selectAnalysis':
-      if (!isStr(x.name) || !ANALYSIS_NAME.test(x.name)) return fail('selectAnalysis: bad `name`');
+      if (!isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
       return { ok: true, value: { type: 'selectAnalysis', name: x.name } };
     case 'exportSample': {
       if (!isId(x.id) || !Array.isArray(x.files) || x.files.length === 0 || x.files.length > EXPORT_KINDS.length) return fail('exportSample: bad fields');

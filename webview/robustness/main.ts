@@ -4,7 +4,7 @@
  * layer and inference cost. Fills in live while an evaluation streams partial reports.
  * Talks to the host only through the messages of ./protocol.ts.
  */
-import { axisBottom, axisLeft, line, scaleBand, scaleLinear, select, type Selection } from 'd3';
+import { axisBottom, axisLeft, line, scaleBand, scaleLinear, select } from 'd3';
 import { buildExportSvg, svgToPngBase64, type ChartForExport } from '../shared/exportImage';
 import { formatValue } from '../shared/series';
 import { getVsCodeApi } from '../shared/vscode';

@@ -7,6 +7,7 @@
  * of a shown run starts or ends, and `partial` for each report an evaluation streams (the last one `final`).
  */
 import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
+import { isAnalysisName, isRunId } from '../../contract/runFolder';
 import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../analysisProtocol';
 
 export type { RobustnessReport, StoredAnalysis };
@@ -106,10 +107,7 @@ export interface RobDescriptionMessage {
 
 // ---- validation ----
 /** Run ids and analysis names as the engine writes them (also what the host accepts from the view). */
-const RUN_ID = /^[\w.\-]{1,200}$/;
-const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
-export const isRunId = (x: unknown): x is string => isStr(x) && RUN_ID.test(x);
-export const isAnalysisName = (x: unknown): x is string => isStr(x) && ANALYSIS_NAME.test(x);
+export { isAnalysisName, isRunId };
 
 function parseStored(x: unknown, where: string): Result<StoredAnalysis> {
   if (!isObj(x) || !isAnalysisName(x.name) || !isNum(x.mtime)) return fail(`${where}: expected {name, mtime, report}`);

@@ -7,6 +7,7 @@
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
 import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
+import { isAnalysisName } from '../../contract/runFolder';
 import {
   isRunId,
   parseInspectorFilter,
@@ -145,7 +146,6 @@ export type RoutingToHost =
   | RoutingDescription;
 
 // ---- validation ----
-export const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
 const EXPORT_NAME = /^[\w.\- ]{1,120}$/;
 
 /** Validates a message the host received from the Routing view (indices are checked later by `checkFilter`). */
@@ -156,7 +156,7 @@ export function parseRoutingToHost(x: unknown): Result<RoutingToHost> {
     case 'refresh':
       return { ok: true, value: { type: x.type } };
     case 'selectAnalysis':
-      if (x.name !== null && !(isStr(x.name) && ANALYSIS_NAME.test(x.name))) return fail('selectAnalysis: bad `name`');
+      if (x.name !== null && !isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
       return { ok: true, value: { type: 'selectAnalysis', name: x.name } };
     case 'openInspector': {
       const filter = parseInspectorFilter(x.filter);
@@ -216,7 +216,7 @@ export function parseRoutingViewState(x: unknown): RoutingViewState | undefined 
   return {
     runsDir: x.runsDir,
     runId: x.runId,
-    analysis: isStr(x.analysis) && ANALYSIS_NAME.test(x.analysis) ? x.analysis : undefined,
+    analysis: isAnalysisName(x.analysis) ? x.analysis : undefined,
     classLayer: Number.isInteger(x.classLayer) && (x.classLayer as number) >= 0 ? (x.classLayer as number) : 0,
     classOn: x.classOn === 'adversarial' ? 'adversarial' : 'clean',
     classNorm: x.classNorm === 'share' ? 'share' : 'count',

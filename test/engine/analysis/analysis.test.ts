@@ -74,11 +74,10 @@ describe('robustness analysis', () => {
     assert.deepEqual(rec.kept.map((k) => k.ids.length), [16, 16, 8]);
 
     const L = 2;
-    const N = 3;
     let saC = 0, raC = 0, routerC = 0, expertC = 0, fgsmC = 0, kept = 0;
     const changed = [0, 0];
-    const load = (side: 'clean' | 'adv') => Array.from({ length: L }, () => [0, 0, 0]);
-    const [lc, la] = [load('clean'), load('adv')];
+    const load = () => Array.from({ length: L }, () => [0, 0, 0]);
+    const [lc, la] = [load(), load()];
     const pc = Array.from({ length: L }, () => Array.from({ length: 4 }, () => [0, 0, 0]));
     const pa = Array.from({ length: L }, () => Array.from({ length: 4 }, () => [0, 0, 0]));
     const top1 = Array.from({ length: L }, () => [0, 0, 0]);
@@ -120,9 +119,15 @@ describe('robustness analysis', () => {
             any = true;
           }
           kept += +(eClean[l][i].join() === eRouter[l][i].join());
-          for (const e of eClean[l][i]) (lc[l][e]++, pc[l][label][e]++);
+          for (const e of eClean[l][i]) {
+            lc[l][e]++;
+            pc[l][label][e]++;
+          }
           sets[l].set(eClean[l][i].join(), (sets[l].get(eClean[l][i].join()) ?? 0) + 1);
-          for (const e of eAdv[l][i]) (la[l][e]++, pa[l][label][e]++);
+          for (const e of eAdv[l][i]) {
+            la[l][e]++;
+            pa[l][label][e]++;
+          }
           const p = prob[l][i];
           top1[l][p.indexOf(Math.max(...p))]++;
         }
