@@ -83,13 +83,36 @@ test('an interrupted and resumed run ends exactly where the uninterrupted run en
   const st = readState(a, full.runId);
   assert.equal(st.epoch, 2);
   assert.equal(st.step, 6);
-  for (const k of ['sa', 'ra', 'routerRobustness', 'expertRobustness'] as const) {
-    const v = st.headline[k];
-    assert.ok(typeof v === 'number' && v >= 0 && v <= 1, `${k} = ${v}`);
-  }
+  // The headline is the final analysis's, and the last metrics record says the same.
+  const report = JSON.parse(fs.readFileSync(path.join(a, full.runId, 'analysis', 'final-step-6.json'), 'utf8'));
+  assert.deepEqual(st.headline, { sa: report.sa, ra: report.ra, routerRobustness: report.routerRobustness.decisionsKept, expertRobustness: report.expertRobustness.accuracy });
+  assert.deepEqual(readMetrics(a, full.runId).records.at(-1)!.metrics, st.headline);
   const kinds = readMetrics(a, full.runId).records.map((r) => r.kind);
   assert.equal(kinds.filter((k) => k === 'train').length, 6);
   assert.equal(kinds.filter((k) => k === 'eval').length, 2, 'one mid-run eval (epoch 1) and the final one');
+});
+
+test('a cancel that arrives inside a step reaches its attack: the step is abandoned and the resumed run is exact', async () => {
+  assert.ok(finishedRun, 'needs the uninterrupted run of the first test');
+  const dir = tmp();
+  // The signal turns true at its second read after step 2's progress: the first read is the loop's check before
+  // step 3, the second comes from inside step 3's first PGD. A stop at the step boundary would checkpoint step 3.
+  let armed = false;
+  let reads = 0;
+  const signal = { get aborted() { return armed && ++reads >= 2; } } as unknown as AbortSignal;
+  const r = await trainJob(
+    { runsDir: dir, config },
+    { signal, reporter: { ...silentReporter, progress: (p) => { if (p.message.endsWith('step 2/6')) armed = true; } } },
+  );
+  assert.equal(r.status, 'interrupted');
+  assert.ok(reads >= 2, 'the attack inside step 3 read the signal');
+  assert.equal(readState(dir, r.runId).lastCheckpoint, 'step-0000002.ckpt', 'step 3 was abandoned, not finished');
+  assert.equal(readState(dir, r.runId).step, 2);
+  const resumed = await trainJob({ runsDir: dir, resumeRunId: r.runId }, ctx());
+  assert.equal(resumed.status, 'finished');
+  const expected = await finalParams(finishedRun!.runsDir, finishedRun!.runId);
+  const got = await finalParams(dir, r.runId);
+  for (const [k, v] of expected) assert.deepEqual(got.get(k), v, `tensor ${k} differs after a cancel inside a step`);
 });
 
 test('evaluate, attack, inspect and loadRun work on the trained run', async () => {
