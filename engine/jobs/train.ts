@@ -46,9 +46,6 @@ export interface TrainJobParams {
   resumeRunId?: string;
   /** Resume even though state.json says another live process runs it (its pid was reused; README "CLI"). */
   force?: boolean;
-  /** Stop (as if cancelled, status interrupted) after this many optimizer steps in this call — tests use it
-   * to interrupt a run at a precise point. */
-  stopAfterSteps?: number;
 }
 
 /** The run being trained and what its steps share; built by trainJob, advanced by the functions below. */
@@ -139,7 +136,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     announce(run, train!.count);
 
     // 3. The loop; 4. the final analysis.
-    if ((await trainSteps(run, params.stopAfterSteps)) === 'stopped') return { runId: state.id, status: state.status, headline: state.headline };
+    if ((await trainSteps(run)) === 'stopped') return { runId: state.id, status: state.status, headline: state.headline };
     return await finishRun(run);
   } catch (e) {
     if (run) {
@@ -214,14 +211,14 @@ async function writeCheckpoint(run: Session, name: string): Promise<void> {
 }
 
 /**
- * Optimizer steps until the end, or until a cancel (or `stopAfterSteps`, for tests): then a checkpoint at the
- * current step, the run marked interrupted, and 'stopped'.
+ * Optimizer steps until the end, or until a cancel: then a checkpoint at the current step, the run marked
+ * interrupted, and 'stopped'.
  */
-async function trainSteps(run: Session, stopAfterSteps: number | undefined): Promise<'done' | 'stopped'> {
+async function trainSteps(run: Session): Promise<'done' | 'stopped'> {
   const { state, runsDir, ctx } = run;
   const stepsAtStart = run.step;
   while (run.step < run.totalSteps) {
-    if (ctx.signal.aborted || (stopAfterSteps !== undefined && run.step - stepsAtStart >= stopAfterSteps)) {
+    if (ctx.signal.aborted) {
       await writeCheckpoint(run, `step-${String(run.step).padStart(7, '0')}.ckpt`);
       flush(run);
       state.step = run.step;

@@ -4,7 +4,7 @@
  * (a number as `configPath` made `fs.readFileSync(5)` read the engine's own IPC pipe and block for good).
  * Fields the protocol does not know are ignored, so that an older engine still serves a newer client.
  */
-import type { AttackParams, CancelParams, EvaluateParams, InspectParams, ListRunsParams, LoadRunParams, SamplesParams, TrainParams } from '../protocol';
+import type { CancelParams, EvaluateParams, InspectParams, SamplesParams, TrainParams } from '../protocol';
 import { AdvMoEError } from '../util/errors';
 
 type Check = (v: unknown) => string | undefined;
@@ -32,7 +32,6 @@ const onRun = { ...job, runId: str, 'checkpoint?': str };
 export const PARAM_SCHEMAS = {
   train: { ...job, 'configPath?': str, 'resumeRunId?': str, 'force?': bool } satisfies Schema<TrainParams>,
   evaluate: { ...onRun, 'samples?': positive } satisfies Schema<EvaluateParams>,
-  attack: { ...onRun, attack: oneOf(ATTACKS), 'eps?': finite, 'steps?': positive, 'samples?': positive } satisfies Schema<AttackParams>,
   inspect: {
     ...onRun,
     sampleIds: ids,
@@ -44,8 +43,6 @@ export const PARAM_SCHEMAS = {
   } satisfies Schema<InspectParams>,
   samples: { runsDir: str, runId: str, ids, 'split?': oneOf(SPLITS), 'analysis?': str } satisfies Schema<SamplesParams>,
   cancel: { jobId: str } satisfies Schema<CancelParams>,
-  listRuns: { runsDir: str } satisfies Schema<ListRunsParams>,
-  loadRun: { runsDir: str, runId: str } satisfies Schema<LoadRunParams>,
 } as const;
 
 export type RequestName = keyof typeof PARAM_SCHEMAS;

@@ -9,12 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveConfig } from '../../../engine/config/load';
 import { silentReporter, type JobContext } from '../../../engine/jobs/context';
-import { attackJob, evaluateJob, inspectJob, loadRunJob, samplesJob } from '../../../engine/jobs/evaluate';
+import { attackJob, evaluateJob, inspectJob, samplesJob } from '../../../engine/jobs/evaluate';
 import { toBytes } from '../../../engine/jobs/evalSteps';
 import type { AnalysisNotification } from '../../../engine/protocol';
 import { trainJob } from '../../../engine/jobs/train';
 import { readCheckpoint, writeCheckpoint } from '../../../engine/models/checkpoint';
-import { analysisImagesPath, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
+import { analysisImagesPath, listAnalyses, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { setupTestBackend } from '../helpers';
 
@@ -32,6 +32,12 @@ const config = resolveConfig(raw);
 
 function ctx(): JobContext {
   return { reporter: silentReporter, signal: new AbortController().signal };
+}
+
+/** A job context that cancels once step `n` is reported: the run stops before step n + 1, as after a Ctrl-C. */
+function stopAfterStep(n: number): JobContext {
+  const controller = new AbortController();
+  return { signal: controller.signal, reporter: { ...silentReporter, progress: (p) => { if (p.message.startsWith('epoch') && p.message.endsWith(`step ${n}/6`)) controller.abort(); } } };
 }
 
 function tmp(): string {
@@ -59,7 +65,7 @@ test('an interrupted and resumed run ends exactly where the uninterrupted run en
   const full = await trainJob({ runsDir: a, config }, ctx());
   assert.equal(full.status, 'finished');
   const b = tmp();
-  const part = await trainJob({ runsDir: b, config, stopAfterSteps: 2 }, ctx());
+  const part = await trainJob({ runsDir: b, config }, stopAfterStep(2));
   assert.equal(part.status, 'interrupted');
   const mid = readState(b, part.runId);
   assert.equal(mid.status, 'interrupted');
@@ -115,7 +121,7 @@ test('a cancel that arrives inside a step reaches its attack: the step is abando
   for (const [k, v] of expected) assert.deepEqual(got.get(k), v, `tensor ${k} differs after a cancel inside a step`);
 });
 
-test('evaluate, attack, inspect and loadRun work on the trained run', async () => {
+test('evaluate, attack and inspect work on the trained run, and its folder holds what they wrote', async () => {
   assert.ok(finishedRun, 'needs the run of the previous test');
   const { runsDir, runId } = finishedRun;
   const notes: Omit<AnalysisNotification, 'jobId'>[] = [];
@@ -169,18 +175,18 @@ test('evaluate, attack, inspect and loadRun work on the trained run', async () =
   const all = await evaluateJob({ jobId: 'e3', runsDir, runId, samples: 16, checkpoint: 'epoch-0001.ckpt' }, ctx());
   assert.equal(all.report.samples, 16);
   assert.equal(all.report.perSample?.ids.length, 16);
-  const loaded = loadRunJob(runsDir, runId);
-  assert.equal(loaded.state.status, 'finished');
-  assert.ok(loaded.metrics.length >= 8);
-  assert.equal(loaded.analyses.length, 3);
+  assert.equal(readState(runsDir, runId).status, 'finished');
+  assert.ok(readMetrics(runsDir, runId).records.length >= 8);
+  const analyses = listAnalyses(runsDir, runId);
+  assert.equal(analyses.length, 3);
   // The training job's final analysis stored its adversarial inputs too.
-  assert.equal(readAnalysisImages(runsDir, runId, loaded.analyses.find((a) => a.startsWith('final-'))!)?.length, 12 * 28 * 28);
+  assert.equal(readAnalysisImages(runsDir, runId, analyses.find((a) => a.startsWith('final-'))!)?.length, 12 * 28 * 28);
   await assert.rejects(trainJob({ runsDir, resumeRunId: runId }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /already finished/.test((e as Error).message));
 });
 
 test('a corrupt checkpoint stops a resume with a clear error and damages nothing', async () => {
   const dir = tmp();
-  const part = await trainJob({ runsDir: dir, config, stopAfterSteps: 1 }, ctx());
+  const part = await trainJob({ runsDir: dir, config }, stopAfterStep(1));
   const st = readState(dir, part.runId);
   const file = checkpointPath(dir, part.runId, st.lastCheckpoint!);
   // A forged header (valid hashes) whose step is past the end would mark the run finished without training.

@@ -8,6 +8,7 @@ import { after, before, it } from 'node:test';
 import { createMessageConnection, type MessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { Notifications, Requests, type RunStateNotification } from '../../../engine/protocol';
 import { serve } from '../../../engine/rpc/server';
+import { listCheckpoints, readState } from '../../../engine/runs/store';
 import { setupTestBackend, testBackendName } from '../helpers';
 
 let client: MessageConnection;
@@ -35,21 +36,19 @@ async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): 
   await assert.rejects(p, (e) => e instanceof ResponseError && (e.data as { code: string }).code === code && message.test(e.message));
 }
 
-it('backendInfo and listRuns answer', async () => {
+it('backendInfo answers', async () => {
   const info = await client.sendRequest(Requests.backendInfo);
   assert.equal(info.name, testBackendName());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
-  assert.deepEqual(await client.sendRequest(Requests.listRuns, { runsDir: dir }), []);
 });
 
 it('bad requests get typed errors that name the problem', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-rpc-'));
-  await rejectsWith(client.sendRequest(Requests.listRuns, {} as never), 'INVALID_ARGUMENT', /runsDir must be a non-empty string/);
+  await rejectsWith(client.sendRequest(Requests.evaluate, { jobId: 'e0' } as never), 'INVALID_ARGUMENT', /runsDir must be a non-empty string/);
   await rejectsWith(client.sendRequest(Requests.evaluate, { jobId: 'e1', runsDir: dir } as never), 'INVALID_ARGUMENT', /runId must be a non-empty string/);
   await rejectsWith(client.sendRequest(Requests.evaluate, { jobId: 'e2', runsDir: dir, runId: 'missing' }), 'RUN_NOT_FOUND', /no run "missing"/);
   await rejectsWith(client.sendRequest(Requests.train, { jobId: '', runsDir: dir }), 'INVALID_ARGUMENT', /jobId/);
   await rejectsWith(client.sendRequest(Requests.train, { jobId: 't', runsDir: dir, configPath: path.join(dir, 'nope.advmoe.json') }), 'CONFIG_NOT_FOUND', /nope\.advmoe\.json/);
-  await rejectsWith(client.sendRequest(Requests.loadRun, { runsDir: dir, runId: '../x' }), 'INVALID_ARGUMENT', /not a valid run id/);
+  await rejectsWith(client.sendRequest(Requests.evaluate, { jobId: 'e5', runsDir: dir, runId: '../x' }), 'INVALID_ARGUMENT', /not a valid run id/);
   await rejectsWith(client.sendRequest(Requests.samples, { runsDir: dir, runId: 'missing', ids: [0] }), 'RUN_NOT_FOUND', /no run "missing"/);
   await rejectsWith(client.sendRequest(Requests.samples, { runsDir: dir, runId: 'missing', ids: [-1] }), 'INVALID_ARGUMENT', /ids must be a list of non-negative integers/);
   await rejectsWith(client.sendRequest(Requests.samples, { runsDir: dir } as never), 'INVALID_ARGUMENT', /runId must be a non-empty string/);
@@ -64,21 +63,21 @@ it('every request refuses parameters of the wrong type, naming the field, before
     ['train', { jobId: 3, runsDir: dir }, /jobId/],
     ['evaluate', { jobId: 'w3', runsDir: dir, runId: 'r', samples: '10' }, /samples must be a positive integer/],
     ['evaluate', { jobId: 'w4', runsDir: dir, runId: 'r', checkpoint: 1 }, /checkpoint must be a non-empty string/],
-    ['attack', { jobId: 'w5', runsDir: dir, runId: 'r', attack: 'nuke' }, /attack must be one of/],
-    ['attack', { jobId: 'w6', runsDir: dir, runId: 'r', attack: 'pgd', eps: 'big' }, /eps must be a finite number/],
+    ['inspect', { jobId: 'w5', runsDir: dir, runId: 'r', sampleIds: [0], attack: 'nuke' }, /attack must be one of/],
+    ['inspect', { jobId: 'w6', runsDir: dir, runId: 'r', sampleIds: [0], eps: 'big' }, /eps must be a finite number/],
     ['inspect', { jobId: 'w7', runsDir: dir, runId: 'r', sampleIds: '0,1' }, /sampleIds must be a list/],
     ['inspect', { jobId: 'w8', runsDir: dir, runId: 'r', sampleIds: [0], freezeRouting: 'yes' }, /freezeRouting must be true or false/],
     ['inspect', { jobId: 'w9', runsDir: dir, runId: 'r', sampleIds: [0], split: 'val' }, /split must be one of/],
     ['samples', { runsDir: dir, runId: 'r', ids: [0], analysis: {} }, /analysis must be a non-empty string/],
     ['cancel', { jobId: ['x'] }, /jobId must be a non-empty string/],
-    ['listRuns', { runsDir: 5 }, /runsDir must be a non-empty string/],
-    ['loadRun', { runsDir: dir, runId: null }, /runId/],
+    ['samples', { runsDir: 5, runId: 'r', ids: [0] }, /runsDir must be a non-empty string/],
+    ['samples', { runsDir: dir, runId: null, ids: [0] }, /runId/],
   ];
   for (const [name, p, message] of cases) {
     await rejectsWith(client.sendRequest(Requests[name] as never, p as never), 'INVALID_ARGUMENT', message);
   }
   for (const bad of [null, 5, 'x', [dir]]) {
-    await rejectsWith(client.sendRequest(Requests.listRuns, bad as never), 'INVALID_ARGUMENT', /parameters must be an object/);
+    await rejectsWith(client.sendRequest(Requests.samples, bad as never), 'INVALID_ARGUMENT', /parameters must be an object/);
   }
 });
 
@@ -102,8 +101,7 @@ it('train streams runState and is cancelled by jobId, leaving a resumable run', 
   const result = await client.sendRequest(Requests.train, { jobId: 'train-1', runsDir: dir, configPath: cfg });
   assert.equal(result.status, 'interrupted');
   assert.ok(states.some((s) => s.jobId === 'train-1' && s.state.status === 'running'));
-  const loaded = await client.sendRequest(Requests.loadRun, { runsDir: dir, runId: result.runId });
-  assert.equal(loaded.state.status, 'interrupted');
-  assert.equal(loaded.checkpoints.length, 1);
+  assert.equal(readState(dir, result.runId).status, 'interrupted');
+  assert.equal(listCheckpoints(dir, result.runId).length, 1);
   assert.deepEqual(await client.sendRequest(Requests.cancel, { jobId: 'train-1' }), { cancelled: false });
 });
