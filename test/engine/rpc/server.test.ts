@@ -3,34 +3,23 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, it } from 'node:test';
-import { createMessageConnection, type MessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { type MessageConnection, ResponseError } from 'vscode-jsonrpc/node';
 import { Notifications, Requests, type RunStateNotification } from '../../../engine/protocol';
-import { serve } from '../../../engine/rpc/server';
 import { listCheckpoints, readState } from '../../../engine/runs/store';
-import { setupTestBackend, testBackendName } from '../helpers';
+import { testBackendName } from '../helpers';
+import { startRpcPair, type RpcPair } from './harness';
 
-let client: MessageConnection;
-let server: MessageConnection;
 const states: RunStateNotification[] = [];
+let rpc: RpcPair;
+let client: MessageConnection;
 
 before(async () => {
-  const info = await setupTestBackend();
-  const toServer = new PassThrough();
-  const toClient = new PassThrough();
-  server = createMessageConnection(new StreamMessageReader(toServer), new StreamMessageWriter(toClient));
-  client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
-  serve(server, { ready: Promise.resolve(info) });
-  client.onNotification(Notifications.runState, (n) => void states.push(n));
-  server.listen();
-  client.listen();
+  rpc = await startRpcPair((c) => c.onNotification(Notifications.runState, (n) => void states.push(n)));
+  client = rpc.client;
 });
 
-after(() => {
-  client.dispose();
-  server.dispose();
-});
+after(() => rpc.dispose());
 
 async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
   await assert.rejects(p, (e) => e instanceof ResponseError && (e.data as { code: string }).code === code && message.test(e.message));
