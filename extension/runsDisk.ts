@@ -9,20 +9,7 @@ import { isOwnerAlive } from '../engine/runs/owner';
 import { isObj } from '../contract/guards';
 import { parseMetricsRecord, parseRunState } from '../contract/parse';
 import { parseRobustnessReport, type StoredAnalysis } from '../contract/analysisReport';
-import {
-  ANALYSIS_DIR,
-  CHECKPOINT_DIR,
-  CONFIG_FILE,
-  CREATING_PREFIX,
-  METRICS_FILE,
-  STATE_FILE,
-  isAnalysisName,
-  isRunId,
-  sortCheckpoints,
-  stepsPerEpoch,
-  type MetricsRecord,
-  type RunState,
-} from '../contract/runFolder';
+import { ANALYSIS_DIR, CHECKPOINT_DIR, CONFIG_FILE, CREATING_PREFIX, METRICS_FILE, STATE_FILE, isAnalysisName, isRunId, sortCheckpoints, stepsPerEpoch, type MetricsRecord, type RunState } from '../contract/runFolder';
 
 export function runDir(runsDir: string, runId: string): string {
   return path.join(runsDir, runId);

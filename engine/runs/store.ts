@@ -17,17 +17,7 @@ import { isOwnerAlive, isPidAlive, ownStartTime } from './owner';
 import type { MetricsRecord, RunState } from './types';
 import { upgradeLegacyConfig } from './legacyConfig';
 import { parseMetricsRecord, parseRunState } from '../../contract/parse';
-import {
-  ANALYSIS_DIR,
-  CHECKPOINT_DIR,
-  CONFIG_FILE,
-  CREATING_PREFIX,
-  METRICS_FILE,
-  STATE_FILE,
-  isRunId,
-  sortCheckpoints,
-  stepsPerEpoch,
-} from '../../contract/runFolder';
+import { ANALYSIS_DIR, CHECKPOINT_DIR, CONFIG_FILE, CREATING_PREFIX, METRICS_FILE, STATE_FILE, isRunId, sortCheckpoints, stepsPerEpoch } from '../../contract/runFolder';
 
 export { ANALYSIS_DIR, CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, STATE_FILE };
 
@@ -77,6 +67,16 @@ function runSubdir(runsDir: string, runId: string, folder: string, create = fals
     throw runPartError(e, dir);
   }
   return dir;
+}
+
+/** A run file's text. A link is refused (AdvMoEError); any other read failure is `orElse`'s to answer. */
+function readRunText<T>(file: string, orElse: (e: NodeJS.ErrnoException) => T): string | T {
+  try {
+    return readNoFollow(file).toString('utf8');
+  } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
+    return orElse(e as NodeJS.ErrnoException);
+  }
 }
 
 /** A JSON.parse failure without the text it quotes: a file that is not ours may hold secrets. */
@@ -213,13 +213,9 @@ export function writeState(runsDir: string, state: RunState): void {
 export function readState(runsDir: string, runId: string): RunState {
   const file = path.join(runDir(runsDir, runId), STATE_FILE);
   checkRunLinks(runsDir, runId);
-  let text: string;
-  try {
-    text = readNoFollow(file).toString('utf8');
-  } catch (e) {
-    if (e instanceof AdvMoEError) throw e;
+  const text = readRunText(file, () => {
     throw new AdvMoEError('RUN_NOT_FOUND', `no run "${runId}" in ${runsDir} (missing ${STATE_FILE})`);
-  }
+  });
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -235,13 +231,9 @@ export function readState(runsDir: string, runId: string): RunState {
 
 export function readRunConfig(runsDir: string, runId: string): ExperimentConfig {
   const file = path.join(runDir(runsDir, runId), CONFIG_FILE);
-  let text: string;
-  try {
-    text = readNoFollow(file).toString('utf8');
-  } catch (e) {
-    if (e instanceof AdvMoEError) throw e;
-    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readRunText(file, (e) => {
+    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${e.code ?? e.message}`);
+  });
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -336,13 +328,8 @@ export interface MetricsRead {
 /** Reads metrics.jsonl, tolerating a torn last line; `afterStep` keeps only records with a larger step. */
 export function readMetrics(runsDir: string, runId: string, afterStep = -Infinity): MetricsRead {
   const file = path.join(runDir(runsDir, runId), METRICS_FILE);
-  let text: string;
-  try {
-    text = readNoFollow(file).toString('utf8');
-  } catch (e) {
-    if (e instanceof AdvMoEError) throw e;
-    return { records: [], badLines: [], tornTail: false };
-  }
+  const text = readRunText(file, () => undefined);
+  if (text === undefined) return { records: [], badLines: [], tornTail: false };
   const lines = text.split('\n');
   const tornTail = lines[lines.length - 1] !== '';
   const records: MetricsRecord[] = [];
