@@ -5,6 +5,7 @@
  *
  *   node out/bench/kernels.js [--threads N] [--reps R] [--batch B]
  */
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '../engine/util/registerGradients';
 import { initBackend } from '../engine/backend/select';
@@ -105,7 +106,7 @@ interface Layer {
 }
 
 async function main(): Promise<void> {
-  const info = await initBackend('wasm', { threads: arg('threads', require('os').cpus().length) });
+  const info = await initBackend('wasm', { threads: arg('threads', os.cpus().length) });
   REPS = arg('reps', 7);
   BATCH = arg('batch', 32);
   console.log(`backend ${info.name}, threads ${info.threads}, simd ${info.simd}; batch ${BATCH}, ${REPS} reps, medians`);

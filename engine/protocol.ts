@@ -125,22 +125,6 @@ export interface SamplesResult {
 export interface CancelParams {
   jobId: string;
 }
-export interface ListRunsParams {
-  runsDir: string;
-}
-export interface LoadRunParams {
-  runsDir: string;
-  runId: string;
-}
-export interface LoadRunResult {
-  state: RunState;
-  /** The resolved experiment config. */
-  config: unknown;
-  metrics: MetricsRecord[];
-  /** Names of files under `analysis/`. */
-  analyses: string[];
-  checkpoints: string[];
-}
 
 export interface BackendInfo {
   /** The backend in use. */
@@ -227,12 +211,9 @@ export interface ImportCheckpointResult {
 export const Requests = {
   train: new RequestType<TrainParams, TrainResult, void>('advmoe/train'),
   evaluate: new RequestType<EvaluateParams, EvaluateResult, void>('advmoe/evaluate'),
-  attack: new RequestType<AttackParams, AttackRunResult, void>('advmoe/attack'),
   inspect: new RequestType<InspectParams, InspectResult, void>('advmoe/inspect'),
   samples: new RequestType<SamplesParams, SamplesResult, void>('advmoe/samples'),
   cancel: new RequestType<CancelParams, { cancelled: boolean }, void>('advmoe/cancel'),
-  listRuns: new RequestType<ListRunsParams, RunState[], void>('advmoe/listRuns'),
-  loadRun: new RequestType<LoadRunParams, LoadRunResult, void>('advmoe/loadRun'),
   importCheckpoint: new RequestType<ImportCheckpointParams, ImportCheckpointResult, void>('advmoe/importCheckpoint'),
   backendInfo: new RequestType0<BackendInfo, void>('advmoe/backendInfo'),
 } as const;

@@ -6,9 +6,10 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { isOwnerAlive } from '../engine/runs/owner';
-import type { MetricsRecord, RunState } from '../engine/runs/types';
-import { isRunId, parseRobustnessReport, type StoredAnalysis } from '../webview/analysisProtocol';
-import { isMetricsRecord, isRunState } from '../webview/protocol';
+import { isObj } from '../contract/guards';
+import { parseMetricsRecord, parseRunState } from '../contract/parse';
+import { parseRobustnessReport, type StoredAnalysis } from '../contract/analysisReport';
+import { ANALYSIS_DIR, CHECKPOINT_DIR, CONFIG_FILE, CREATING_PREFIX, METRICS_FILE, STATE_FILE, isAnalysisName, isRunId, sortCheckpoints, stepsPerEpoch, type MetricsRecord, type RunState } from '../contract/runFolder';
 
 export function runDir(runsDir: string, runId: string): string {
   return path.join(runsDir, runId);
@@ -50,23 +51,27 @@ export function effectiveState(state: RunState): RunState {
 }
 
 export async function readRunState(runsDir: string, runId: string): Promise<RunState | undefined> {
-  if (runId.startsWith('.creating-')) return undefined; // a run the engine is still creating (README "Runs on disk")
+  if (runId.startsWith(CREATING_PREFIX)) return undefined; // a run the engine is still creating (README "Runs on disk")
+  let json: unknown;
   try {
-    const parsed: unknown = JSON.parse(await fs.readFile(path.join(runDir(runsDir, runId), 'state.json'), 'utf8'));
-    if (!isRunState(parsed)) return undefined;
-    if (parsed.id !== runId) return damagedState(parsed, runId);
-    return effectiveState({ ...parsed, headline: parsed.headline ?? {}, warnings: parsed.warnings ?? [] });
+    json = JSON.parse(await fs.readFile(path.join(runDir(runsDir, runId), STATE_FILE), 'utf8'));
   } catch {
     return undefined; // missing, or caught mid-rename
   }
+  if (isObj(json) && typeof json.id === 'string' && json.id !== runId) {
+    const parsed = parseRunState({ ...json, id: runId }, runId);
+    return 'value' in parsed ? damagedState(parsed.value, json.id, runId) : undefined;
+  }
+  const parsed = parseRunState(json, runId);
+  return 'value' in parsed ? effectiveState(parsed.value) : undefined;
 }
 
 /**
  * A state.json whose id is not its folder's name: listed under the folder name as failed, with the reason, so
  * that no command acts on the id it claims (README "Runs on disk": the folder is the run id).
  */
-function damagedState(parsed: RunState, folder: string): RunState {
-  const claimed = JSON.stringify(parsed.id).slice(0, 80);
+function damagedState(parsed: RunState, claimedId: string, folder: string): RunState {
+  const claimed = JSON.stringify(claimedId).slice(0, 80);
   return {
     ...parsed,
     id: folder,
@@ -109,7 +114,7 @@ export interface MetricsChunk {
 export async function readMetrics(runsDir: string, runId: string, offset = 0): Promise<MetricsChunk> {
   let buf: Buffer;
   try {
-    const fh = await fs.open(path.join(runDir(runsDir, runId), 'metrics.jsonl'), 'r');
+    const fh = await fs.open(path.join(runDir(runsDir, runId), METRICS_FILE), 'r');
     try {
       const { size } = await fh.stat();
       if (size < offset) offset = 0; // rewritten (shorter): start over
@@ -128,8 +133,8 @@ export async function readMetrics(runsDir: string, runId: string, offset = 0): P
   for (const line of buf.subarray(0, end).toString('utf8').split('\n')) {
     if (!line.trim()) continue;
     try {
-      const rec: unknown = JSON.parse(line);
-      if (isMetricsRecord(rec)) records.push(rec);
+      const parsed = parseMetricsRecord(JSON.parse(line));
+      if ('value' in parsed) records.push(parsed.value);
       else bad++;
     } catch {
       bad++;
@@ -140,7 +145,7 @@ export async function readMetrics(runsDir: string, runId: string, offset = 0): P
 
 /** Names of a run's `analysis/*.json`, newest first (by modification time). */
 export async function listAnalysisFiles(runsDir: string, runId: string): Promise<{ name: string; mtime: number }[]> {
-  const dir = path.join(runDir(runsDir, runId), 'analysis');
+  const dir = path.join(runDir(runsDir, runId), ANALYSIS_DIR);
   let names: string[];
   try {
     names = (await fs.readdir(dir)).filter((n) => n.endsWith('.json'));
@@ -164,8 +169,8 @@ export async function listAnalysisFiles(runsDir: string, runId: string): Promise
  * not a robustness report (the views show that message instead of drawing garbage).
  */
 export async function readAnalysis(runsDir: string, runId: string, name: string): Promise<StoredAnalysis> {
-  if (!/^[\w.\-]+\.json$/.test(name)) throw new Error(`"${name}" is not an analysis file name`);
-  const file = path.join(runDir(runsDir, runId), 'analysis', name);
+  if (!isAnalysisName(name)) throw new Error(`"${name}" is not an analysis file name`);
+  const file = path.join(runDir(runsDir, runId), ANALYSIS_DIR, name);
   let text: string;
   let mtime: number;
   try {
@@ -186,26 +191,25 @@ export async function readAnalysis(runsDir: string, runId: string, name: string)
   return { name, checkpoint: typeof checkpoint === 'string' ? checkpoint : undefined, report: parsed.value, mtime };
 }
 
-/** The newest readable analysis of a run, or undefined when it has none. Unreadable files are reported to `onBad`. */
-export async function latestAnalysis(runsDir: string, runId: string, onBad?: (error: string) => void): Promise<StoredAnalysis | undefined> {
-  for (const { name } of await listAnalysisFiles(runsDir, runId)) {
-    try {
-      return await readAnalysis(runsDir, runId, name);
-    } catch (e) {
-      onBad?.((e as Error).message);
-    }
-  }
-  return undefined;
-}
-
-/** Checkpoint file names of a run, oldest first (by modification time). */
+/**
+ * Checkpoint file names of a run, oldest first, in the contract's one order (by the training step each was taken
+ * at; contract/runFolder.ts), which the engine's run store uses too.
+ */
 export async function listCheckpointFiles(runsDir: string, runId: string): Promise<string[]> {
-  const dir = path.join(runDir(runsDir, runId), 'checkpoints');
+  let names: string[];
   try {
-    const names = (await fs.readdir(dir)).filter((n) => n.endsWith('.ckpt'));
-    const times = await Promise.all(names.map(async (n) => (await fs.stat(path.join(dir, n))).mtimeMs));
-    return names.map((n, i) => ({ n, t: times[i] })).sort((a, b) => a.t - b.t || a.n.localeCompare(b.n)).map((x) => x.n);
+    names = (await fs.readdir(path.join(runDir(runsDir, runId), CHECKPOINT_DIR))).filter((n) => n.endsWith('.ckpt'));
   } catch {
     return [];
   }
+  if (names.length < 2) return names;
+  const state = await readRunState(runsDir, runId);
+  let epochs: unknown;
+  try {
+    const config: unknown = JSON.parse(await fs.readFile(path.join(runDir(runsDir, runId), CONFIG_FILE), 'utf8'));
+    epochs = isObj(config) && isObj(config.schedule) ? config.schedule.epochs : undefined;
+  } catch {
+    epochs = undefined; // a damaged config: the order by name
+  }
+  return sortCheckpoints(names, stepsPerEpoch(state?.totalSteps ?? NaN, epochs));
 }

@@ -4,13 +4,13 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post state.
  */
-import type { MetricsRecord, RunState } from '../engine/runs/types';
+import { fail, isNum, isObj, isStr, type Result } from '../contract/guards';
+import { RUN_STATUSES, isMetricsRecord, isRunState } from '../contract/runFolder';
+import type { MetricsRecord, RunState } from '../contract/runFolder';
 import {
-  fail,
   parseCommonToHost,
   parseDescribe,
   unknownType,
-  type Result,
   type ViewDescribeMessage,
   type ViewExportMessage,
   type ViewLogMessage,
@@ -84,24 +84,8 @@ export interface DescriptionMessage {
 }
 export type TrainingToHost = ReadyMessage | ExportMessage | AddRunsMessage | LogMessage | DescriptionMessage;
 
-// ---- validation ----
-
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && !Number.isNaN(x);
-const RUN_STATUSES: readonly string[] = ['running', 'finished', 'interrupted', 'failed'];
-
-export function isMetricsRecord(x: unknown): x is MetricsRecord {
-  if (!isObj(x)) return false;
-  if (x.kind !== 'train' && x.kind !== 'eval') return false;
-  if (!isNum(x.step) || !isNum(x.epoch) || !isNum(x.time) || !isObj(x.metrics)) return false;
-  return Object.values(x.metrics).every((v) => typeof v === 'number');
-}
-
-/** The fields of a RunState that readers rely on (state.json, runState messages). */
-export function isRunState(x: unknown): x is RunState {
-  return isObj(x) && isStr(x.id) && isStr(x.name) && isStr(x.status) && RUN_STATUSES.includes(x.status) && isNum(x.epoch) && isNum(x.step);
-}
+// ---- validation (guards: contract/guards.ts; run records: contract/runFolder.ts) ----
+export { isMetricsRecord, isRunState };
 
 function isRunSeries(x: unknown): x is RunSeriesData {
   return (
@@ -109,7 +93,7 @@ function isRunSeries(x: unknown): x is RunSeriesData {
     isStr(x.runId) &&
     isStr(x.name) &&
     isStr(x.status) &&
-    RUN_STATUSES.includes(x.status) &&
+    RUN_STATUSES.includes(x.status as RunState['status']) &&
     isStr(x.method) &&
     Array.isArray(x.records) &&
     x.records.every(isMetricsRecord)

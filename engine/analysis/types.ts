@@ -1,6 +1,6 @@
 /**
  * Results of robustness analysis, as stored in `analysis/*.json` and sent over RPC.
- * Every figure follows the metric definitions of DESIGN.md / README ("Metric definitions").
+ * Every figure follows README "Metric definitions" (summarised in docs/architecture.md).
  * Fractions and accuracies are in [0,1].
  */
 import type { AttackConfig, AttackName } from '../config/types';

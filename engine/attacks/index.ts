@@ -12,7 +12,7 @@ export * from './types';
 export { apgdCe, apgdSchedule } from './apgd';
 export { ceLoss, crossEntropy, klLoss, project } from './common';
 export { fgsm, pgd } from './pgd';
-export { changedLayers, expertAttack, fixedRouting, routerAttack, routerLoss, routingMasks } from './routing';
+export { changedLayers, expertAttack, routerAttack, routerLoss, routingMasks } from './routing';
 
 export type AttackFn = (model: Model, x: tf.Tensor4D, y: tf.Tensor1D, cfg: AttackConfig, opts: AttackOptions) => Promise<AttackOutput>;
 

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttackConfig } from '../config/types';
-import type { ForwardOptions, ForwardResult, Model } from '../models/types';
+import type { ForwardResult, Model } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import { checkConfig, checkInputs } from './common';
 import { ceSpec, iterativeAttack } from './pgd';
@@ -106,9 +106,4 @@ export async function expertAttack(
   } finally {
     if (!opts.cleanMasks) masks.forEach((m) => m.dispose());
   }
-}
-
-/** Forward options that evaluate under the expert attack's frozen routing. */
-export function fixedRouting(masks: tf.Tensor2D[], training = false): ForwardOptions {
-  return { training, updateBnStats: false, routing: { kind: 'fixed', masks } };
 }

@@ -6,6 +6,7 @@
  * Note: loading `@tensorflow/tfjs-backend-wasm` makes 'wasm' the highest-priority registered backend, so no tfjs op
  * may run before `initBackend` has resolved (tfjs would start initialising wasm on its own).
  */
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
@@ -90,6 +91,7 @@ function defaultLoadNative(pkg: string): unknown {
   // TensorFlow logs its CPU-feature and oneDNN notes to stderr when the library loads; they read as errors on a
   // terminal and in the engine log. Warnings and errors still show; an explicit setting wins.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional package, loaded only when asked for
   return require(pkg);
 }
 
@@ -234,7 +236,7 @@ async function initWasm(wanted: number, note: (m: string) => void): Promise<void
  */
 export async function initBackend(pref: BackendName, opts: InitBackendOptions = {}): Promise<BackendInfo> {
   const load = opts.loadNative ?? defaultLoadNative;
-  const cores = require('os').cpus().length as number;
+  const cores = os.cpus().length;
   const wantedThreads = Math.max(1, Math.floor(opts.threads ?? cores));
   const notes: string[] = [];
   const note = (m: string): void => {

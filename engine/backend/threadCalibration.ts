@@ -67,6 +67,7 @@ export function machineKey(backend: CalibratedBackend): MachineKey {
   const versions: Record<string, string> = { node: process.version };
   const pkgVersion = (pkg: string): string => {
     try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional packages: their version when installed
       return (require(`${pkg}/package.json`) as { version: string }).version;
     } catch {
       return 'none';

@@ -18,6 +18,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 // The real module object (not an esModuleInterop copy): tfjs' bundle calls `require('os').cpus()` on it.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- see above: the module object itself
 import os = require('os');
 import * as path from 'path';
 

@@ -19,22 +19,12 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { nativeSmokeTest } from '../backend/nativeSmoke';
 import { initBackend } from '../backend/select';
 import type { BackendName } from '../config/types';
-import { downloadDataset, isDownloadable } from '../data';
-import { attackJob, evaluateJob, inspectJob } from '../jobs/evaluate';
-import { trainJob } from '../jobs/train';
-import { exportRun, type ExportFormat } from '../reference/export';
-import { importReferenceCheckpoint } from '../reference/import';
-import { listRuns } from '../runs/store';
-import { runsUnder, writeRunEvents } from '../tensorboard/runEvents';
-import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
-import type { LayerBalance } from '../protocol';
-import { COLLAPSE_REMEDY_HINT } from '../training/collapse';
-import { installTensorflow } from './nativeSetup';
-import { sweepCommand } from './sweep';
-import { formatDuration, pct, terminalReporter } from './progress';
+import { errorMessage, isAdvMoEError } from '../util/errors';
+import { COMMANDS, fail, num, type Cli } from './commands';
+import { STUDY_COMMANDS } from './studyCommands';
+import { terminalReporter } from './progress';
 
 const USAGE = `usage: advmoe <command> [options]
 
@@ -84,21 +74,6 @@ options:
   -h, --help`;
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
-const ATTACKS = ['fgsm', 'pgd', 'apgd-ce', 'router', 'expert'] as const;
-
-function fail(message: string): never {
-  throw new AdvMoEError('INVALID_ARGUMENT', message);
-}
-
-function num(value: string | undefined, flag: string, integer = false): number | undefined {
-  if (value === undefined) return undefined;
-  // Number('') is 0: an empty entry (`--ids 0,,1`) must not read as sample 0.
-  if (value.trim() === '') fail(`--${flag}: an empty value is not a number`);
-  const n = Number(value);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) fail(`--${flag}: "${value}" is not a valid ${integer ? 'non-negative integer' : 'number'}`);
-  return n;
-}
-
 /**
  * `advmoe bench`: runs the benchmark (bench/main.ts) in its own process, because it starts worker processes from
  * the tsc output of a checkout (it is not part of the bundle). Its flags go to it unchanged.
@@ -208,226 +183,11 @@ export async function main(argv: string[]): Promise<number> {
     };
     const ctx = { reporter, signal: controller.signal };
 
-    switch (command) {
-      case 'train': {
-        if (!o.resume && rest.length !== 1) fail('train needs one experiment file (or --resume <run-id>)');
-        if (o.resume && o['run-id'] !== undefined) fail('--resume and --run-id exclude each other (--run-id resumes its run when interrupted)');
-        await startBackend();
-        const t0 = Date.now();
-        const result = await trainJob(
-          { runsDir, configPath: rest[0] ? path.resolve(rest[0]) : undefined, resumeRunId: o.resume, runId: o['run-id'], force: o.force },
-          ctx,
-        );
-        const h = result.headline;
-        print(
-          [
-            `run ${result.runId}: ${result.status} in ${formatDuration((Date.now() - t0) / 1000)}`,
-            `  SA                 ${pct(h.sa)}`,
-            `  RA                 ${pct(h.ra)}`,
-            `  router robustness  ${pct(h.routerRobustness)}  (routing decisions kept under the router attack)`,
-            `  expert robustness  ${pct(h.expertRobustness)}  (accuracy under PGD with routing frozen to clean)`,
-            ...routingLines(result.routing ?? []),
-            `  folder             ${path.join(runsDir, result.runId)}`,
-          ].join('\n'),
-          { ...result, seconds: (Date.now() - t0) / 1000 },
-        );
-        return result.status === 'finished' ? 0 : result.status === 'interrupted' ? 130 : 1;
-      }
-      case 'sweep': {
-        return await sweepCommand(
-          rest,
-          {
-            runsDir,
-            sweepsDir: o['sweeps-dir'],
-            executor: o.executor,
-            parallel: num(o.parallel, 'parallel', true),
-            threads,
-            backend: o.backend,
-            slurmArgs: o['slurm-args'],
-            maxRunning: num(o['max-running'], 'max-running', true),
-            retryFailed: o['retry-failed'] ?? false,
-            dryRun: o['dry-run'] ?? false,
-            format: o.format,
-            groupBy: o['group-by'],
-            sort: o.sort,
-            desc: o.desc ?? false,
-            out: o.out,
-            json,
-          },
-          { reporter, signal: controller.signal, print, onSecondInterrupt: (h) => secondInterrupt.push(h) },
-        );
-      }
-      case 'eval': {
-        if (rest.length !== 1) fail('eval needs a run id');
-        await startBackend();
-        const r = await evaluateJob({ jobId: 'cli', runsDir, runId: rest[0], checkpoint: o.checkpoint, samples: num(o.samples, 'samples', true) }, ctx);
-        const rep = r.report;
-        const lines = [
-          `run ${r.runId}: ${rep.samples} test samples, ${rep.attack.norm} ε=${rep.attack.eps} PGD-${rep.attack.steps}`,
-          `  SA ${pct(rep.sa)}   RA ${pct(rep.ra)}`,
-          rep.routerRobustness ? `  router robustness: ${pct(rep.routerRobustness.decisionsKept)} decisions kept, accuracy ${pct(rep.routerRobustness.accuracy)}` : '  router robustness: — (dense model)',
-          rep.expertRobustness ? `  expert robustness: ${pct(rep.expertRobustness.accuracy)}` : '  expert robustness: — (dense model)',
-          ...rep.attacks.map((a) => `  ${a.name.padEnd(8)} accuracy ${pct(a.accuracy)}`),
-          `  inference cost: ${(rep.cost.activeFlops / 1e6).toFixed(1)} MFLOPs active vs ${(rep.cost.denseFlops / 1e6).toFixed(1)} dense (−${pct(rep.cost.reduction)})`,
-          `  saved to ${r.savedTo}`,
-        ];
-        print(lines.join('\n'), r);
-        return 0;
-      }
-      case 'attack': {
-        if (rest.length !== 1) fail('attack needs a run id');
-        if (!o.attack || !(ATTACKS as readonly string[]).includes(o.attack)) fail(`--attack must be one of ${ATTACKS.join(', ')}`);
-        await startBackend();
-        const r = await attackJob(
-          { jobId: 'cli', runsDir, runId: rest[0], checkpoint: o.checkpoint, attack: o.attack as (typeof ATTACKS)[number], eps: num(o.eps, 'eps'), steps: num(o.steps, 'steps', true), samples: num(o.samples, 'samples', true) },
-          ctx,
-        );
-        print(`${r.attack} ε=${r.eps} on ${r.samples} samples: accuracy ${pct(r.accuracy)}`, r);
-        return 0;
-      }
-      case 'inspect': {
-        if (rest.length !== 1) fail('inspect needs a run id');
-        if (!o.ids) fail('inspect needs --ids <i,j,...>');
-        const ids = o.ids.split(',').map((s) => num(s.trim(), 'ids', true)!);
-        if (o.attack && !(ATTACKS as readonly string[]).includes(o.attack)) fail(`--attack must be one of ${ATTACKS.join(', ')}`);
-        await startBackend();
-        const r = await inspectJob(
-          { jobId: 'cli', runsDir, runId: rest[0], checkpoint: o.checkpoint, sampleIds: ids, attack: o.attack as (typeof ATTACKS)[number] | undefined, eps: num(o.eps, 'eps'), freezeRouting: o['freeze-routing'] },
-          ctx,
-        );
-        if (o.out) fs.writeFileSync(o.out, JSON.stringify(r, null, 1));
-        const lines = r.samples.map((s) => {
-          const changed = s.routing.filter((l) => l.changed).map((l) => l.layer);
-          return `#${s.id} label ${s.label}: clean → ${s.predClean} (${pct(s.confClean)}), adversarial → ${s.predAdv} (${pct(s.confAdv)}); routing changed in ${changed.length}/${s.routing.length} layers${changed.length ? `: ${changed.join(', ')}` : ''}`;
-        });
-        print(lines.join('\n') + (o.out ? `\nwritten to ${o.out}` : ''), json ? r : {});
-        return 0;
-      }
-      case 'import': {
-        if (rest.length !== 1) fail('import needs one checkpoint file (.pth, .pt or .safetensors)');
-        if (!o.arch || o.experts === undefined || o.ratio === undefined) fail('import needs --arch resnet18, --experts <N> and --ratio <r> (the reference code\'s --arch, --n_expert and --ratio)');
-        await startBackend();
-        const r = await importReferenceCheckpoint({
-          file: path.resolve(rest[0]),
-          runsDir,
-          arch: o.arch,
-          experts: num(o.experts, 'experts', true)!,
-          ratio: num(o.ratio, 'ratio')!,
-          dataset: o.dataset,
-          name: o.name,
-          dataRoot: o['data-root'],
-        });
-        print(
-          [
-            `run ${r.runId}: imported ${r.parameters} tensors from ${path.basename(rest[0])} (${r.format}${r.epoch !== undefined ? `, epoch ${r.epoch}` : ''})`,
-            `  ignored ${r.ignored.numBatchesTracked} num_batches_tracked and ${r.ignored.routerCopies} router copies`,
-            `  folder  ${r.runFolder}`,
-            `  next    advmoe eval ${r.runId}`,
-          ].join('\n'),
-          r,
-        );
-        return 0;
-      }
-      case 'export': {
-        if (rest.length !== 1) fail('export needs a run id');
-        if (o.format !== 'safetensors' && o.format !== 'pth') fail('export needs --format safetensors or --format pth');
-        await startBackend();
-        const out = o.out ?? `${rest[0]}.${o.format}`;
-        const r = await exportRun({ runsDir, runId: rest[0], format: o.format as ExportFormat, checkpoint: o.checkpoint, out });
-        print(`wrote ${r.file} (${r.keys} state-dict keys, the reference code's names)`, r);
-        return 0;
-      }
-      case 'runs': {
-        const runs = listRuns(runsDir, (dir, reason) => reporter.log('warn', `skipped ${dir}: ${reason}`));
-        const lines = runs.length
-          ? runs.map((r) => `${r.id.padEnd(40)} ${r.status.padEnd(11)} ${r.method.padEnd(8)} ${r.backbone}${r.moe ? '-moe' : ''}  epoch ${r.epoch}  SA ${pct(r.headline.sa)}  RA ${pct(r.headline.ra)}`)
-          : [`no runs in ${runsDir}`];
-        print(lines.join('\n'), { runs });
-        return 0;
-      }
-      case 'tensorboard': {
-        if (rest.length > 1) fail('usage: advmoe tensorboard [<runs folder|run folder>]');
-        const target = path.resolve(rest[0] ?? runsDir);
-        const { runsDir: dir, runIds } = runsUnder(target);
-        // One damaged run folder does not stop the others: it is named, and the exit status says so.
-        const written: Array<{ runId: string } & ReturnType<typeof writeRunEvents>> = [];
-        const failed: Array<{ runId: string; error: string }> = [];
-        for (const id of runIds) {
-          try {
-            written.push({ runId: id, ...writeRunEvents(dir, id) });
-          } catch (e) {
-            if (!isAdvMoEError(e)) throw e;
-            failed.push({ runId: id, error: errorMessage(e) });
-            reporter.log('warn', `${id}: no events written: ${errorMessage(e)}`);
-          }
-        }
-        for (const w of written) for (const s of w.skipped) reporter.log('warn', `${w.runId}: left out ${s}`);
-        const lines = written.length
-          ? [...written.map((w) => `${w.runId.padEnd(40)} ${String(w.scalars).padStart(6)} scalars  ${path.relative(dir, w.file)}`), `view them: tensorboard --logdir ${dir}`]
-          : [`no runs${failed.length ? ' could be read' : ''} in ${target}`];
-        print(lines.join('\n'), { runsDir: dir, runs: written, failed });
-        return failed.length ? 1 : 0;
-      }
-      case 'backend': {
-        if (rest.length > 0) {
-          const [sub, which] = rest;
-          if (!['install', 'check'].includes(sub) || which !== 'tensorflow' || rest.length !== 2) {
-            fail('usage: advmoe backend [install tensorflow [--wheel <file.whl>] [--force] [--optional] | check tensorflow]');
-          }
-          if (sub === 'check') {
-            const report = await nativeSmokeTest();
-            const e = report.errors;
-            print(
-              report.ok
-                ? `tensorflow agrees with wasm: forward ${e.forward.toExponential(1)}, d/dx ${e.dInput.toExponential(1)}, d/dw ${e.dFilter.toExponential(1)} (≤ ${report.tolerance})`
-                : `tensorflow check failed: ${report.reason}`,
-              report,
-            );
-            return report.ok ? 0 : 1;
-          }
-          const log = (line: string) => (json ? reporter.log('info', line) : process.stdout.write(`[native] ${line}\n`));
-          try {
-            const r = await installTensorflow({ wheel: o.wheel, force: o.force, log });
-            const how = { 'already-installed': 'already installed', 'from-cache': 'placed from the cache', official: 'official build installed', wheel: 'built against the TensorFlow wheel' }[r.outcome];
-            print(`tensorflow backend ready: ${how}${r.tensorflow ? ` (TensorFlow ${r.tensorflow})` : ''} in ${formatDuration(r.seconds)}`, r);
-            return 0;
-          } catch (e) {
-            if (!o.optional) throw e;
-            // npm run demo / npm test: a machine that cannot build the native backend still runs everything on wasm.
-            print(`native backend not set up: ${errorMessage(e)}\nthe engine stays on wasm`, { ok: false, reason: errorMessage(e) });
-            return 0;
-          }
-        }
-        const info = await startBackend();
-        const lines = [
-          `backend: ${info.name}${info.nativeVersion ? ` (native TensorFlow ${info.nativeVersion})` : ''}`,
-          `tfjs: ${info.tfjsVersion}`,
-          ...(info.name !== 'cpu' ? [`threads: ${info.threads}${info.threadsWhy ? ` (${info.threadsWhy})` : ''}`] : []),
-          ...(info.name === 'wasm' ? [`SIMD: ${info.simd}`] : []),
-          ...(info.notes ?? []).map((n) => `note: ${n}`),
-          ...info.skipped.map((s) => `skipped ${s.name}: ${s.reason}`),
-        ];
-        print(lines.join('\n'), info);
-        return 0;
-      }
-      case 'data': {
-        const [sub, dataset] = rest;
-        if (sub !== 'download' || !dataset) fail('usage: advmoe data download <cifar10|cifar100|fashion-mnist> [--dir <folder>]');
-        if (!isDownloadable(dataset)) fail(`"${dataset}" cannot be downloaded; choose cifar10, cifar100 or fashion-mnist (mnist is embedded)`);
-        // The dataset lands in <dir>/<its standard folder>; point data.root at <dir>.
-        const dir = path.resolve(o.dir ?? 'data');
-        const r = await downloadDataset({
-          dataset,
-          dir,
-          signal: controller.signal,
-          onProgress: (p) => reporter.progress({ message: `downloading ${p.file}`, done: p.received, total: p.total ?? p.received }),
-        });
-        print(r.skipped ? `${dataset} already in ${r.folder}` : `${dataset} ready in ${r.folder} (set data.root to ${dir})`, r);
-        return 0;
-      }
-      default:
-        fail(`unknown command "${command}"\n\n${USAGE}`);
-    }
+    const cli: Cli = { o, rest, runsDir, json, reporter, ctx, signal: controller.signal, print, startBackend, onSecondInterrupt: (h) => secondInterrupt.push(h) };
+    const table = { ...COMMANDS, ...STUDY_COMMANDS };
+    const run = Object.hasOwn(table, command) ? table[command] : undefined;
+    if (!run) fail(`unknown command "${command}"\n\n${USAGE}`);
+    return await run(cli);
   } catch (e) {
     reporter.finish();
     if (json) process.stdout.write(JSON.stringify({ event: 'error', code: isAdvMoEError(e) ? e.code : 'INTERNAL', message: errorMessage(e) }) + '\n');
@@ -438,16 +198,4 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
-}
-
-/** The train printout's routing balance: one line per MoE layer, and what to turn on when one collapsed. */
-function routingLines(layers: readonly LayerBalance[]): string[] {
-  if (layers.length === 0) return [];
-  const width = Math.max(...layers.map((l) => l.layer.length));
-  const lines = [`  routing balance    (share of inputs given the most common decision; decision entropy, 1 = balanced)`];
-  for (const l of layers) {
-    lines.push(`    ${l.layer.padEnd(width)}  share ${pct(l.decisionShare)}  entropy ${l.decisionEntropy.toFixed(2)}${l.collapsed ? '  COLLAPSED' : ''}`);
-  }
-  if (layers.some((l) => l.collapsed)) lines.push(`  collapsed routers: ${COLLAPSE_REMEDY_HINT}`);
-  return lines;
 }

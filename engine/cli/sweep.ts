@@ -15,7 +15,7 @@ import { runSweepLocally } from '../sweeps/local';
 import { readSweepTable } from '../sweeps/rows';
 import { splitArgs, submitSweep, sweepStatus } from '../sweeps/slurm';
 import { loadSweepFile, valuesLabel } from '../sweeps/spec';
-import { TABLE_FORMATS, allButSeed, renderTable, type TableFormat } from '../sweeps/table';
+import { TABLE_FORMATS, allButSeed, renderTable, type TableFormat } from '../../contract/sweepTable';
 
 export interface SweepCliOptions {
   runsDir: string;

@@ -9,14 +9,19 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { AdvMoEError } from '../util/errors';
 import { numberProblems, preview } from './numbers';
 import schema from './schema.json';
-import type { AttackConfig, DatasetName, ExperimentConfig, RoutingRemedies } from './types';
+import type { AttackConfig, DatasetName, ExperimentConfig } from './types';
 
 let validator: ReturnType<Ajv['compile']> | null = null;
 
-function validate(value: unknown): ErrorObject[] {
+/**
+ * Validates `value` against schema.json and fills the schema's defaults into it (Ajv `useDefaults`): the schema
+ * is the one source of the dataset-independent defaults (nested sections default to `{}`, so their fields are
+ * filled too). Mutates `value`; callers pass a copy.
+ */
+function validateFillingDefaults(value: unknown): ErrorObject[] {
   if (!validator) {
     // strictNumbers: NaN and ±Infinity are not numbers (numbers.ts names them first; this is the backstop).
-    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, strictNumbers: true });
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, strictNumbers: true, useDefaults: true });
     validator = ajv.compile(schema);
   }
   return validator(value) ? [] : (validator.errors ?? []);
@@ -100,92 +105,76 @@ export interface ResolveOptions {
 export function experimentSchemaProblems(raw: unknown): string[] {
   const numbers = numberProblems(raw);
   if (numbers.length) return numbers;
-  const errors = validate(raw);
+  const errors = validateFillingDefaults(readLegacyRouterBalance(structuredClone(raw)));
   return [...new Set(errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'if').map((e) => describeError(e, raw)))];
 }
 
-/** Validates a parsed experiment object and fills every default. */
+/** Validates a parsed experiment object and fills every default. `raw` itself is not changed. */
 export function resolveConfig(raw: unknown, opts: ResolveOptions = {}): ExperimentConfig {
   const where = opts.source ? `${opts.source}: ` : '';
   const numbers = numberProblems(raw);
   if (numbers.length) throw new AdvMoEError('CONFIG_INVALID', `${where}invalid experiment:\n  - ${numbers.join('\n  - ')}`, { errors: numbers });
-  const errors = validate(raw);
+  const filled = readLegacyRouterBalance(structuredClone(raw));
+  const errors = validateFillingDefaults(filled);
   if (errors.length) {
     // oneOf branches report once per branch; keep the distinct messages.
     const messages = [...new Set(errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'if').map((e) => describeError(e, raw)))];
     throw new AdvMoEError('CONFIG_INVALID', `${where}invalid experiment:\n  - ${messages.join('\n  - ')}`, { errors: messages });
   }
-  const r = raw as Record<string, any>;
-  const dataset: DatasetName = r.data?.dataset ?? 'mnist';
+  // Valid and filled: every field with a schema default is present. What remains here are the defaults the
+  // schema cannot state: those that depend on the dataset, the method or the file's name.
+  const r = filled as Record<string, any>;
+  const dataset: DatasetName = r.data.dataset;
   const digits = dataset === 'mnist' || dataset === 'fashion-mnist';
   const d = digits ? DIGIT_DEFAULTS : CIFAR_DEFAULTS;
-  const methodKind = r.method?.kind ?? 'advmoe';
+  const methodKind = r.method.kind;
   const trainAttackDefaults = methodKind === 'official' && !digits ? OFFICIAL_TRAIN_ATTACK : d.trainAttack;
+  const moe = r.model.moe;
 
   const cfg: ExperimentConfig = {
     name: r.name ?? opts.defaultName ?? 'experiment',
-    seed: r.seed ?? 0,
-    backend: r.backend ?? 'auto',
+    seed: r.seed,
+    backend: r.backend,
     data: {
-      dataset,
-      root: dataRoot(dataset, r.data?.root, opts.baseDir),
-      trainSamples: r.data?.trainSamples ?? 0,
-      testSamples: r.data?.testSamples ?? 0,
-      augment: r.data?.augment ?? !digits,
-      imageSize: dataset === 'image-folder' ? (r.data?.imageSize ?? 64) : r.data?.imageSize,
+      ...r.data,
+      root: dataRoot(dataset, r.data.root, opts.baseDir),
+      augment: r.data.augment ?? !digits,
+      imageSize: dataset === 'image-folder' ? (r.data.imageSize ?? 64) : r.data.imageSize,
     },
     model: {
-      backbone: r.model.backbone,
-      preset: r.model.preset ?? 'full',
-      widthMultiplier: r.model.widthMultiplier ?? 1,
-      padding: r.model.padding ?? 'same',
-      inputNormalization: r.model.inputNormalization ?? 'dataset',
+      ...r.model,
+      // The reference code routes every MoE layer by one image-level router and gathers the chosen expert's
+      // channels; `official` follows it (schema.json states no default for these two).
       moe: {
-        enabled: r.model.moe?.enabled ?? true,
-        experts: r.model.moe?.experts ?? 2,
-        topK: r.model.moe?.topK ?? 1,
-        expertWidth: r.model.moe?.expertWidth ?? 0.5,
-        // The reference code routes every MoE layer by one image-level router and gathers the chosen expert's
-        // channels; `official` follows it.
-        router: r.model.moe?.router ?? (methodKind === 'official' ? 'reference' : 'per-layer'),
-        layout: r.model.moe?.layout ?? (methodKind === 'official' ? 'gathered' : 'blocks'),
-        routerNorm: r.model.moe?.routerNorm ?? false,
-        layers: r.model.moe?.layers ?? 'all-blocks',
+        ...moe,
+        router: moe.router ?? (methodKind === 'official' ? 'reference' : 'per-layer'),
+        layout: moe.layout ?? (methodKind === 'official' ? 'gathered' : 'blocks'),
       },
     },
     method: {
       kind: methodKind,
-      tradesBeta: r.method?.tradesBeta ?? 6,
-      officialRouterAlpha: r.method?.officialRouterAlpha ?? 6,
-      routing: routingRemedies(r.method),
-      epsWarmupEpochs: r.method?.epsWarmupEpochs ?? d.epsWarmupEpochs,
-      attack: attack(r.method?.attack, trainAttackDefaults),
-      advmoe: {
-        period: r.method?.advmoe?.period ?? 1,
-        order: r.method?.advmoe?.order ?? 'router-first',
-        routerLrScale: r.method?.advmoe?.routerLrScale ?? 1,
-        loss: r.method?.advmoe?.loss ?? 'trades',
-      },
+      tradesBeta: r.method.tradesBeta,
+      officialRouterAlpha: r.method.officialRouterAlpha,
+      routing: r.method.routing,
+      epsWarmupEpochs: r.method.epsWarmupEpochs ?? d.epsWarmupEpochs,
+      attack: attack(r.method.attack, trainAttackDefaults),
+      advmoe: r.method.advmoe,
     },
     schedule: {
-      epochs: r.schedule?.epochs ?? d.epochs,
-      batchSize: r.schedule?.batchSize ?? d.batchSize,
-      lr: r.schedule?.lr ?? d.lr,
-      momentum: r.schedule?.momentum ?? 0.9,
-      weightDecay: r.schedule?.weightDecay ?? d.weightDecay,
-      lrSchedule: r.schedule?.lrSchedule ?? 'cosine',
-      milestones: r.schedule?.milestones ?? [],
-      gamma: r.schedule?.gamma ?? 0.1,
-      warmupEpochs: r.schedule?.warmupEpochs ?? 0,
+      ...r.schedule,
+      epochs: r.schedule.epochs ?? d.epochs,
+      batchSize: r.schedule.batchSize ?? d.batchSize,
+      lr: r.schedule.lr ?? d.lr,
+      milestones: r.schedule.milestones ?? [],
     },
     eval: {
-      attack: attack(r.eval?.attack, d.evalAttack),
-      samples: r.eval?.samples ?? d.evalSamples,
-      epsCurve: r.eval?.epsCurve ?? d.epsCurve,
-      everyEpochs: r.eval?.everyEpochs ?? 1,
+      ...r.eval,
+      attack: attack(r.eval.attack, d.evalAttack),
+      samples: r.eval.samples ?? d.evalSamples,
+      epsCurve: r.eval.epsCurve ?? d.epsCurve,
     },
-    checkpointEveryEpochs: r.checkpointEveryEpochs ?? 1,
-    logEverySteps: r.logEverySteps ?? 10,
+    checkpointEveryEpochs: r.checkpointEveryEpochs,
+    logEverySteps: r.logEverySteps,
   };
   checkCrossField(cfg, where);
   return cfg;
@@ -290,7 +279,7 @@ const DIGIT_DEFAULTS: FamilyDefaults = {
   evalSamples: 1000,
 };
 
-/** CIFAR-like: ε = 8/255, PGD-10 α = 2/255 for training and for RA (DESIGN.md). */
+/** CIFAR-like: ε = 8/255, PGD-10 α = 2/255 for training and for RA (README "Metric definitions"). */
 const CIFAR_DEFAULTS: FamilyDefaults = {
   trainAttack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
   evalAttack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
@@ -304,19 +293,20 @@ const CIFAR_DEFAULTS: FamilyDefaults = {
 };
 
 /**
- * Collapse remedies as the file gives them, each off by default: none of them, nor `routerNorm`, kept the demo model
- * both balanced and as robust as without them in the budgets measured (README "Routing that does not collapse").
- * The file's old `routerBalance` is read as `routing.balance`.
+ * The file's old `method.routerBalance` is read as `method.routing.balance` when that is absent. The collapse
+ * remedies are each off by default (schema.json): none of them, nor `routerNorm`, kept the demo model both balanced
+ * and as robust as without them in the budgets measured (README "Routing that does not collapse").
  */
-function routingRemedies(method: Record<string, any> | undefined): RoutingRemedies {
-  const given = method?.routing ?? {};
-  return {
-    classTarget: given.classTarget ?? 0,
-    balance: given.balance ?? method?.routerBalance ?? 0,
-    entropy: given.entropy ?? 0,
-    noise: given.noise ?? 0,
-    balanceBias: given.balanceBias ?? 0,
-  };
+function readLegacyRouterBalance(raw: unknown): unknown {
+  const method = (raw as { method?: unknown } | null)?.method;
+  if (typeof method !== 'object' || method === null || Array.isArray(method)) return raw;
+  const m = method as Record<string, unknown>;
+  if (m.routerBalance === undefined) return raw;
+  const routing = m.routing ?? {};
+  if (typeof routing !== 'object' || routing === null || Array.isArray(routing)) return raw;
+  const r = routing as Record<string, unknown>;
+  if (r.balance === undefined) m.routing = { ...r, balance: m.routerBalance };
+  return raw;
 }
 
 /** The official code trains with PGD-2 at 5/255 (TRADES KL), ε = 8/255. */

@@ -150,7 +150,7 @@ export interface ScheduleConfig {
 }
 
 export interface EvalConfig {
-  /** Attack that defines RA (DESIGN.md: PGD-10, ε 8/255, α 2/255; MNIST ε 0.3). */
+  /** Attack that defines RA (README "Metric definitions": PGD-10, ε 8/255, α 2/255; MNIST ε 0.3). */
   attack: AttackConfig;
   /** Number of test samples used for robustness analysis (0 = all). */
   samples: number;

@@ -52,8 +52,6 @@ class NumpyDtype {
   constructor(readonly code: string) {}
 }
 
-const MARK = Symbol('mark');
-
 /** Globals every pickle may use, besides the caller's. Their JS versions only build data. */
 const BUILTIN_GLOBALS: Record<string, (args: unknown[], file: string) => unknown> = {
   'collections.OrderedDict': (args, file) => {

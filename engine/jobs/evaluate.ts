@@ -15,15 +15,12 @@ import type {
   DataSplit,
   InspectParams,
   InspectResult,
-  LoadRunResult,
   SamplesParams,
   SamplesResult,
 } from '../protocol';
 import {
   checkpointPath,
-  listAnalyses,
   listCheckpoints,
-  readMetrics,
   readRunConfig,
   analysisImagesPath,
   readAnalysisImages,
@@ -236,15 +233,4 @@ export async function samplesJob(p: SamplesParams): Promise<SamplesResult> {
     result.adversarial = p.ids.map((id) => (id < stored ? Buffer.from(bytes.subarray(id * per, (id + 1) * per)).toString('base64') : null));
   }
   return result;
-}
-
-export function loadRunJob(runsDir: string, runId: string): LoadRunResult {
-  const state = readState(runsDir, runId);
-  return {
-    state,
-    config: readRunConfig(runsDir, runId),
-    metrics: readMetrics(runsDir, runId).records,
-    analyses: listAnalyses(runsDir, runId),
-    checkpoints: listCheckpoints(runsDir, runId),
-  };
 }

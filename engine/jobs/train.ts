@@ -11,8 +11,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { getBackendInfo, initBackend } from '../backend/select';
 import { configWarnings, loadConfigFile } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
-import { BatchIterator, type BatchPosition } from '../data';
+import { BatchIterator, type BatchPosition, type Dataset } from '../data';
 import type { DataSpec } from '../models/net';
+import type { Model } from '../models/types';
 import type { TrainResult } from '../protocol';
 import {
   appendMetrics,
@@ -31,7 +32,7 @@ import {
 import { ownStartTime } from '../runs/owner';
 import type { MetricsRecord, RunState } from '../runs/types';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
-import type { JobContext } from './context';
+import type { JobContext, JobReporter } from './context';
 import { finalAnalysis, periodicEval } from './evalSteps';
 import { loadTrainingCheckpoint, saveTrainingCheckpoint, type TrainingCheckpointMeta } from './checkpoints';
 import { buildModel, dataSpecFor, loadSplits } from './setup';
@@ -53,29 +54,46 @@ export interface TrainJobParams {
   runId?: string;
   /** Resume even though state.json says another live process runs it (its pid was reused; README "CLI"). */
   force?: boolean;
-  /** Stop (as if cancelled, status interrupted) after this many optimizer steps in this call — tests use it
-   * to interrupt a run at a precise point. */
-  stopAfterSteps?: number;
 }
 
-/** The run with this id, or null when the runs folder has none (its folder is missing). */
-function existingRun(runsDir: string, runId: string): RunState | null {
-  if (!fs.existsSync(runDir(runsDir, runId))) return null;
-  return readState(runsDir, runId);
+/** The run being trained and what its steps share; built by trainJob, advanced by the functions below. */
+interface Session {
+  runsDir: string;
+  cfg: ExperimentConfig;
+  state: RunState;
+  ctx: JobContext;
+  model: Model;
+  trainer: Trainer;
+  spec: DataSpec;
+  iterator: BatchIterator;
+  test: Dataset;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  position: BatchPosition;
+  step: number;
+  /** Training seconds before this process took the run over (a resumed run). */
+  elapsed: number;
+  /** Records not yet appended to metrics.jsonl. */
+  pending: MetricsRecord[];
+  /** When this segment of training began (evaluation pauses move it forward). */
+  segmentStart: number;
+  /** The run's TensorBoard event file (README "TensorBoard"); undefined once writing it failed. */
+  events?: RunEventLog;
 }
 
-export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise<TrainResult> {
-  const { reporter, signal } = ctx;
-  const runsDir = path.resolve(params.runsDir);
-  checkRunsDir(runsDir); // before the data loads, not at createRun after it
+/** A run to resume (`resumeRunId`, or an interrupted `runId`), checked before any data loads, or the config of a new
+ * one; `finished` when `runId` names a run that is done. */
+interface Opened {
+  cfg: ExperimentConfig;
+  resumed?: RunState;
+  resumeFrom?: string;
+  finished?: TrainResult;
+}
 
-  // 1. Config and run folder (new, or the one being resumed).
-  let cfg: ExperimentConfig;
-  let state: RunState;
-  let resumeFrom: string | undefined;
+function openRun(params: TrainJobParams, runsDir: string, reporter: JobReporter): Opened {
   let resumeRunId = params.resumeRunId;
   if (params.runId !== undefined && resumeRunId === undefined) {
-    const existing = existingRun(runsDir, params.runId);
+    const existing = fs.existsSync(runDir(runsDir, params.runId)) ? readState(runsDir, params.runId) : null;
     if (existing) {
       const wanted = params.config ?? (params.configPath ? loadConfigFile(params.configPath) : undefined);
       const diff = wanted ? firstDifference(readRunConfig(runsDir, existing.id), wanted) : null;
@@ -87,7 +105,7 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       }
       if (existing.status === 'finished') {
         reporter.log('info', `run ${existing.id} has already finished; nothing to do`);
-        return { runId: existing.id, status: 'finished', headline: existing.headline };
+        return { cfg: readRunConfig(runsDir, existing.id), finished: { runId: existing.id, status: 'finished', headline: existing.headline } };
       }
       if (existing.status === 'running' && !params.force) {
         throw new AdvMoEError('RUN_BUSY', `run "${existing.id}" is already running (pid ${existing.pid})`);
@@ -95,32 +113,39 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
       resumeRunId = existing.id;
     }
   }
-  if (resumeRunId) {
-    state = readState(runsDir, resumeRunId);
-    if (state.status === 'running' && !params.force) {
-      throw new AdvMoEError(
-        'RUN_BUSY',
-        `run "${state.id}" is already running (pid ${state.pid}); if that process is not this run (a reused pid), resume with --force`,
-      );
-    }
-    if (state.status === 'finished') throw new AdvMoEError('INVALID_ARGUMENT', `run "${state.id}" has already finished`);
-    cfg = readRunConfig(runsDir, state.id);
-    for (const f of removeStaleTemps(runsDir, state.id)) reporter.log('info', `removed ${f}, left by a process that was killed while writing it`);
-    resumeFrom = state.lastCheckpoint;
-    // Checked before the data loads: a state.json naming a checkpoint that is gone cannot resume.
-    if (resumeFrom && !fs.existsSync(checkpointPath(runsDir, state.id, resumeFrom))) {
-      throw new AdvMoEError('CHECKPOINT_CORRUPT', `run "${state.id}" cannot resume: its state.json names checkpoint ${resumeFrom}, which is missing from checkpoints/`);
-    }
-  } else {
+  if (!resumeRunId) {
     if (!params.config && !params.configPath) throw new AdvMoEError('INVALID_ARGUMENT', 'train needs an experiment file (configPath) or a run to resume');
-    cfg = params.config ?? loadConfigFile(params.configPath!);
-    state = null as unknown as RunState; // created once the data is known to load (no empty run folders for typos)
+    return { cfg: params.config ?? loadConfigFile(params.configPath!) };
   }
-  const baseDir = params.configPath ? path.dirname(params.configPath) : state?.configPath ? path.dirname(state.configPath) : process.cwd();
+  const state = readState(runsDir, resumeRunId);
+  if (state.status === 'running' && !params.force) {
+    throw new AdvMoEError(
+      'RUN_BUSY',
+      `run "${state.id}" is already running (pid ${state.pid}); if that process is not this run (a reused pid), resume with --force`,
+    );
+  }
+  if (state.status === 'finished') throw new AdvMoEError('INVALID_ARGUMENT', `run "${state.id}" has already finished`);
+  const cfg = readRunConfig(runsDir, state.id);
+  for (const f of removeStaleTemps(runsDir, state.id)) reporter.log('info', `removed ${f}, left by a process that was killed while writing it`);
+  const resumeFrom = state.lastCheckpoint;
+  // Checked before the data loads: a state.json naming a checkpoint that is gone cannot resume.
+  if (resumeFrom && !fs.existsSync(checkpointPath(runsDir, state.id, resumeFrom))) {
+    throw new AdvMoEError('CHECKPOINT_CORRUPT', `run "${state.id}" cannot resume: its state.json names checkpoint ${resumeFrom}, which is missing from checkpoints/`);
+  }
+  return { cfg, resumed: state, resumeFrom };
+}
 
+export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise<TrainResult> {
+  const { reporter, signal } = ctx;
+  const runsDir = path.resolve(params.runsDir);
+  checkRunsDir(runsDir); // before the data loads, not at createRun after it
+
+  // 1. Config and run folder (new, or the one being resumed).
+  const { cfg, resumed, resumeFrom, finished } = openRun(params, runsDir, reporter);
+  if (finished) return finished;
+  const baseDir = params.configPath ? path.dirname(params.configPath) : resumed?.configPath ? path.dirname(resumed.configPath) : process.cwd();
   if (cfg.backend !== 'auto' && getBackendInfo()?.name !== cfg.backend) await initBackend(cfg.backend);
   const backend = getBackendInfo()?.name ?? tf.getBackend();
-
   for (const w of configWarnings(cfg)) reporter.log('warn', w);
 
   // 2. Data and model.
@@ -131,184 +156,32 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
   const stepsPerEpoch = iterator.batchesPerEpoch;
   const totalSteps = Math.ceil(cfg.schedule.epochs * stepsPerEpoch);
   const model = buildModel(cfg, spec);
-  const trainer: Trainer = createTrainer(model, cfg, stepsPerEpoch);
-  let position: BatchPosition = { epoch: 0, batch: 0 };
-  let step = 0;
-  let elapsed = 0;
-  // Failures before the run is marked running (a corrupt checkpoint, say) leave its state.json untouched.
-  let started = false;
-  let endEvents: (status: 'success' | 'failure') => void = () => undefined;
-
+  // The job's signal reaches the attacks inside a step (see Trainer.step), so a stop does not wait for a long step.
+  const trainer: Trainer = createTrainer(model, cfg, stepsPerEpoch, signal);
+  let run: Session | undefined;
   try {
-    if (resumeFrom) {
-      const meta = await loadTrainingCheckpoint(checkpointPath(runsDir, state.id, resumeFrom), model, trainer, cfg, totalSteps);
-      position = meta.position;
-      step = meta.step;
-      elapsed = meta.elapsed;
-      truncateMetricsAfter(runsDir, state.id, step);
-      reporter.log('info', `resuming ${state.id} at step ${step} (epoch ${position.epoch}, batch ${position.batch})`);
-    } else if (resumeRunId) {
-      reporter.log('info', `run ${state.id} has no checkpoint yet; starting it from the beginning`);
-      truncateMetricsAfter(runsDir, state.id, 0);
-    }
-    if (!state) state = createRun(runsDir, { config: cfg, configPath: params.configPath, totalSteps, id: params.runId });
-    Object.assign(state, { status: 'running', pid: process.pid, pidStart: ownStartTime(), backend, totalSteps, error: undefined, step });
+    const start = await startingPoint(runsDir, resumed, resumeFrom, model, trainer, cfg, totalSteps, reporter);
+    // Created once the data is known to load (no empty run folders for typos). Failures before the run is marked
+    // running (a corrupt checkpoint, say) leave its state.json untouched.
+    const state = resumed ?? createRun(runsDir, { config: cfg, configPath: params.configPath, totalSteps, id: params.runId });
+    Object.assign(state, { status: 'running', pid: process.pid, pidStart: ownStartTime(), backend, totalSteps, error: undefined, step: start.step });
     writeState(runsDir, state);
-    started = true;
+    run = { runsDir, cfg, state, ctx, model, trainer, spec, iterator, test, stepsPerEpoch, totalSteps, ...start, pending: [], segmentStart: Date.now() };
+    run.events = openEvents(runsDir, state, reporter);
     reporter.runState(state);
-    // TensorBoard events (README "TensorBoard") are a copy of what the run folder holds: a failure to write
-    // them is reported once and never stops training.
-    let events: RunEventLog | undefined;
-    const tensorboard = (what: (log: RunEventLog) => void) => {
-      if (!events) return;
-      try {
-        what(events);
-      } catch (e) {
-        events = undefined;
-        reporter.log('warn', `TensorBoard events of ${state.id} are no longer written (${errorMessage(e)}); \`advmoe tensorboard\` rebuilds them`);
-      }
-    };
-    try {
-      events = RunEventLog.open(runsDir, state);
-    } catch (e) {
-      reporter.log('warn', `TensorBoard events of ${state.id} are not written (${errorMessage(e)})`);
-    }
-    endEvents = (status) => tensorboard((log) => log.end(status));
-    const flops = model.flops();
-    reporter.log(
-      'info',
-      `run ${state.id}: ${cfg.method.kind} on ${cfg.model.backbone}/${cfg.model.preset}${cfg.model.moe.enabled ? ` MoE N=${cfg.model.moe.experts} k=${cfg.model.moe.topK} (${cfg.model.moe.router} router)` : ' dense'}, ` +
-        `${train!.count} train / ${test.count} test samples, ${totalSteps} steps, ${(flops.active / 1e6).toFixed(1)} active MFLOPs/image (dense ${(flops.dense / 1e6).toFixed(1)})`,
-    );
+    announce(run, train!.count);
 
-    // A first progress event before the first step: a large model's step can take minutes, and without it
-    // the job looks hung until that step ends.
-    reporter.progress({ runId: state.id, message: `starting step ${step + 1}/${totalSteps}`, done: step, total: totalSteps });
-
-    // 3. The loop.
-    const pending: MetricsRecord[] = [];
-    const flush = () => {
-      if (!pending.length) return;
-      appendMetrics(runsDir, state.id, pending);
-      tensorboard((log) => log.append(pending));
-      reporter.metrics(state.id, pending.splice(0));
-    };
-    let segmentStart = Date.now();
-    const now = () => elapsed + (Date.now() - segmentStart) / 1000;
-    const stepsAtStart = step;
-    const checkpoint = async (name: string) => {
-      const meta: TrainingCheckpointMeta = { position, step, elapsed: now(), epoch: step / stepsPerEpoch };
-      await saveTrainingCheckpoint(checkpointPath(runsDir, state.id, name), model, trainer, cfg, spec, meta);
-      state.lastCheckpoint = name;
-    };
-
-    while (step < totalSteps) {
-      if (signal.aborted || (params.stopAfterSteps !== undefined && step - stepsAtStart >= params.stopAfterSteps)) {
-        await checkpoint(`step-${String(step).padStart(7, '0')}.ckpt`);
-        flush();
-        state.step = step;
-        state.status = 'interrupted';
-        writeState(runsDir, state);
-        reporter.runState(state);
-        reporter.log('info', `run ${state.id} stopped at step ${step}; resume it to continue`);
-        return { runId: state.id, status: state.status, headline: state.headline };
-      }
-      const batch = iterator.batch(position.epoch, position.batch);
-      let values: Record<string, number>;
-      try {
-        values = await trainer.step(batch.x, batch.y, step);
-      } finally {
-        batch.x.dispose();
-        batch.y.dispose();
-      }
-      step++;
-      position = iterator.advance(position);
-      const epoch = step / stepsPerEpoch;
-      if (step % cfg.logEverySteps === 0 || step === totalSteps) {
-        pending.push({ kind: 'train', step, epoch, time: now(), metrics: values });
-        flush();
-        // Readers of state.json (the Runs view, `advmoe runs`) see progress at the logging rate.
-        state.step = step;
-        state.epoch = Math.floor(epoch);
-        writeState(runsDir, state);
-      }
-      const rate = (step - stepsAtStart) / Math.max(1e-3, (Date.now() - segmentStart) / 1000);
-      reporter.progress({
-        runId: state.id,
-        message: `epoch ${Math.min(Math.floor(epoch) + 1, Math.ceil(cfg.schedule.epochs))}/${Math.ceil(cfg.schedule.epochs)} step ${step}/${totalSteps}`,
-        done: step,
-        total: totalSteps,
-        eta: (totalSteps - step) / rate,
-      });
-      for (const w of trainer.takeWarnings()) {
-        if (!state.warnings.includes(w)) state.warnings.push(w);
-        reporter.log('warn', w);
-      }
-
-      const epochEnded = position.batch === 0 || step === totalSteps;
-      if (!epochEnded) continue;
-      const done = step === totalSteps;
-      const epochsDone = Math.round(step / stepsPerEpoch * 1e6) / 1e6;
-      state.epoch = Math.floor(epochsDone);
-      state.step = step;
-      if (!done && cfg.eval.everyEpochs > 0 && state.epoch % cfg.eval.everyEpochs === 0) {
-        const pausedAt = Date.now();
-        const r = await periodicEval(model, test, cfg, ctx, state.id);
-        segmentStart += Date.now() - pausedAt; // evaluation time is not training time
-        state.headline = { ...state.headline, sa: r.sa, ra: r.ra };
-        pending.push({ kind: 'eval', step, epoch, time: now(), metrics: { sa: r.sa, ra: r.ra } });
-        flush();
-      }
-      if (done || state.epoch % cfg.checkpointEveryEpochs === 0) await checkpoint(`epoch-${String(state.epoch).padStart(4, '0')}.ckpt`);
-      writeState(runsDir, state);
-      reporter.runState(state);
-    }
-
-    // 4. Final analysis: SA, RA, router and expert robustness on eval.samples.
-    const { report, adversarial } = await finalAnalysis(model, test, cfg, ctx, state.id);
-    writeAnalysisImages(runsDir, state.id, `final-step-${step}.json`, adversarial);
-    writeAnalysis(runsDir, state.id, `final-step-${step}.json`, report);
-    state.headline = {
-      sa: report.sa,
-      ra: report.ra,
-      routerRobustness: report.routerRobustness?.decisionsKept,
-      expertRobustness: report.expertRobustness?.accuracy,
-    };
-    for (const l of report.layers) {
-      if (l.collapsed) {
-        const w = `router collapse in ${l.layer}: over 90% of test inputs get the same routing decision; ${COLLAPSE_REMEDY_HINT}`;
-        if (!state.warnings.includes(w)) state.warnings.push(w);
-      }
-    }
-    pending.push({
-      kind: 'eval',
-      step,
-      epoch: step / stepsPerEpoch,
-      time: now(),
-      metrics: Object.fromEntries(Object.entries(state.headline).filter(([, v]) => v !== undefined)) as Record<string, number>,
-    });
-    flush();
-    tensorboard((log) => log.routing(step, report.layers));
-    endEvents('success');
-    state.status = 'finished';
-    state.pid = undefined;
-    state.pidStart = undefined;
-    writeState(runsDir, state);
-    reporter.runState(state);
-    const routing = report.layers.map((l) => ({
-      layer: l.layer,
-      decisionShare: l.decisionShare ?? NaN,
-      decisionEntropy: l.decisionEntropy ?? NaN,
-      collapsed: l.collapsed,
-    }));
-    return { runId: state.id, status: state.status, headline: state.headline, routing };
+    // 3. The loop; 4. the final analysis.
+    if ((await trainSteps(run)) === 'stopped') return { runId: state.id, status: state.status, headline: state.headline };
+    return await finishRun(run);
   } catch (e) {
-    if (state && started) {
+    if (run) {
+      const { state } = run;
       // A cancel during evaluation keeps the run resumable; NaN and other failures keep the last good
       // checkpoint (nothing is written after the failure).
       state.status = isAdvMoEError(e, 'CANCELLED') ? 'interrupted' : 'failed';
       state.error = isAdvMoEError(e, 'CANCELLED') ? undefined : errorMessage(e);
-      if (state.status === 'failed') endEvents('failure');
+      if (state.status === 'failed') tensorboard(run, (log) => log.end('failure'));
       writeState(runsDir, state);
       reporter.runState(state);
       if (isAdvMoEError(e, 'CANCELLED')) return { runId: state.id, status: state.status, headline: state.headline };
@@ -318,4 +191,213 @@ export async function trainJob(params: TrainJobParams, ctx: JobContext): Promise
     trainer.dispose();
     model.dispose();
   }
+}
+
+/** Where training starts: the resumed checkpoint's position, or the beginning (metrics past it dropped). */
+async function startingPoint(
+  runsDir: string,
+  resumed: RunState | undefined,
+  resumeFrom: string | undefined,
+  model: Model,
+  trainer: Trainer,
+  cfg: ExperimentConfig,
+  totalSteps: number,
+  reporter: JobReporter,
+): Promise<{ position: BatchPosition; step: number; elapsed: number }> {
+  if (resumed && resumeFrom) {
+    const meta = await loadTrainingCheckpoint(checkpointPath(runsDir, resumed.id, resumeFrom), model, trainer, cfg, totalSteps);
+    truncateMetricsAfter(runsDir, resumed.id, meta.step);
+    reporter.log('info', `resuming ${resumed.id} at step ${meta.step} (epoch ${meta.position.epoch}, batch ${meta.position.batch})`);
+    return { position: meta.position, step: meta.step, elapsed: meta.elapsed };
+  }
+  if (resumed) {
+    reporter.log('info', `run ${resumed.id} has no checkpoint yet; starting it from the beginning`);
+    truncateMetricsAfter(runsDir, resumed.id, 0);
+  }
+  return { position: { epoch: 0, batch: 0 }, step: 0, elapsed: 0 };
+}
+
+/** The run's first log line and a first progress event: a large model's step can take minutes, and without it
+ * the job looks hung until that step ends. */
+function announce(run: Session, trainCount: number): void {
+  const { cfg, state, model, totalSteps, step } = run;
+  const flops = model.flops();
+  const moe = cfg.model.moe;
+  run.ctx.reporter.log(
+    'info',
+    `run ${state.id}: ${cfg.method.kind} on ${cfg.model.backbone}/${cfg.model.preset}${moe.enabled ? ` MoE N=${moe.experts} k=${moe.topK} (${moe.router} router)` : ' dense'}, ` +
+      `${trainCount} train / ${run.test.count} test samples, ${totalSteps} steps, ${(flops.active / 1e6).toFixed(1)} active MFLOPs/image (dense ${(flops.dense / 1e6).toFixed(1)})`,
+  );
+  run.ctx.reporter.progress({ runId: state.id, message: `starting step ${step + 1}/${totalSteps}`, done: step, total: totalSteps });
+}
+
+/** Training seconds of the run so far. */
+const trainingSeconds = (run: Session) => run.elapsed + (Date.now() - run.segmentStart) / 1000;
+
+/** The run's TensorBoard event file, rebuilt from the run folder on resume; undefined when it cannot be written. */
+function openEvents(runsDir: string, state: RunState, reporter: JobReporter): RunEventLog | undefined {
+  try {
+    return RunEventLog.open(runsDir, state);
+  } catch (e) {
+    reporter.log('warn', `TensorBoard events of ${state.id} are not written (${errorMessage(e)})`);
+    return undefined;
+  }
+}
+
+/** TensorBoard events are a copy of what the run folder holds: a failure to write them is reported once and never
+ * stops training (`advmoe tensorboard` rebuilds them). */
+function tensorboard(run: Session, what: (log: RunEventLog) => void): void {
+  if (!run.events) return;
+  try {
+    what(run.events);
+  } catch (e) {
+    run.events = undefined;
+    run.ctx.reporter.log('warn', `TensorBoard events of ${run.state.id} are no longer written (${errorMessage(e)}); \`advmoe tensorboard\` rebuilds them`);
+  }
+}
+
+/** Appends the pending records to metrics.jsonl (and the event file) and reports them. */
+function flush(run: Session): void {
+  if (!run.pending.length) return;
+  appendMetrics(run.runsDir, run.state.id, run.pending);
+  tensorboard(run, (log) => log.append(run.pending));
+  run.ctx.reporter.metrics(run.state.id, run.pending.splice(0));
+}
+
+async function writeCheckpoint(run: Session, name: string): Promise<void> {
+  const meta: TrainingCheckpointMeta = { position: run.position, step: run.step, elapsed: trainingSeconds(run), epoch: run.step / run.stepsPerEpoch };
+  await saveTrainingCheckpoint(checkpointPath(run.runsDir, run.state.id, name), run.model, run.trainer, run.cfg, run.spec, meta);
+  run.state.lastCheckpoint = name;
+}
+
+/**
+ * Optimizer steps until the end, or until a cancel: then a checkpoint at the current step, the run marked
+ * interrupted, and 'stopped'.
+ */
+async function trainSteps(run: Session): Promise<'done' | 'stopped'> {
+  const { state, runsDir, ctx } = run;
+  const stepsAtStart = run.step;
+  while (run.step < run.totalSteps) {
+    if (ctx.signal.aborted) {
+      await writeCheckpoint(run, `step-${String(run.step).padStart(7, '0')}.ckpt`);
+      flush(run);
+      state.step = run.step;
+      state.status = 'interrupted';
+      writeState(runsDir, state);
+      ctx.reporter.runState(state);
+      ctx.reporter.log('info', `run ${state.id} stopped at step ${run.step}; resume it to continue`);
+      return 'stopped';
+    }
+    const values = await oneStep(run);
+    if (!values) continue; // a cancel abandoned the step before it changed anything: stop at the top of the loop
+    afterStep(run, values, stepsAtStart);
+    if (run.position.batch === 0 || run.step === run.totalSteps) await endOfEpoch(run);
+  }
+  return 'done';
+}
+
+/** One optimizer step; undefined when a cancel abandoned it (model, optimizers and RNG as before it). */
+async function oneStep(run: Session): Promise<Record<string, number> | undefined> {
+  const batch = run.iterator.batch(run.position.epoch, run.position.batch);
+  try {
+    return await run.trainer.step(batch.x, batch.y, run.step);
+  } catch (e) {
+    if (isAdvMoEError(e, 'CANCELLED') && run.ctx.signal.aborted) return undefined;
+    throw e;
+  } finally {
+    batch.x.dispose();
+    batch.y.dispose();
+  }
+}
+
+/** Logging, progress and warnings after a step. */
+function afterStep(run: Session, values: Record<string, number>, stepsAtStart: number): void {
+  const { state, cfg, totalSteps, ctx } = run;
+  run.step++;
+  run.position = run.iterator.advance(run.position);
+  const step = run.step;
+  const epoch = step / run.stepsPerEpoch;
+  if (step % cfg.logEverySteps === 0 || step === totalSteps) {
+    run.pending.push({ kind: 'train', step, epoch, time: trainingSeconds(run), metrics: values });
+    flush(run);
+    // Readers of state.json (the Runs view, `advmoe runs`) see progress at the logging rate.
+    state.step = step;
+    state.epoch = Math.floor(epoch);
+    writeState(run.runsDir, state);
+  }
+  const rate = (step - stepsAtStart) / Math.max(1e-3, (Date.now() - run.segmentStart) / 1000);
+  const epochs = Math.ceil(cfg.schedule.epochs);
+  ctx.reporter.progress({
+    runId: state.id,
+    message: `epoch ${Math.min(Math.floor(epoch) + 1, epochs)}/${epochs} step ${step}/${totalSteps}`,
+    done: step,
+    total: totalSteps,
+    eta: (totalSteps - step) / rate,
+  });
+  for (const w of run.trainer.takeWarnings()) {
+    if (!state.warnings.includes(w)) state.warnings.push(w);
+    ctx.reporter.log('warn', w);
+  }
+}
+
+/** At the end of an epoch: the periodic evaluation (not on the last) and the epoch checkpoint when due. */
+async function endOfEpoch(run: Session): Promise<void> {
+  const { state, cfg, step } = run;
+  const done = step === run.totalSteps;
+  const epochsDone = Math.round((step / run.stepsPerEpoch) * 1e6) / 1e6;
+  state.epoch = Math.floor(epochsDone);
+  state.step = step;
+  if (!done && cfg.eval.everyEpochs > 0 && state.epoch % cfg.eval.everyEpochs === 0) {
+    const pausedAt = Date.now();
+    const r = await periodicEval(run.model, run.test, cfg, run.ctx, state.id);
+    run.segmentStart += Date.now() - pausedAt; // evaluation time is not training time
+    state.headline = { ...state.headline, sa: r.sa, ra: r.ra };
+    run.pending.push({ kind: 'eval', step, epoch: step / run.stepsPerEpoch, time: trainingSeconds(run), metrics: { sa: r.sa, ra: r.ra } });
+    flush(run);
+  }
+  if (done || state.epoch % cfg.checkpointEveryEpochs === 0) await writeCheckpoint(run, `epoch-${String(state.epoch).padStart(4, '0')}.ckpt`);
+  writeState(run.runsDir, state);
+  run.ctx.reporter.runState(state);
+}
+
+/** The final analysis (SA, RA, router and expert robustness on eval.samples), its files, and the run finished. */
+async function finishRun(run: Session): Promise<TrainResult> {
+  const { state, runsDir, step, cfg } = run;
+  const { report, adversarial } = await finalAnalysis(run.model, run.test, cfg, run.ctx, state.id);
+  writeAnalysisImages(runsDir, state.id, `final-step-${step}.json`, adversarial);
+  writeAnalysis(runsDir, state.id, `final-step-${step}.json`, report);
+  state.headline = {
+    sa: report.sa,
+    ra: report.ra,
+    routerRobustness: report.routerRobustness?.decisionsKept,
+    expertRobustness: report.expertRobustness?.accuracy,
+  };
+  for (const l of report.layers) {
+    if (l.collapsed) {
+      const w = `router collapse in ${l.layer}: over 90% of test inputs get the same routing decision; ${COLLAPSE_REMEDY_HINT}`;
+      if (!state.warnings.includes(w)) state.warnings.push(w);
+    }
+  }
+  run.pending.push({
+    kind: 'eval',
+    step,
+    epoch: step / run.stepsPerEpoch,
+    time: trainingSeconds(run),
+    metrics: Object.fromEntries(Object.entries(state.headline).filter(([, v]) => v !== undefined)) as Record<string, number>,
+  });
+  flush(run);
+  tensorboard(run, (log) => log.routing(step, report.layers));
+  tensorboard(run, (log) => log.end('success'));
+  state.status = 'finished';
+  state.pid = undefined;
+  state.pidStart = undefined;
+  writeState(runsDir, state);
+  run.ctx.reporter.runState(state);
+  const routing = report.layers.map((l) => ({
+    layer: l.layer,
+    decisionShare: l.decisionShare ?? NaN,
+    decisionEntropy: l.decisionEntropy ?? NaN,
+    collapsed: l.collapsed,
+  }));
+  return { runId: state.id, status: state.status, headline: state.headline, routing };
 }

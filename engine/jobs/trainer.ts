@@ -9,10 +9,18 @@ import { makeAdversary } from '../training/adversary';
 import { CollapseDetector } from '../training/collapse';
 import { checkMethodSupported, createOptimizers, trainStep } from '../training/methods';
 import { attackAt, learningRate } from '../training/schedule';
+import type { CancelSignal } from '../attacks/types';
+import type { AdversaryFn } from '../training/methods';
+import { isAdvMoEError } from '../util/errors';
 import { Rng, type RngState } from '../util/rng';
 
 export interface Trainer {
-  /** One optimizer step on a batch; `step` is the global step index (0-based). Returns its metrics. */
+  /**
+   * One optimizer step on a batch; `step` is the global step index (0-based). Returns its metrics. A cancel that
+   * arrives during the step's first attack (before any parameter update) abandons the step: it throws CANCELLED
+   * with the model, the optimizers and the RNG as they were before the step, so a checkpoint taken then resumes
+   * exactly. A later cancel lets the step finish.
+   */
   step(x: tf.Tensor4D, y: tf.Tensor1D, step: number): Promise<Record<string, number>>;
   /** Optimizer slots, named `optim/...` (disjoint from parameter names). The caller disposes them. */
   stateTensors(): Record<string, tf.Tensor>;
@@ -24,7 +32,7 @@ export interface Trainer {
   dispose(): void;
 }
 
-export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch: number, signal?: AbortSignal): Trainer {
+export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch: number, signal?: CancelSignal): Trainer {
   checkMethodSupported(cfg.method.kind, model);
   const optimizers = createOptimizers(model, cfg.schedule);
   // Attack random starts draw from this stream; its state is checkpointed.
@@ -38,10 +46,15 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
       const epoch = Math.floor(step / stepsPerEpoch);
       const inEpoch = step - epoch * stepsPerEpoch;
       const lr = learningRate(cfg.schedule, epoch, inEpoch, stepsPerEpoch);
-      const adversary = adversarial
-        ? makeAdversary(model, attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch), { rng, signal })
-        : undefined;
-      const r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed() });
+      const rngAtStart = rng.getState();
+      const adversary = adversarial ? firstAttackCancellable(signal, (s) => makeAdversary(model, attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch), { rng, signal: s })) : undefined;
+      let r;
+      try {
+        r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed() });
+      } catch (e) {
+        if (isAdvMoEError(e, 'CANCELLED')) rng.setState(rngAtStart); // the abandoned step's random starts are drawn again
+        throw e;
+      }
       warnings.push(...r.warnings);
       if (adversarial) r.metrics.trainEps = attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch).eps;
       return r.metrics;
@@ -60,5 +73,23 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
       optimizers.router.dispose();
       optimizers.expert.dispose();
     },
+  };
+}
+
+/**
+ * An adversary whose first call sees `signal` and whose later calls do not: every method attacks before its first
+ * parameter update, so a cancel seen then leaves the model untouched, while a cancel after an update (AdvMoE's
+ * expert step follows its router step) must let the step finish to keep the model at a step boundary.
+ */
+function firstAttackCancellable(signal: CancelSignal | undefined, make: (s: CancelSignal) => AdversaryFn): AdversaryFn {
+  let first = true;
+  const gated: CancelSignal = { get aborted() { return first && !!signal?.aborted; } };
+  const adversary = make(gated);
+  return async (x, y, loss) => {
+    try {
+      return await adversary(x, y, loss);
+    } finally {
+      first = false;
+    }
   };
 }

@@ -124,7 +124,6 @@ function channelMean(x: tf.Tensor4D): tf.Tensor1D {
  */
 function batchNormFused(x: tf.Tensor4D, bn: BatchNormWeights, opts: ForwardOptions): tf.Tensor4D {
   const shape = x.shape;
-  const c = shape[3];
   const m = shape[0] * shape[1] * shape[2];
   const fn = tf.customGrad((...args: unknown[]) => {
     const [xi, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];

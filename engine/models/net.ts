@@ -3,7 +3,7 @@
  * experiment's MoE settings decide which of the *candidate* convs (those inside blocks — never the stem,
  * shortcuts or classifier) become MoE convs.
  *
- * MoE conv: a conv whose output channels form N disjoint expert blocks of c = round(expertWidth · denseWidth)
+ * MoE conv (README, introduction): a conv whose output channels form N disjoint expert blocks of c = round(expertWidth · denseWidth)
  * channels each (N·c channels in all; with the official N = 2, ratio 0.5 that is the dense width). Two layouts
  * (`model.moe.layout`):
  * - `blocks`: its output after BatchNorm is multiplied by the channel mask of the top-k experts, so inactive

@@ -4,7 +4,7 @@
  * (a number as `configPath` made `fs.readFileSync(5)` read the engine's own IPC pipe and block for good).
  * Fields the protocol does not know are ignored, so that an older engine still serves a newer client.
  */
-import type { AttackParams, CancelParams, EvaluateParams, ImportCheckpointParams, InspectParams, ListRunsParams, LoadRunParams, SamplesParams, TrainParams } from '../protocol';
+import type { CancelParams, EvaluateParams, ImportCheckpointParams, InspectParams, SamplesParams, TrainParams } from '../protocol';
 import { AdvMoEError } from '../util/errors';
 
 type Check = (v: unknown) => string | undefined;
@@ -14,7 +14,6 @@ const SPLITS = ['test', 'train'] as const;
 
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 && !v.includes('\0') ? undefined : 'must be a non-empty string');
 const finite: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'must be a finite number ≥ 0');
-const count: Check = (v) => (Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : 'must be a non-negative integer');
 const positive: Check = (v) => (Number.isSafeInteger(v) && (v as number) > 0 ? undefined : 'must be a positive integer');
 const bool: Check = (v) => (typeof v === 'boolean' ? undefined : 'must be true or false');
 const ids: Check = (v) =>
@@ -33,7 +32,6 @@ const onRun = { ...job, runId: str, 'checkpoint?': str };
 export const PARAM_SCHEMAS = {
   train: { ...job, 'configPath?': str, 'resumeRunId?': str, 'force?': bool } satisfies Schema<TrainParams>,
   evaluate: { ...onRun, 'samples?': positive } satisfies Schema<EvaluateParams>,
-  attack: { ...onRun, attack: oneOf(ATTACKS), 'eps?': finite, 'steps?': positive, 'samples?': positive } satisfies Schema<AttackParams>,
   inspect: {
     ...onRun,
     sampleIds: ids,
@@ -45,8 +43,6 @@ export const PARAM_SCHEMAS = {
   } satisfies Schema<InspectParams>,
   samples: { runsDir: str, runId: str, ids, 'split?': oneOf(SPLITS), 'analysis?': str } satisfies Schema<SamplesParams>,
   cancel: { jobId: str } satisfies Schema<CancelParams>,
-  listRuns: { runsDir: str } satisfies Schema<ListRunsParams>,
-  loadRun: { runsDir: str, runId: str } satisfies Schema<LoadRunParams>,
   importCheckpoint: {
     ...job,
     file: str,

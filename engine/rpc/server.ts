@@ -4,22 +4,19 @@
  */
 import { type CancellationToken, type MessageConnection, ResponseError } from 'vscode-jsonrpc';
 import type { JobContext, JobReporter } from '../jobs/context';
-import { attackJob, evaluateJob, inspectJob, samplesJob, loadRunJob } from '../jobs/evaluate';
+import { evaluateJob, inspectJob, samplesJob } from '../jobs/evaluate';
 import { trainJob } from '../jobs/train';
 import {
   type BackendInfo,
   type CancelParams,
   type ImportCheckpointParams,
   type ImportCheckpointResult,
-  type ListRunsParams,
-  type LoadRunParams,
   Notifications,
   Requests,
   type TrainParams,
   type TrainResult,
 } from '../protocol';
 import { importReferenceCheckpoint } from '../reference/import';
-import { listRuns } from '../runs/store';
 import { AdvMoEError, errorMessage } from '../util/errors';
 import { checkParams, type RequestName } from './params';
 
@@ -98,7 +95,6 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
     job<TrainParams, TrainResult>('train', (p, ctx) => trainJob({ runsDir: p.runsDir, configPath: p.configPath, resumeRunId: p.resumeRunId, force: p.force }, ctx)),
   );
   connection.onRequest(Requests.evaluate, job('evaluate', evaluateJob));
-  connection.onRequest(Requests.attack, job('attack', attackJob));
   connection.onRequest(Requests.inspect, job('inspect', inspectJob));
   connection.onRequest(Requests.samples, query('samples', samplesJob));
   connection.onRequest(
@@ -110,16 +106,9 @@ export function serve(connection: MessageConnection, opts: ServeOptions): { jobs
     }),
   );
   connection.onRequest(
-    Requests.listRuns,
-    query('listRuns', (p: ListRunsParams) =>
-      listRuns(p.runsDir, (dir, reason) => reporterFor(undefined).log('warn', `skipped ${dir}: ${reason}`)),
-    ),
-  );
-  connection.onRequest(
     Requests.importCheckpoint,
     job<ImportCheckpointParams, ImportCheckpointResult>('importCheckpoint', (p) => importReferenceCheckpoint(p)),
   );
-  connection.onRequest(Requests.loadRun, query('loadRun', (p: LoadRunParams) => loadRunJob(p.runsDir, p.runId)));
   connection.onRequest(Requests.backendInfo, async () => {
     try {
       return await opts.ready;

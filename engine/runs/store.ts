@@ -1,5 +1,5 @@
 /**
- * The run folder (DESIGN.md "Runs on disk"):
+ * The run folder (README "Runs on disk"; its files and records are the contract in contract/runFolder.ts):
  *   <runsDir>/<run-id>/config.json     resolved experiment (written once)
  *                      state.json      RunState, rewritten atomically
  *                      metrics.jsonl   append-only, one MetricsRecord a line; a torn last line is tolerated
@@ -14,15 +14,12 @@ import { resolveConfig } from '../config/load';
 import { AdvMoEError, isAdvMoEError } from '../util/errors';
 import { openForAppend, openForUpdate, openForWrite, readNoFollow, refuseLink, runPartError } from './noLinks';
 import { isOwnerAlive, isPidAlive, ownStartTime } from './owner';
-import { checkStateShape } from './stateShape';
 import type { MetricsRecord, RunState } from './types';
 import { upgradeLegacyConfig } from './legacyConfig';
+import { parseMetricsRecord, parseRunState } from '../../contract/parse';
+import { ANALYSIS_DIR, CHECKPOINT_DIR, CONFIG_FILE, CREATING_PREFIX, METRICS_FILE, STATE_FILE, isRunId, sortCheckpoints, stepsPerEpoch } from '../../contract/runFolder';
 
-export const CONFIG_FILE = 'config.json';
-export const STATE_FILE = 'state.json';
-export const METRICS_FILE = 'metrics.jsonl';
-export const CHECKPOINT_DIR = 'checkpoints';
-export const ANALYSIS_DIR = 'analysis';
+export { ANALYSIS_DIR, CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, STATE_FILE };
 
 /** Writes a file so that readers see either the old or the new content, never a mix. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
@@ -43,7 +40,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
 }
 
 export function runDir(runsDir: string, runId: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(runId) || runId === '.' || runId === '..') {
+  if (!isRunId(runId)) {
     throw new AdvMoEError('INVALID_ARGUMENT', `"${runId}" is not a valid run id (letters, digits, ".", "_", "-")`);
   }
   return path.join(runsDir, runId);
@@ -70,6 +67,16 @@ function runSubdir(runsDir: string, runId: string, folder: string, create = fals
     throw runPartError(e, dir);
   }
   return dir;
+}
+
+/** A run file's text. A link is refused (AdvMoEError); any other read failure is `orElse`'s to answer. */
+function readRunText<T>(file: string, orElse: (e: NodeJS.ErrnoException) => T): string | T {
+  try {
+    return readNoFollow(file).toString('utf8');
+  } catch (e) {
+    if (e instanceof AdvMoEError) throw e;
+    return orElse(e as NodeJS.ErrnoException);
+  }
 }
 
 /** A JSON.parse failure without the text it quotes: a file that is not ours may hold secrets. */
@@ -112,7 +119,7 @@ export function checkRunsDir(runsDir: string): void {
  * complete, so a kill during creation leaves no half-made run that listings warn about for good; such
  * leftovers of dead processes are removed by the next createRun.
  */
-const CREATING = /^\.creating-(\d+)-/;
+const CREATING = new RegExp(`^\\${CREATING_PREFIX}(\\d+)-`);
 
 function removeOrphanCreations(runsDir: string): void {
   for (const name of fs.readdirSync(runsDir)) {
@@ -146,7 +153,7 @@ export function createRun(runsDir: string, run: NewRun, now = new Date()): RunSt
     headline: {},
     warnings: [],
   };
-  const tmp = path.join(runsDir, `.creating-${process.pid}-${base}`);
+  const tmp = path.join(runsDir, `${CREATING_PREFIX}${process.pid}-${base}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
     fs.mkdirSync(path.join(tmp, CHECKPOINT_DIR), { recursive: true });
@@ -210,35 +217,27 @@ export function writeState(runsDir: string, state: RunState): void {
 export function readState(runsDir: string, runId: string): RunState {
   const file = path.join(runDir(runsDir, runId), STATE_FILE);
   checkRunLinks(runsDir, runId);
-  let text: string;
-  try {
-    text = readNoFollow(file).toString('utf8');
-  } catch (e) {
-    if (e instanceof AdvMoEError) throw e;
+  const text = readRunText(file, () => {
     throw new AdvMoEError('RUN_NOT_FOUND', `no run "${runId}" in ${runsDir} (missing ${STATE_FILE})`);
-  }
-  let state: RunState;
+  });
+  let json: unknown;
   try {
-    state = JSON.parse(text) as RunState;
+    json = JSON.parse(text);
   } catch (e) {
     throw new AdvMoEError('DATA_CORRUPT', `${file} is ${jsonProblem(e)}`);
   }
-  const checked = checkStateShape(state, runId);
-  if ('problem' in checked) throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}": ${checked.problem}`);
-  state = checked.state;
+  const parsed = parseRunState(json, runId);
+  if ('problem' in parsed) throw new AdvMoEError('DATA_CORRUPT', `${file} does not describe run "${runId}": ${parsed.problem}`);
+  const state = parsed.value;
   if (state.status === 'running' && state.pid !== process.pid && !isOwnerAlive(state.pid, state.pidStart)) state.status = 'interrupted';
   return state;
 }
 
 export function readRunConfig(runsDir: string, runId: string): ExperimentConfig {
   const file = path.join(runDir(runsDir, runId), CONFIG_FILE);
-  let text: string;
-  try {
-    text = readNoFollow(file).toString('utf8');
-  } catch (e) {
-    if (e instanceof AdvMoEError) throw e;
-    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readRunText(file, (e) => {
+    throw new AdvMoEError('DATA_CORRUPT', `cannot read the resolved config ${file}: ${e.code ?? e.message}`);
+  });
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -333,13 +332,8 @@ export interface MetricsRead {
 /** Reads metrics.jsonl, tolerating a torn last line; `afterStep` keeps only records with a larger step. */
 export function readMetrics(runsDir: string, runId: string, afterStep = -Infinity): MetricsRead {
   const file = path.join(runDir(runsDir, runId), METRICS_FILE);
-  let text: string;
-  try {
-    text = readNoFollow(file).toString('utf8');
-  } catch (e) {
-    if (e instanceof AdvMoEError) throw e;
-    return { records: [], badLines: [], tornTail: false };
-  }
+  const text = readRunText(file, () => undefined);
+  if (text === undefined) return { records: [], badLines: [], tornTail: false };
   const lines = text.split('\n');
   const tornTail = lines[lines.length - 1] !== '';
   const records: MetricsRecord[] = [];
@@ -347,9 +341,9 @@ export function readMetrics(runsDir: string, runId: string, afterStep = -Infinit
   lines.forEach((line, i) => {
     if (!line) return;
     try {
-      const r = JSON.parse(line) as MetricsRecord;
-      if (typeof r.step !== 'number' || typeof r.metrics !== 'object') throw new Error('not a record');
-      if (r.step > afterStep) records.push(r);
+      const parsed = parseMetricsRecord(JSON.parse(line));
+      if ('problem' in parsed) throw new Error(parsed.problem);
+      if (parsed.value.step > afterStep) records.push(parsed.value);
     } catch {
       if (!(tornTail && i === lines.length - 1)) badLines.push(i + 1);
     }
@@ -383,8 +377,17 @@ function listRunFiles(runsDir: string, runId: string, folder: string, ending: st
   }
 }
 
+/** A run's checkpoints, oldest first, in the contract's one order (by the training step each was taken at). */
 export function listCheckpoints(runsDir: string, runId: string): string[] {
-  return listRunFiles(runsDir, runId, CHECKPOINT_DIR, '.ckpt');
+  const names = listRunFiles(runsDir, runId, CHECKPOINT_DIR, '.ckpt');
+  if (names.length < 2) return names;
+  let perEpoch = NaN;
+  try {
+    perEpoch = stepsPerEpoch(readState(runsDir, runId).totalSteps, readRunConfig(runsDir, runId).schedule.epochs);
+  } catch {
+    // A damaged state or config: the order by name (every epoch checkpoint, then every step checkpoint).
+  }
+  return sortCheckpoints(names, perEpoch);
 }
 
 export function listAnalyses(runsDir: string, runId: string): string[] {

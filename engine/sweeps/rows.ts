@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { ANALYSIS_DIR, METRICS_FILE, listAnalyses, runDir } from '../runs/store';
 import { readSweepManifest, type SweepManifest } from './folder';
 import { sweepRunStatus } from './runs';
-import type { SweepTable, SweepTableRow } from './table';
+import type { SweepTable, SweepTableRow } from '../../contract/sweepTable';
 
 /** The newest `final-step-<n>.json` analysis of a run (largest n), or null. */
 function finalAnalysis(runsDir: string, runId: string): { activeFlops?: number; collapsed?: boolean } | null {

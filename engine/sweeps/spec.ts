@@ -13,7 +13,7 @@ import { experimentSchemaProblems, resolveConfig } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
 import { AdvMoEError } from '../util/errors';
 import sweepSchema from './schema.json';
-import type { AxisValue } from './table';
+import type { AxisValue } from '../../contract/sweepTable';
 
 export const SWEEP_FILE_SUFFIX = '.advmoe-sweep.json';
 

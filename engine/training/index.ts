@@ -1,4 +1,4 @@
-/** One training step of each method, its optimizer, schedules, losses and guards (DESIGN.md "Training"). */
+/** One training step of each method, its optimizer, schedules, losses and guards (README "Config format", its list of methods; docs/architecture.md "One training request"). */
 export { makeAdversary, type AdversaryOptions } from './adversary';
 export { CollapseDetector, type CollapseOptions } from './collapse';
 export { accuracy, crossEntropy, distinctRouters, routerCrossEntropy, routerKl, tradesKl } from './losses';

@@ -1,5 +1,5 @@
 /**
- * One training step of each method (DESIGN.md "Training"; "What the reference code really does").
+ * One training step of each method (README "Config format": the methods, and `official` as the reference code's loop step for step).
  *
  * Conventions shared by every method:
  * - Adversarial examples come from an injected `AdversaryFn` (the trainer builds it from the method's

@@ -57,8 +57,14 @@ export async function smokeEngine(extensionDir: string): Promise<BackendInfo> {
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`engine did not answer in 60 s; stderr: ${stderr}`)), 60_000));
     const exited = new Promise<never>((_, reject) => proc.once('exit', (c) => reject(new Error(`engine exited with ${c}; stderr: ${stderr}`))));
     const info = await Promise.race([conn.sendRequest(Requests.backendInfo), timeout, exited]);
-    const runs = await Promise.race([conn.sendRequest(Requests.listRuns, { runsDir }), timeout, exited]);
-    if (!Array.isArray(runs) || runs.length !== 0) throw new Error(`listRuns on an empty folder answered ${JSON.stringify(runs)}`);
+    // A job request reaches the run store: evaluating a run that is not there is a typed RUN_NOT_FOUND.
+    const answer = await Promise.race([
+      conn.sendRequest(Requests.evaluate, { jobId: 'smoke', runsDir, runId: 'missing' }).then((r) => ({ answered: r }), (e: unknown) => e),
+      timeout,
+      exited,
+    ]);
+    const code = (answer as { data?: { code?: string } }).data?.code;
+    if (code !== 'RUN_NOT_FOUND') throw new Error(`evaluate of a missing run answered ${JSON.stringify(answer)}`);
     return info;
   } finally {
     conn.dispose();

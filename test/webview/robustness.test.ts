@@ -645,6 +645,7 @@ describe('Robustness protocol validators', () => {
 describe('Robustness host: which analysis each run shows (loadRunData)', () => {
   /** loadRunData lives in the panel module, which imports `vscode`: give it an empty stand-in (only types are used). */
   async function loadRunDataFn(): Promise<typeof import('../../extension/robustnessPanel').loadRunData> {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- Module._resolveFilename is not in the typed ESM API
     const Module = require('node:module') as { _resolveFilename: (req: string, ...rest: unknown[]) => string };
     const orig = Module._resolveFilename;
     const stub = path.join(RESULTS, 'vscode-stub.js');

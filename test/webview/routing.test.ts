@@ -150,7 +150,12 @@ function largeReport(L: number, N: number, classes: number, samples: number): Ro
       // Integer selection counts summing to k·samples, each ≤ samples.
       const c = w.map((x) => Math.min(samples, Math.floor((x / s) * k * samples)));
       let rest = k * samples - c.reduce((a, b) => a + b, 0);
-      for (let e = 0; rest > 0; e = (e + 1) % N) if (c[e] < samples) (c[e]++, rest--);
+      for (let e = 0; rest > 0; e = (e + 1) % N) {
+        if (c[e] < samples) {
+          c[e]++;
+          rest--;
+        }
+      }
       return c;
     };
     const cc = counts(l === 7 ? 400 : 1);

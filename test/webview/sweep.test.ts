@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { renderTable, type SweepTable } from '../../engine/sweeps/table';
+import { renderTable, type SweepTable } from '../../contract/sweepTable';
 import { RESULTS, startHarness, type Harness, type LoadedView } from './harness';
 
 const TABLE: SweepTable = {

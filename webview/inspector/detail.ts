@@ -5,7 +5,7 @@ import { epsStep, isOver255, parseEps, snapEps } from './eps';
 import { formatScale, hwcToPicture, perturbation, type Perturbation, type Picture } from './images';
 import { type AttackChoice, ATTACKS, type Split } from './protocol';
 import { updateRows } from './gallery';
-import { ATTACK_LABELS, attackSelect, bigAdv, bigClean, bigPert, detail, detailTitle, epsInput, epsText_, exportBtn, freezeInput, freezeLabel, gallery, predTable, routingLegend, routingTable, sourceNote, stepsInput } from './skeleton';
+import { ATTACK_LABELS, attackSelect, bigAdv, bigClean, bigPert, detail, detailTitle, epsInput, epsText_, exportBtn, freezeInput, freezeLabel, predTable, routingLegend, routingTable, sourceNote, stepsInput } from './skeleton';
 import { analysisEps, className, clearCanvas, currentEps, currentSteps, drawPicture, epsMax, epsText, imageCache, INSPECT_DEBOUNCE_MS, layerName, numExperts, pct, post, saveState, SELECT_DEBOUNCE_MS, st } from './state';
 
 export function selectSample(id: number, split: Split): void {

@@ -6,7 +6,7 @@
  */
 import { type MismatchCellName, mismatchCellOf, parseInspectorFilter } from '../analysisProtocol';
 import { type InitMessage, type InspectorDescription, parseHostToInspector } from './protocol';
-import { detailSource, renderDetail, routingRows, scheduleInspect } from './detail';
+import { detailSource, renderDetail, scheduleInspect } from './detail';
 import { applyFilter, sanitizeFilter } from './filters';
 import { onImages, refreshRowsFor, renderAll, renderBanner, scrollToPos } from './gallery';
 import { banner, gallery, routingTable } from './skeleton';

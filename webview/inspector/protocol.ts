@@ -6,7 +6,9 @@
  * Images of gallery rows are fetched lazily: the webview posts `needImages` for the rows it shows, the host
  * answers `images` (or `imagesUnavailable`). Live inspection: `inspect` → `inspection` | `inspectError`.
  */
-import { fail, parseCommonToHost, parseDescribe, unknownType, type Result, type ViewDescribeMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { parseCommonToHost, parseDescribe, unknownType, type ViewDescribeMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { fail, isNum, isNumArray, isObj, isStr, type Result } from '../../contract/guards';
+import { isAnalysisName } from '../../contract/runFolder';
 import {
   isRunId,
   MISMATCH_CELLS,
@@ -190,14 +192,9 @@ export type InspectorToHost =
   | DescriptionMessage;
 
 // ---- validation ----
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const isId = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 31;
-const isNumArray = (x: unknown): x is number[] => Array.isArray(x) && x.every(isNum);
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export const isBase64 = (x: unknown): x is string => isStr(x) && x.length % 4 === 0 && B64.test(x);
-const ANALYSIS_NAME = /^[\w.\-]+\.json$/;
 export const MAX_IMAGE_BATCH = 256;
 
 export function isAttack(x: unknown): x is AttackChoice {
@@ -225,7 +222,7 @@ export function parseTargetState(x: unknown): InspectorTargetState | undefined {
   if (!isObj(x) || !isStr(x.runsDir) || !x.runsDir || !isRunId(x.runId)) return undefined;
   const t: InspectorTargetState = { runsDir: x.runsDir, runId: x.runId };
   if (x.checkpoint !== undefined) {
-    if (!isStr(x.checkpoint) || !/^[\w.\-]+$/.test(x.checkpoint)) return undefined;
+    if (!isStr(x.checkpoint) || !/^[\w.-]+$/.test(x.checkpoint)) return undefined;
     t.checkpoint = x.checkpoint;
   }
   if (x.split !== undefined) {
@@ -233,7 +230,7 @@ export function parseTargetState(x: unknown): InspectorTargetState | undefined {
     t.split = x.split;
   }
   if (x.analysis !== undefined) {
-    if (!isStr(x.analysis) || !ANALYSIS_NAME.test(x.analysis)) return undefined;
+    if (!isAnalysisName(x.analysis)) return undefined;
     t.analysis = x.analysis;
   }
   if (x.filter !== undefined) {
@@ -391,7 +388,7 @@ export function parseInspectorToHost(x: unknown): Result<InspectorToHost> {
       return { ok: true, value: m };
     }
     case 'selectAnalysis':
-      if (!isStr(x.name) || !ANALYSIS_NAME.test(x.name)) return fail('selectAnalysis: bad `name`');
+      if (!isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
       return { ok: true, value: { type: 'selectAnalysis', name: x.name } };
     case 'exportSample': {
       if (!isId(x.id) || !Array.isArray(x.files) || x.files.length === 0 || x.files.length > EXPORT_KINDS.length) return fail('exportSample: bad fields');

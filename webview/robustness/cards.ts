@@ -1,5 +1,4 @@
 /** Robustness view: one card per run (name, analysis picker, actions, live progress, notes). */
-import { select } from 'd3';
 import { el } from '../shared/dom';
 import { dateTime, epsText } from '../shared/format';
 import { isDense } from './protocol';

@@ -3,7 +3,7 @@ import { chartsImage, type ChartForExport } from '../shared/exportImage';
 import { type ExportRun, robustnessCsv, type RobustnessExportFormat, robustnessJson } from './protocol';
 import { flushRender } from './main';
 import { barsBox, cssColor, curveBox, layersBox } from './skeleton';
-import { post, reportOf, runs, vscode } from './state';
+import { post, reportOf, runs } from './state';
 
 function exportRuns(): ExportRun[] {
   const out: ExportRun[] = [];

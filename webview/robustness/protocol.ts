@@ -6,7 +6,9 @@
  * `run` whenever one run's data changes (another analysis picked, a new file on disk), `job` when an evaluation
  * of a shown run starts or ends, and `partial` for each report an evaluation streams (the last one `final`).
  */
-import { fail, parseCommonToHost, parseDescribe, unknownType, type Result, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { parseCommonToHost, parseDescribe, unknownType, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
+import { isAnalysisName, isRunId } from '../../contract/runFolder';
 import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../analysisProtocol';
 
 export type { RobustnessReport, StoredAnalysis };
@@ -105,14 +107,8 @@ export interface RobDescriptionMessage {
 }
 
 // ---- validation ----
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 /** Run ids and analysis names as the engine writes them (also what the host accepts from the view). */
-const RUN_ID = /^[\w.\-]{1,200}$/;
-const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
-export const isRunId = (x: unknown): x is string => isStr(x) && RUN_ID.test(x);
-export const isAnalysisName = (x: unknown): x is string => isStr(x) && ANALYSIS_NAME.test(x);
+export { isAnalysisName, isRunId };
 
 function parseStored(x: unknown, where: string): Result<StoredAnalysis> {
   if (!isObj(x) || !isAnalysisName(x.name) || !isNum(x.mtime)) return fail(`${where}: expected {name, mtime, report}`);

@@ -6,7 +6,9 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
-import { fail, parseCommonToHost, parseDescribe, unknownType, type Result, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { parseCommonToHost, parseDescribe, unknownType, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
+import { isAnalysisName } from '../../contract/runFolder';
 import {
   isRunId,
   parseInspectorFilter,
@@ -134,10 +136,6 @@ export type RoutingToHost =
   | RoutingDescription;
 
 // ---- validation ----
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-export const ANALYSIS_NAME = /^[\w.\-]{1,200}\.json$/;
 
 /** Validates a message the host received from the Routing view (indices are checked later by `checkFilter`). */
 export function parseRoutingToHost(x: unknown): Result<RoutingToHost> {
@@ -148,7 +146,7 @@ export function parseRoutingToHost(x: unknown): Result<RoutingToHost> {
     case 'refresh':
       return { ok: true, value: { type: x.type } };
     case 'selectAnalysis':
-      if (x.name !== null && !(isStr(x.name) && ANALYSIS_NAME.test(x.name))) return fail('selectAnalysis: bad `name`');
+      if (x.name !== null && !isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
       return { ok: true, value: { type: 'selectAnalysis', name: x.name } };
     case 'openInspector': {
       const filter = parseInspectorFilter(x.filter);
@@ -198,7 +196,7 @@ export function parseRoutingViewState(x: unknown): RoutingViewState | undefined 
   return {
     runsDir: x.runsDir,
     runId: x.runId,
-    analysis: isStr(x.analysis) && ANALYSIS_NAME.test(x.analysis) ? x.analysis : undefined,
+    analysis: isAnalysisName(x.analysis) ? x.analysis : undefined,
     classLayer: Number.isInteger(x.classLayer) && (x.classLayer as number) >= 0 ? (x.classLayer as number) : 0,
     classOn: x.classOn === 'adversarial' ? 'adversarial' : 'clean',
     classNorm: x.classNorm === 'share' ? 'share' : 'count',

@@ -5,8 +5,9 @@
  * and the webviews import it (no DOM, no Node).
  */
 
-export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
-export const fail = <T>(error: string): Result<T> => ({ ok: false, error });
+import { fail, type Result } from '../../contract/guards';
+
+export { fail, type Result };
 
 export type LogLevel = 'info' | 'warn' | 'error';
 export interface ViewReadyMessage {

@@ -18,7 +18,7 @@ import {
   type GroupRow,
   type SweepTable,
   type SweepTableRow,
-} from '../../engine/sweeps/table';
+} from '../../contract/sweepTable';
 import { getVsCodeApi } from '../shared/vscode';
 import {
   GROUP_ALL_BUT_SEED,
@@ -176,7 +176,10 @@ function render(): void {
   const allRuns = rowRuns.flat();
   allBox.checked = allRuns.length > 0 && allRuns.every((id) => selected.has(id));
   allBox.addEventListener('change', () => {
-    for (const id of allRuns) allBox.checked ? selected.add(id) : selected.delete(id);
+    for (const id of allRuns) {
+      if (allBox.checked) selected.add(id);
+      else selected.delete(id);
+    }
     render();
   });
   const th0 = el('th', { class: 'select' });
@@ -213,7 +216,10 @@ function render(): void {
     box.checked = runs.every((id) => selected.has(id));
     if (box.checked) tr.classList.add('selected');
     box.addEventListener('change', () => {
-      for (const id of runs) box.checked ? selected.add(id) : selected.delete(id);
+      for (const id of runs) {
+        if (box.checked) selected.add(id);
+        else selected.delete(id);
+      }
       render();
     });
     const td0 = el('td', { class: 'select' });

@@ -5,7 +5,7 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
-import type { SweepTable, SweepTableRow } from '../../engine/sweeps/table';
+import type { SweepTable, SweepTableRow } from '../../contract/sweepTable';
 
 export type { SweepTable, SweepTableRow };
 

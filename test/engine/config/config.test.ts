@@ -31,7 +31,7 @@ test('minimal config resolves with MNIST defaults', () => {
   assert.equal(c.method.advmoe.loss, 'trades');
 });
 
-test('CIFAR defaults follow DESIGN.md (PGD-10, 8/255, 2/255) and augmentation is on', () => {
+test('CIFAR defaults are PGD-10, 8/255, 2/255 (README "Metric definitions") and augmentation is on', () => {
   const c = resolveConfig({ model: { backbone: 'vgg16' }, data: { dataset: 'cifar10', root: '/data' } });
   assert.ok(Math.abs(c.eval.attack.eps - 8 / 255) < 1e-12);
   assert.ok(Math.abs(c.eval.attack.stepSize - 2 / 255) < 1e-12);
@@ -191,4 +191,25 @@ test('MoE settings whose cost grows with the square of experts × expertWidth ar
   assert.ok(configWarnings(big).some((w) => /^model\.moe: experts × expertWidth = 32, .* grow about 1024×/.test(w)), configWarnings(big).join('\n'));
   const paper = resolveConfig({ model: { backbone: 'vgg16', moe: { experts: 4, topK: 2 } } });
   assert.ok(!configWarnings(paper).some((w) => w.startsWith('model.moe')));
+});
+
+test('every default the schema states is the resolved value, and the input object is left as it was', () => {
+  const raw = { model: { backbone: 'vgg16' } };
+  const before = JSON.stringify(raw);
+  const c = resolveConfig(raw) as unknown as Record<string, unknown>;
+  assert.equal(JSON.stringify(raw), before);
+  // Walk the schema: each property with a `default` (outside definitions) must resolve to it when the file omits it.
+  let checked = 0;
+  const walk = (node: Record<string, any>, value: Record<string, unknown>, where: string) => {
+    for (const [key, sub] of Object.entries<Record<string, any>>(node.properties ?? {})) {
+      if (key === 'routerBalance' || key === '$schema') continue; // read as routing.balance; not a setting
+      if (sub.default !== undefined && (typeof sub.default !== 'object' || Array.isArray(sub.default))) {
+        assert.deepEqual(value[key], sub.default, `${where}${key}`);
+        checked++;
+      }
+      if (sub.properties && value[key] && typeof value[key] === 'object') walk(sub, value[key] as Record<string, unknown>, `${where}${key}.`);
+    }
+  };
+  walk(schema as Record<string, any>, c, '');
+  assert.ok(checked >= 25, `only ${checked} defaults checked`);
 });

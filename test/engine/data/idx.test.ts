@@ -69,6 +69,8 @@ test('trainSamples: seeded subset, same seed same samples, other seed other samp
 
 test('Fashion-MNIST from Debian dataset-fashion-mnist', async (t) => {
   if (!fs.existsSync(DEBIAN_FASHION_MNIST_DIR)) {
+    // CI installs the package (.ci/run), so there a missing copy is a failure, not a skip.
+    if (process.env.CI) assert.fail(`${DEBIAN_FASHION_MNIST_DIR} absent: CI must install dataset-fashion-mnist (.ci/run)`);
     t.skip(`${DEBIAN_FASHION_MNIST_DIR} absent (apt-get install dataset-fashion-mnist to run this test)`);
     return;
   }

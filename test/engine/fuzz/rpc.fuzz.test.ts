@@ -7,34 +7,23 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, it } from 'node:test';
 import fc from 'fast-check';
-import { createMessageConnection, type MessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { type MessageConnection, ResponseError } from 'vscode-jsonrpc/node';
 import { Requests } from '../../../engine/protocol';
-import { serve } from '../../../engine/rpc/server';
-import { setupTestBackend } from '../helpers';
+import { startRpcPair, type RpcPair } from '../rpc/harness';
 import { fuzzParams } from './settings';
 
-let client: MessageConnection;
-let server: MessageConnection;
 const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'advmoe-fuzz-rpc-'));
+let rpc: RpcPair;
+let client: MessageConnection;
 
 before(async () => {
-  const info = await setupTestBackend();
-  const toServer = new PassThrough();
-  const toClient = new PassThrough();
-  server = createMessageConnection(new StreamMessageReader(toServer), new StreamMessageWriter(toClient));
-  client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
-  serve(server, { ready: Promise.resolve(info) });
-  server.listen();
-  client.listen();
+  rpc = await startRpcPair();
+  client = rpc.client;
 });
 
-after(() => {
-  client.dispose();
-  server.dispose();
-});
+after(() => rpc.dispose());
 
 const FIELDS = ['jobId', 'runsDir', 'runId', 'configPath', 'resumeRunId', 'checkpoint', 'samples', 'attack', 'eps', 'steps', 'sampleIds', 'ids', 'split', 'freezeRouting', 'analysis'];
 const value = fc.oneof(

@@ -11,9 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { resolveConfig } from '../../../engine/config/load';
-import { loadRunJob } from '../../../engine/jobs/evaluate';
 import { readCheckpoint } from '../../../engine/models/checkpoint';
-import { appendMetrics, checkpointPath, createRun, listRuns, readMetrics, readRunConfig, readState, writeAnalysis, writeState } from '../../../engine/runs/store';
+import { appendMetrics, checkpointPath, createRun, listAnalyses, listCheckpoints, listRuns, readMetrics, readRunConfig, readState, writeAnalysis, writeState } from '../../../engine/runs/store';
 import { assertUserError, fuzzParams, snapshot } from './settings';
 
 const config = resolveConfig({ name: 'fuzz', model: { backbone: 'vgg16', preset: 'tiny' } });
@@ -135,7 +134,8 @@ test('damaged run folders give user-facing errors and nothing outside the run ch
         await op('readState', id, () => readState(runsDir, id));
         await op('readRunConfig', id, () => readRunConfig(runsDir, id));
         await op('readMetrics', id, () => readMetrics(runsDir, id));
-        await op('loadRunJob', id, () => loadRunJob(runsDir, id));
+        await op('listCheckpoints', id, () => listCheckpoints(runsDir, id));
+        await op('listAnalyses', id, () => listAnalyses(runsDir, id));
         await op('listRuns', id, () => listRuns(runsDir, () => undefined));
         await op('appendMetrics', id, () => appendMetrics(runsDir, id, [{ kind: 'train', step: 2, epoch: 0.2, time: 2, metrics: { loss: 1 } }]));
         await op('writeAnalysis', id, () => writeAnalysis(runsDir, id, 'a.json', { ok: true }));

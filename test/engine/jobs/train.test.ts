@@ -9,12 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveConfig } from '../../../engine/config/load';
 import { silentReporter, type JobContext } from '../../../engine/jobs/context';
-import { attackJob, evaluateJob, inspectJob, loadRunJob, samplesJob } from '../../../engine/jobs/evaluate';
+import { attackJob, evaluateJob, inspectJob, samplesJob } from '../../../engine/jobs/evaluate';
 import { toBytes } from '../../../engine/jobs/evalSteps';
 import type { AnalysisNotification } from '../../../engine/protocol';
 import { trainJob } from '../../../engine/jobs/train';
 import { readCheckpoint, writeCheckpoint } from '../../../engine/models/checkpoint';
-import { analysisImagesPath, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
+import { analysisImagesPath, listAnalyses, readAnalysisImages, readMetrics, readState, checkpointPath } from '../../../engine/runs/store';
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { eventsFileName, writeRunEvents } from '../../../engine/tensorboard/runEvents';
 import { setupTestBackend } from '../helpers';
@@ -34,6 +34,12 @@ const config = resolveConfig(raw);
 
 function ctx(): JobContext {
   return { reporter: silentReporter, signal: new AbortController().signal };
+}
+
+/** A job context that cancels once step `n` is reported: the run stops before step n + 1, as after a Ctrl-C. */
+function stopAfterStep(n: number): JobContext {
+  const controller = new AbortController();
+  return { signal: controller.signal, reporter: { ...silentReporter, progress: (p) => { if (p.message.startsWith('epoch') && p.message.endsWith(`step ${n}/6`)) controller.abort(); } } };
 }
 
 function tmp(): string {
@@ -61,7 +67,7 @@ test('an interrupted and resumed run ends exactly where the uninterrupted run en
   const full = await trainJob({ runsDir: a, config }, ctx());
   assert.equal(full.status, 'finished');
   const b = tmp();
-  const part = await trainJob({ runsDir: b, config, stopAfterSteps: 2 }, ctx());
+  const part = await trainJob({ runsDir: b, config }, stopAfterStep(2));
   assert.equal(part.status, 'interrupted');
   const mid = readState(b, part.runId);
   assert.equal(mid.status, 'interrupted');
@@ -98,16 +104,39 @@ test('an interrupted and resumed run ends exactly where the uninterrupted run en
   const st = readState(a, full.runId);
   assert.equal(st.epoch, 2);
   assert.equal(st.step, 6);
-  for (const k of ['sa', 'ra', 'routerRobustness', 'expertRobustness'] as const) {
-    const v = st.headline[k];
-    assert.ok(typeof v === 'number' && v >= 0 && v <= 1, `${k} = ${v}`);
-  }
+  // The headline is the final analysis's, and the last metrics record says the same.
+  const report = JSON.parse(fs.readFileSync(path.join(a, full.runId, 'analysis', 'final-step-6.json'), 'utf8'));
+  assert.deepEqual(st.headline, { sa: report.sa, ra: report.ra, routerRobustness: report.routerRobustness.decisionsKept, expertRobustness: report.expertRobustness.accuracy });
+  assert.deepEqual(readMetrics(a, full.runId).records.at(-1)!.metrics, st.headline);
   const kinds = readMetrics(a, full.runId).records.map((r) => r.kind);
   assert.equal(kinds.filter((k) => k === 'train').length, 6);
   assert.equal(kinds.filter((k) => k === 'eval').length, 2, 'one mid-run eval (epoch 1) and the final one');
 });
 
-test('evaluate, attack, inspect and loadRun work on the trained run', async () => {
+test('a cancel that arrives inside a step reaches its attack: the step is abandoned and the resumed run is exact', async () => {
+  assert.ok(finishedRun, 'needs the uninterrupted run of the first test');
+  const dir = tmp();
+  // The signal turns true at its second read after step 2's progress: the first read is the loop's check before
+  // step 3, the second comes from inside step 3's first PGD. A stop at the step boundary would checkpoint step 3.
+  let armed = false;
+  let reads = 0;
+  const signal = { get aborted() { return armed && ++reads >= 2; } } as unknown as AbortSignal;
+  const r = await trainJob(
+    { runsDir: dir, config },
+    { signal, reporter: { ...silentReporter, progress: (p) => { if (p.message.endsWith('step 2/6')) armed = true; } } },
+  );
+  assert.equal(r.status, 'interrupted');
+  assert.ok(reads >= 2, 'the attack inside step 3 read the signal');
+  assert.equal(readState(dir, r.runId).lastCheckpoint, 'step-0000002.ckpt', 'step 3 was abandoned, not finished');
+  assert.equal(readState(dir, r.runId).step, 2);
+  const resumed = await trainJob({ runsDir: dir, resumeRunId: r.runId }, ctx());
+  assert.equal(resumed.status, 'finished');
+  const expected = await finalParams(finishedRun!.runsDir, finishedRun!.runId);
+  const got = await finalParams(dir, r.runId);
+  for (const [k, v] of expected) assert.deepEqual(got.get(k), v, `tensor ${k} differs after a cancel inside a step`);
+});
+
+test('evaluate, attack and inspect work on the trained run, and its folder holds what they wrote', async () => {
   assert.ok(finishedRun, 'needs the run of the previous test');
   const { runsDir, runId } = finishedRun;
   const notes: Omit<AnalysisNotification, 'jobId'>[] = [];
@@ -161,18 +190,18 @@ test('evaluate, attack, inspect and loadRun work on the trained run', async () =
   const all = await evaluateJob({ jobId: 'e3', runsDir, runId, samples: 16, checkpoint: 'epoch-0001.ckpt' }, ctx());
   assert.equal(all.report.samples, 16);
   assert.equal(all.report.perSample?.ids.length, 16);
-  const loaded = loadRunJob(runsDir, runId);
-  assert.equal(loaded.state.status, 'finished');
-  assert.ok(loaded.metrics.length >= 8);
-  assert.equal(loaded.analyses.length, 3);
+  assert.equal(readState(runsDir, runId).status, 'finished');
+  assert.ok(readMetrics(runsDir, runId).records.length >= 8);
+  const analyses = listAnalyses(runsDir, runId);
+  assert.equal(analyses.length, 3);
   // The training job's final analysis stored its adversarial inputs too.
-  assert.equal(readAnalysisImages(runsDir, runId, loaded.analyses.find((a) => a.startsWith('final-'))!)?.length, 12 * 28 * 28);
+  assert.equal(readAnalysisImages(runsDir, runId, analyses.find((a) => a.startsWith('final-'))!)?.length, 12 * 28 * 28);
   await assert.rejects(trainJob({ runsDir, resumeRunId: runId }, ctx()), (e) => isAdvMoEError(e, 'INVALID_ARGUMENT') && /already finished/.test((e as Error).message));
 });
 
 test('a corrupt checkpoint stops a resume with a clear error and damages nothing', async () => {
   const dir = tmp();
-  const part = await trainJob({ runsDir: dir, config, stopAfterSteps: 1 }, ctx());
+  const part = await trainJob({ runsDir: dir, config }, stopAfterStep(1));
   const st = readState(dir, part.runId);
   const file = checkpointPath(dir, part.runId, st.lastCheckpoint!);
   // A forged header (valid hashes) whose step is past the end would mark the run finished without training.

@@ -10,6 +10,7 @@ import '../../../engine/util/registerGradients';
 import { BN_EPSILON, BN_MOMENTUM, batchNorm, getBatchNormImpl, setBatchNormImpl, setChannelAffineViaConv, type BatchNormImpl } from '../../../engine/models/layers';
 import type { BatchNormWeights } from '../../../engine/models/params';
 import { setupTestBackend, withBackend } from '../helpers';
+import { makeBn } from './fixtures';
 
 before(setupTestBackend);
 after(() => setBatchNormImpl('fused'));
@@ -22,16 +23,6 @@ const SHAPES: Shape[] = [
 ];
 let SHAPE: Shape = SHAPES[0];
 
-function makeBn(c: number): BatchNormWeights {
-  // tidy: the initial-value tensors are released, the variables keep their data.
-  return tf.tidy(() => ({
-    gamma: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 0.5 + 0.3 * i))),
-    beta: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => -0.2 + 0.1 * i))),
-    movingMean: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 0.05 * i)), false),
-    movingVar: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 1 + 0.1 * i)), false),
-    channels: c,
-  }));
-}
 
 /** Inputs with a per-channel offset (means of 0, 3, −2, 10) and scale, so centring matters. */
 function input(seed: number): tf.Tensor4D {

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackboneName, BackbonePreset, ModelConfig, MoeConfig } from '../../../engine/config/types';
 import type { DataSpec } from '../../../engine/models/net';
+import type { BatchNormWeights } from '../../../engine/models/params';
 import type { Model } from '../../../engine/models/types';
 
 export const MNIST: DataSpec = { inputShape: [28, 28, 1], numClasses: 10, mean: [0.1307], std: [0.3081] };
@@ -45,4 +46,16 @@ export function randomize(model: Model, seed: number, opts: { routerScale?: numb
       else if (opts.routerScale && p.group === 'router' && p.name.endsWith('.kernel')) p.variable.assign(tf.randomNormal(shape, 0, opts.routerScale, 'float32', s));
     });
   });
+}
+
+/** BatchNorm weights of `c` channels with distinct, non-trivial values per channel (γ, β, running statistics). */
+export function makeBn(c: number): BatchNormWeights {
+  // tidy: the initial-value tensors are released, the variables keep their data.
+  return tf.tidy(() => ({
+    gamma: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 0.5 + 0.3 * i))),
+    beta: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => -0.2 + 0.1 * i))),
+    movingMean: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 0.05 * i)), false),
+    movingVar: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 1 + 0.1 * i)), false),
+    channels: c,
+  }));
 }

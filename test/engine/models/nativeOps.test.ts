@@ -11,7 +11,7 @@ import '../../../engine/util/registerGradients';
 import { initBackend } from '../../../engine/backend/select';
 import { batchNorm, relu, setNativeBatchNorm, setNativeRelu } from '../../../engine/models/layers';
 import { hasNativeBatchNorm } from '../../../engine/models/nativeOps';
-import type { BatchNormWeights } from '../../../engine/models/params';
+import { makeBn } from './fixtures';
 
 const HAVE_NATIVE = ((): boolean => {
   try {
@@ -51,15 +51,6 @@ describe('native ReLU gradient (tensorflow backend)', { skip: !HAVE_NATIVE && 't
   });
 });
 
-function makeBn(c: number): BatchNormWeights {
-  return tf.tidy(() => ({
-    gamma: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 0.5 + 0.3 * i))),
-    beta: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => -0.2 + 0.1 * i))),
-    movingMean: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 0.05 * i)), false),
-    movingVar: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 1 + 0.1 * i)), false),
-    channels: c,
-  }));
-}
 
 /** y, the gradients of Σ w·y with respect to x, γ, β, and the running statistics after one update. */
 function run(native: boolean, x: tf.Tensor4D, w: tf.Tensor4D): Float32Array[] {

@@ -1,7 +1,7 @@
 /** The sweep table's sorting, filtering, grouping (mean ± sample std) and exports (engine/sweeps/table.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { aggregate, allButSeed, filterRows, groupRows, renderTable, sortGroups, sortRows, type SweepTable } from '../../../engine/sweeps/table';
+import { aggregate, allButSeed, filterRows, groupRows, renderTable, sortGroups, sortRows, type SweepTable } from '../../../contract/sweepTable';
 
 const table: SweepTable = {
   sweep: 'demo',
