@@ -31,8 +31,10 @@ function loss(model: Model, x: tf.Tensor4D, opts: Parameters<Model['forward']>[1
   return tf.neg(tf.mean(tf.sum(tf.mul(labels, tf.logSoftmax(logits)), 1))) as tf.Scalar;
 }
 
+/** The BN running statistics (non-trainable, but not the optional selection-bias buffers, which only
+ * `method.routing.balanceBias` moves). */
 function snapshot(model: Model): Map<string, Buffer> {
-  return new Map(model.params.filter((p) => !p.trainable).map((p) => [p.name, bytesOf(p.variable)]));
+  return new Map(model.params.filter((p) => !p.trainable && !p.optional).map((p) => [p.name, bytesOf(p.variable)]));
 }
 
 for (const backbone of BACKBONES) {

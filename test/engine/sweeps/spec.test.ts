@@ -34,9 +34,11 @@ test('the grid: every combination, first axis slowest, each resolved with its ow
     assert.equal(r.config.seed, r.values.seed);
     assert.match(r.config.name, /^s method\.kind=\w[\w-]* seed=\d$/);
   }
-  // Defaults follow the axis value, not the base: `official` routes with one shared router unless told otherwise.
+  // Defaults follow the axis value, not the base: `official` routes with the reference code's router and layout
+  // unless told otherwise.
   assert.equal(plan.runs[0].config.model.moe.router, 'per-layer');
-  assert.equal(plan.runs[3].config.model.moe.router, 'shared');
+  assert.equal(plan.runs[3].config.model.moe.router, 'reference');
+  assert.equal(plan.runs[3].config.model.moe.layout, 'gathered');
   assert.equal(new Set(plan.runs.map((r) => r.id)).size, 6);
 });
 

@@ -110,7 +110,7 @@ describe('trainStep', () => {
       const r = await trainStep(methodConfig('advmoe', { advmoe: { period: 1, order, routerLrScale: 2, loss: 'ce' } }), { model, optimizers, x, y, lr: 0.1, step: 0, adversary });
       const end = paramValues(model);
       assert.equal(adversary.snapshots.length, 2, 'fresh adversarial examples for each sub-step');
-      const routerSet = names(model, (p) => p.group === 'router');
+      const routerSet = names(model, (p) => p.group === 'router' && p.trainable);
       const expertSet = names(model, (p) => p.group === 'expert');
       const [s0, s1] = adversary.snapshots;
       const first = changed(s0, s1);
@@ -151,7 +151,7 @@ describe('trainStep', () => {
     });
     assert.deepEqual(kinds, ['trades-kl', 'trades-kl']);
     const [s0, s1] = adversary.snapshots;
-    assert.deepEqual(new Set(changed(s0, s1)), names(model, (p) => p.group === 'router'), 'the router step moves the routers only');
+    assert.deepEqual(new Set(changed(s0, s1)), names(model, (p) => p.group === 'router' && p.trainable), 'the router step moves the routers only');
     assert.ok(changed(s1, paramValues(model)).every((n) => model.params.find((p) => p.name === n)!.group === 'expert'));
     assert.ok(Math.abs(r.metrics.routerLoss - expectedRouterLoss) < 1e-4, `router loss ${r.metrics.routerLoss} vs ${expectedRouterLoss}`);
     tf.dispose([x, y, xAdv]);
@@ -163,7 +163,7 @@ describe('trainStep', () => {
     const adversary = recording(model, testAdversary(model));
     const { x, y } = quadrantBatch(16, 4, 7);
     const m = methodConfig('advmoe', { advmoe: { period: 3, order: 'router-first', routerLrScale: 1, loss: 'ce' } });
-    const routerSet = names(model, (p) => p.group === 'router');
+    const routerSet = names(model, (p) => p.group === 'router' && p.trainable);
     for (let step = 1; step <= 3; step++) {
       adversary.snapshots.length = 0;
       const before = paramValues(model);
@@ -198,7 +198,7 @@ describe('trainStep', () => {
     const routerChanges = changed(s1, paramValues(model));
     assert.deepEqual(kinds, ['reference-trades', 'reference-trades']);
     assert.ok(expertChanges.length > 0 && expertChanges.every((n) => model.params.find((p) => p.name === n)!.group === 'expert'), `${expertChanges}`);
-    assert.deepEqual(new Set(routerChanges), names(model, (p) => p.group === 'router'));
+    assert.deepEqual(new Set(routerChanges), names(model, (p) => p.group === 'router' && p.trainable));
     assert.ok(r.metrics.routerLoss > 0 && r.metrics.expertLoss > 0);
     tf.dispose([x, y]);
   });
