@@ -337,17 +337,7 @@ export abstract class Net implements Model {
         : null;
     if (x.shape[3] !== u.w.inChannels && !compactIn) throw new Error(`${u.name}: unexpected compact input`);
     const routing = this.route(u.layer, x, ctx, compactIn);
-    const maskValues = routing.mask.dataSync();
-    const outSets: number[][] = [];
-    for (let b = 0; b < ctx.batch; b++) {
-      const set: number[] = [];
-      for (let e = 0; e < n; e++) {
-        const m = maskValues[b * n + e];
-        if (m === 1) set.push(e);
-        else if (m !== 0) throw new RangeError(`sparse forward needs 0/1 routing masks; ${u.name} got ${m}`);
-      }
-      outSets.push(set);
-    }
+    const outSets = expertSets(routing.mask, u.name);
     // Compact hand-over needs one width for every sample (fixed/forced masks may select other than k experts).
     const compactOut = this.compactOut.has(u.layer) && outSets.every((s) => s.length === outSets[0].length && s.length > 0);
     const groups = groupBy(ctx.batch, (b) => `${compactIn ? compactIn.sets[b].join(',') : '*'}/${outSets[b].join(',')}`);
@@ -385,20 +375,9 @@ export abstract class Net implements Model {
    * layer's BN, which is shared by every expert, on all c channels.
    */
   private sparseGathered(u: MoeUnitSpec, x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
-    const n = this.numExperts;
     const c = u.expertChannels;
     const routing = this.route(u.layer, x, ctx);
-    const maskValues = routing.mask.dataSync();
-    const outSets: number[][] = [];
-    for (let b = 0; b < ctx.batch; b++) {
-      const set: number[] = [];
-      for (let e = 0; e < n; e++) {
-        const m = maskValues[b * n + e];
-        if (m === 1) set.push(e);
-        else if (m !== 0) throw new RangeError(`sparse forward needs 0/1 routing masks; ${u.name} got ${m}`);
-      }
-      outSets.push(set);
-    }
+    const outSets = expertSets(routing.mask, u.name);
     const groups = groupBy(ctx.batch, (b) => outSets[b].join(','));
     const rows = groups.length > 1 ? new RowGather(x) : null;
     const outs = groups.map((g) => {
@@ -541,6 +520,23 @@ function placementMatrix(set: number[], c: number, width: number): tf.Tensor2D {
     for (let i = 0; i < c; i++) data[(j * c + i) * width + e * c + i] = 1;
   });
   return tf.tensor2d(data, [set.length * c, width]);
+}
+
+/** Each sample's chosen experts, read from a 0/1 routing mask [B, N] (sparse inference groups samples by them). */
+function expertSets(mask: tf.Tensor2D, layerName: string): number[][] {
+  const [batch, n] = mask.shape;
+  const values = mask.dataSync();
+  const sets: number[][] = [];
+  for (let b = 0; b < batch; b++) {
+    const set: number[] = [];
+    for (let e = 0; e < n; e++) {
+      const m = values[b * n + e];
+      if (m === 1) set.push(e);
+      else if (m !== 0) throw new RangeError(`sparse forward needs 0/1 routing masks; ${layerName} got ${m}`);
+    }
+    sets.push(set);
+  }
+  return sets;
 }
 
 /**
