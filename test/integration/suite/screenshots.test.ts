@@ -12,24 +12,8 @@ import type { AdvMoEApi } from '../../../extension/extension';
 import type { RunEntry } from '../../../extension/runsStore';
 import { SHOT_EXPERIMENTS, type ShotRunKey } from '../screenshotRuns';
 import { askRunner, probesAvailable } from './probe';
+import { sleep, waitFor } from './wait';
 const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern' } as const;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 250): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
 
 /** Clears notifications, lets the views settle, then has the runner save the window as `<name>.png`. */
 async function shot(name: string): Promise<void> {

@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import { Requests, type EvaluateResult } from '../../../engine/protocol';
 import type { AdvMoEApi } from '../../../extension/extension';
 import type { RunEntry } from '../../../extension/runsStore';
+import { sleep, waitFor } from './wait';
 
 const EXTENSION_ID = 'advmoe.advmoe-studio';
 
@@ -23,23 +24,6 @@ function mark(what: string): void {
 async function showRunsView(): Promise<void> {
   await vscode.commands.executeCommand('advmoe.runs.focus');
   await sleep(500);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 250): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
 /**

@@ -11,27 +11,11 @@ import * as vscode from 'vscode';
 import type { AdvMoEApi } from '../../../extension/extension';
 import type { WalkthroughStepState } from '../probeProtocol';
 import { askRunner, probesAvailable } from './probe';
+import { sleep, waitFor } from './wait';
 
 const EXTENSION_ID = 'advmoe.advmoe-studio';
 const WALKTHROUGH = `${EXTENSION_ID}#gettingStarted`;
 const STEPS = ['createExperiment', 'train', 'robustness', 'inspectRouting'];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 250): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < timeoutMs) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
 
 /** Which steps the walkthrough page shows checked (it is brought to the front first: hidden editors leave the DOM). */
 async function checkedSteps(): Promise<string[]> {
