@@ -95,8 +95,8 @@ export function straightThroughTopK(probs: tf.Tensor2D, k: number, select: tf.Te
  * A router's routing from its logits [B, N] and selection bias [N]: softmax probabilities, and the hard top-k
  * mask of logits + bias (= top-k of softmax(logits + bias)) with the gradient straight through to the unbiased
  * probabilities (to the logits with `straightToScores`, as the reference router). `hostMask` (sparse inference)
- * takes the top-k on the host. With `opts.selectionBiasRate`, the
- * bias then moves toward equal load (`updateSelectionBias`).
+ * takes the top-k on the host. With `opts.selectionBiasRate`, the bias then moves toward equal load
+ * (`updateSelectionBias`).
  */
 export function routerDecision(
   logits: tf.Tensor2D,
