@@ -45,14 +45,21 @@ export class SweepsStore implements vscode.Disposable {
   watch(): void {
     for (const w of this.watchers) w.dispose();
     this.watchers.length = 0;
-    for (const dir of this.sweepsDirs()) {
-      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dir), '*/sweep.json'));
+    for (const { folder, runsDir } of allRunsDirs()) {
+      // Watched from the workspace folder when the sweeps folder is inside it (as the runs store does): the sweeps
+      // folder does not exist until the first sweep, and a watcher based on a missing folder reports nothing.
+      const dir = defaultSweepsDir(runsDir);
+      const rel = path.relative(folder.uri.fsPath, dir);
+      const inside = rel && !rel.startsWith('..') && !path.isAbsolute(rel);
+      const base = inside ? folder : vscode.Uri.file(dir);
+      const prefix = inside ? `${rel.split(path.sep).join('/')}/` : '';
+      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}*/sweep.json`));
       const later = () => this.scheduleReload();
       w.onDidCreate(later);
       w.onDidChange(later);
       w.onDidDelete(later);
       // Removing a sweep folder reports the folder, which `*/sweep.json` does not match.
-      const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dir), '*'), true, true, false);
+      const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}*`), true, true, false);
       folders.onDidDelete(later);
       this.watchers.push(w, folders);
     }
