@@ -12,28 +12,16 @@ import { parseSafetensors, parseTorchCheckpoint, unpickle } from '../../../engin
 import { isAdvMoEError } from '../../../engine/util/errors';
 import { readZipEntries } from '../../../engine/interop/zip';
 import { FIXTURES } from '../interop/describe';
+import { append, applyEdits, type ByteEdit, cut, flip } from './byteEdits';
 import { assertUserError, fuzzParams } from './settings';
 
-type Edit = { kind: 'flip'; at: number; value: number } | { kind: 'cut'; at: number } | { kind: 'append'; bytes: Uint8Array } | { kind: 'splice'; from: number; to: number; len: number };
-const edit = (size: number): fc.Arbitrary<Edit> =>
+const edit = (size: number): fc.Arbitrary<ByteEdit> =>
   fc.oneof(
-    fc.record({ kind: fc.constant('flip' as const), at: fc.nat(size - 1), value: fc.nat(255) }),
-    fc.record({ kind: fc.constant('cut' as const), at: fc.nat(size) }),
-    fc.record({ kind: fc.constant('append' as const), bytes: fc.uint8Array({ maxLength: 40 }) }),
-    // Copy a run of bytes elsewhere: duplicates opcodes, headers and lengths.
+    flip(size - 1),
+    cut(size),
+    append,
     fc.record({ kind: fc.constant('splice' as const), from: fc.nat(size - 1), to: fc.nat(size - 1), len: fc.integer({ min: 1, max: 16 }) }),
   );
-
-function applyEdits(base: Buffer, edits: Edit[]): Buffer {
-  let b = Buffer.from(base);
-  for (const e of edits) {
-    if (e.kind === 'flip' && e.at < b.length) b[e.at] = e.value;
-    if (e.kind === 'cut') b = b.subarray(0, Math.min(e.at, b.length));
-    if (e.kind === 'append') b = Buffer.concat([b, e.bytes]);
-    if (e.kind === 'splice' && e.from < b.length && e.to < b.length) b.set(b.subarray(e.from, Math.min(e.from + e.len, b.length)).subarray(0, b.length - e.to), e.to);
-  }
-  return b;
-}
 
 const CODES = /CHECKPOINT_CORRUPT|CHECKPOINT_UNSAFE/;
 function check(e: unknown, file: string, context: string): void {
