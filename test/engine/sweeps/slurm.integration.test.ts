@@ -93,6 +93,6 @@ test('Slurm: a 4-run sweep as an array job; scancel, then a resubmission trains 
     assert.equal(r3.alreadyFinished.length, 4);
     fs.rmSync(dir, { recursive: true, force: true });
   } finally {
-    cluster.stop();
+    await cluster.stop();
   }
 });

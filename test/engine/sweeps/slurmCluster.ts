@@ -3,7 +3,7 @@
  * already answering), slurmctld and slurmd with a minimal slurm.conf in a temporary folder (no accounting
  * daemon), on ports of their own so nothing else on the machine is disturbed. Client commands find it through
  * SLURM_CONF, which `start` sets in this process's environment (children inherit it). `stop` ends the daemons
- * it started, by the pids in their pid files, and removes the folder.
+ * it started, by the pids in their pid files, waits for them to exit, and removes the folder.
  *
  * Where it cannot start (not root, Slurm or munge not installed, a daemon that does not come up), `start`
  * returns the reason instead of throwing, so the test can say why it skips.
@@ -16,7 +16,7 @@ import * as path from 'node:path';
 export interface SlurmCluster {
   dir: string;
   conf: string;
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 function which(cmd: string): string | null {
@@ -41,12 +41,22 @@ function readPid(file: string): number | null {
   }
 }
 
-function kill(pid: number | null): void {
+function kill(pid: number | null, signal: NodeJS.Signals = 'SIGTERM'): void {
   if (!pid) return;
   try {
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, signal);
   } catch {
     // gone already
+  }
+}
+
+function alive(pid: number | null): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -130,12 +140,15 @@ export async function startSlurmCluster(): Promise<SlurmCluster | { skip: string
     ].join('\n'),
   );
   process.env.SLURM_CONF = conf;
-  const stop = () => {
-    kill(readPid(path.join(dir, 'slurmd.pid')));
-    kill(readPid(path.join(dir, 'slurmctld.pid')));
-    if (mungePid) kill(mungePid);
+  const stop = async () => {
+    const pids = [readPid(path.join(dir, 'slurmd.pid')), readPid(path.join(dir, 'slurmctld.pid')), mungePid];
+    for (const pid of pids) kill(pid);
+    // slurmctld saves its state into the folder as it shuts down: removing the folder before it has exited
+    // races that write (ENOTEMPTY). Wait for the daemons, then kill what is still there.
+    if (!(await waitFor(() => pids.every((pid) => !alive(pid)), 15_000))) for (const pid of pids) kill(pid, 'SIGKILL');
+    await waitFor(() => pids.every((pid) => !alive(pid)), 5_000);
     delete process.env.SLURM_CONF;
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   };
   const env = { ...process.env, SLURM_CONF: conf };
   for (const [daemon, args] of [
@@ -145,7 +158,7 @@ export async function startSlurmCluster(): Promise<SlurmCluster | { skip: string
     const r = spawnSync(which(daemon)!, args, { env, encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) {
       const why = `${daemon} did not start (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').pop()} ${logTail(path.join(dir, `${daemon}.log`))}`;
-      stop();
+      await stop();
       return { skip: why };
     }
   }
@@ -155,7 +168,7 @@ export async function startSlurmCluster(): Promise<SlurmCluster | { skip: string
   }, 30_000);
   if (!idle) {
     const why = `the node did not become idle within 30 s ${logTail(path.join(dir, 'slurmd.log'))}`;
-    stop();
+    await stop();
     return { skip: why };
   }
   return { dir, conf, stop };
