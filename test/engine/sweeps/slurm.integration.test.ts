@@ -41,7 +41,9 @@ test('Slurm: a 4-run sweep as an array job; scancel, then a resubmission trains 
     return;
   }
   try {
-    const { dir, file, runsDir } = tinySweep({ trainSamples: 96 });
+    // 100 steps a run: long enough that run 1 is still training while `sweep status` and `scancel` run (with 6
+    // steps, as the local executor's test, run 1 could finish first on a fast machine).
+    const { dir, file, runsDir } = tinySweep({ trainSamples: 1600 });
     const sweepsDir = path.join(dir, '.advmoe', 'sweeps');
     const common = ['--runs-dir', runsDir, '--backend', 'wasm', '--json'];
 
