@@ -11,7 +11,7 @@
 import { interpolateLab, interpolateViridis, piecewise, scaleDiverging, scaleSequential, schemeRdBu } from 'd3';
 import type { InspectorFilter, RobustnessReport } from '../analysisProtocol';
 import { svgToPngBase64 } from '../shared/exportImage';
-import { getVsCodeApi } from '../shared/vscode';
+import { connectView } from '../shared/vscode';
 import { Heatmap, type HeatmapSpec, type TooltipContent } from './heatmap';
 import {
   countOf,
@@ -33,16 +33,16 @@ import {
   type ShowMessage,
 } from './protocol';
 import { el, svgEl } from '../shared/dom';
+import { exportGroup } from '../shared/exportGroup';
 import { dateTime } from '../shared/format';
 
-const vscode = getVsCodeApi<RoutingViewState, RoutingToHost>();
+const host = connectView<RoutingViewState, RoutingToHost, HostToRouting>('routing view', parseRoutingViewState, parseHostToRouting);
 
 // ---------------- state ----------------
-const restored = parseRoutingViewState(vscode.getState());
 const ui: Pick<RoutingViewState, 'classLayer' | 'classOn' | 'classNorm'> = {
-  classLayer: restored?.classLayer ?? 0,
-  classOn: restored?.classOn ?? 'clean',
-  classNorm: restored?.classNorm ?? 'count',
+  classLayer: host.restored?.classLayer ?? 0,
+  classOn: host.restored?.classOn ?? 'clean',
+  classNorm: host.restored?.classNorm ?? 'count',
 };
 let shown: ShowMessage | undefined;
 let report: RobustnessReport | undefined;
@@ -52,12 +52,10 @@ let lastRenderMs = 0;
 /** The host's passing line (evaluation progress), shown when the analysis has no notice of its own. */
 let liveNotice = '';
 
-function post(msg: RoutingToHost): void {
-  vscode.postMessage(msg);
-}
+const post = host.post;
 function saveState(): void {
   if (!shown) return;
-  vscode.setState({
+  host.saveState({
     runsDir: shown.runsDir,
     runId: shown.runId,
     analysis: shown.followLatest ? undefined : shown.analysis?.name,
@@ -92,12 +90,8 @@ const analysisSelect = el('select', { id: 'analysis', 'aria-label': 'Analysis fi
 const analysisLabel = el('label', { class: 'control' }, 'Analysis ');
 analysisLabel.append(analysisSelect);
 const refreshBtn = el('button', { id: 'refresh', type: 'button', title: 'Reload the analysis files of this run' }, 'Refresh');
-const exportBtns = (['png', 'svg', 'csv', 'json'] as RoutingExportFormat[]).map((f) =>
-  el('button', { type: 'button', 'data-format': f, class: 'export', title: `Export ${f.toUpperCase()}` }, f.toUpperCase()),
-);
-const exportGroup = el('span', { class: 'export-group' }, 'Export ');
-exportGroup.append(...exportBtns);
-toolbar.append(runLabel, analysisLabel, refreshBtn, el('span', { class: 'spacer' }), exportGroup);
+const exports = exportGroup<RoutingExportFormat>(['png', 'svg', 'csv', 'json'], exportAs, post);
+toolbar.append(runLabel, analysisLabel, refreshBtn, el('span', { class: 'spacer' }), exports.group);
 
 const messageEl = el('div', { id: 'message', class: 'message', role: 'status' }, 'Loading…');
 const infoEl = el('div', { id: 'info', class: 'info' });
@@ -197,13 +191,6 @@ for (const i of classNormGroup.inputs) {
     ui.classNorm = i.value as ClassNorm;
     saveState();
     renderClass();
-  });
-}
-for (const b of exportBtns) {
-  b.addEventListener('click', () => {
-    void exportAs(b.dataset.format as RoutingExportFormat).catch((e: unknown) =>
-      post({ type: 'log', level: 'error', message: `export failed: ${e instanceof Error ? e.message : String(e)}` }),
-    );
   });
 }
 
@@ -583,7 +570,7 @@ function renderToolbar(): void {
   analysisSelect.replaceChildren(...opts);
   analysisSelect.value = s && !s.followLatest && s.analysis ? s.analysis.name : '';
   analysisSelect.disabled = !s || s.analyses.length === 0;
-  for (const b of exportBtns) b.disabled = status !== 'shown';
+  for (const b of exports.buttons) b.disabled = status !== 'shown';
 }
 
 let renderCount = 0;
@@ -750,15 +737,6 @@ function handle(msg: HostToRouting): void {
   }
 }
 
-window.addEventListener('message', (ev: MessageEvent) => {
-  const parsed = parseHostToRouting(ev.data);
-  if (!parsed.ok) {
-    post({ type: 'log', level: 'warn', message: `routing view ignored a message: ${parsed.error}` });
-    return;
-  }
-  handle(parsed.value);
-});
-
 syncControls();
 render();
-post({ type: 'ready' });
+host.listen(handle);

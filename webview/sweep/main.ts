@@ -19,41 +19,39 @@ import {
   type SweepTable,
   type SweepTableRow,
 } from '../../contract/sweepTable';
-import { getVsCodeApi } from '../shared/vscode';
+import { connectView } from '../shared/vscode';
 import {
   GROUP_ALL_BUT_SEED,
   GROUP_NONE,
   parseHostToSweep,
   parseSweepViewState,
   type SweepDescription,
+  type HostToSweep,
   type SweepExportFormat,
   type SweepOpenView,
   type SweepToHost,
   type SweepViewState,
 } from './protocol';
 
-const vscode = getVsCodeApi<SweepViewState, SweepToHost>();
-const restored = parseSweepViewState(vscode.getState());
+const host = connectView<SweepViewState, SweepToHost, HostToSweep>('Sweep Table', parseSweepViewState, parseHostToSweep);
 
 const ui = {
-  sort: restored?.sort ?? '',
-  descending: restored?.descending ?? false,
-  groupBy: restored?.groupBy ?? GROUP_NONE,
-  filterText: restored?.filterText ?? '',
-  status: restored?.status ?? '',
+  sort: host.restored?.sort ?? '',
+  descending: host.restored?.descending ?? false,
+  groupBy: host.restored?.groupBy ?? GROUP_NONE,
+  filterText: host.restored?.filterText ?? '',
+  status: host.restored?.status ?? '',
 };
-let sweepDir = restored?.sweepDir ?? '';
+let sweepDir = host.restored?.sweepDir ?? '';
 let table: SweepTable | undefined;
 let error = '';
 /** Selected run ids (kept across refreshes while those runs exist). */
 const selected = new Set<string>();
 let renders = 0;
 
-function post(m: SweepToHost): void {
-  vscode.postMessage(m);
-}
+const post = host.post;
 function saveState(): void {
-  if (sweepDir) vscode.setState({ sweepDir, ...ui });
+  if (sweepDir) host.saveState({ sweepDir, ...ui });
 }
 
 // ---------------- layout ----------------
@@ -292,13 +290,7 @@ for (const b of exportButtons) {
 }
 refreshButton.addEventListener('click', () => post({ type: 'refresh' }));
 
-window.addEventListener('message', (event: MessageEvent) => {
-  const parsed = parseHostToSweep(event.data);
-  if (!parsed.ok) {
-    post({ type: 'log', level: 'warn', message: `rejected a message from the host: ${parsed.error}` });
-    return;
-  }
-  const m = parsed.value;
+function handle(m: HostToSweep): void {
   if (m.type === 'describe') {
     const d: SweepDescription = {
       type: 'description',
@@ -316,7 +308,7 @@ window.addEventListener('message', (event: MessageEvent) => {
   table = m.table;
   error = m.error ?? '';
   render();
-});
+}
 
 render();
-post({ type: 'ready' });
+host.listen(handle);
