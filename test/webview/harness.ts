@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import type { AddressInfo } from 'net';
+import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { webviewHtml } from '../../extension/webviewHtml';
@@ -210,5 +211,78 @@ export function screenshotTests(view: string, open: (opts: { theme: Theme; width
         await v.page.close();
       });
     }
+  }
+}
+
+/** Does `action` and waits for the render it causes. */
+export async function rendered(v: LoadedView, action: () => Promise<unknown>): Promise<void> {
+  const n = await v.renders();
+  await action();
+  await v.waitRender(n);
+}
+
+let nextDescribe = 1;
+/** Asks the view what it drew: its `description` answers after every message posted before the `describe`. */
+export async function describeView<D>(v: LoadedView): Promise<D> {
+  const requestId = nextDescribe++;
+  await v.post({ type: 'describe', requestId });
+  await v.page.waitForFunction(
+    (id) => (window as unknown as { __sent: { type: string; requestId?: number }[] }).__sent.some((m) => m.type === 'description' && m.requestId === id),
+    requestId,
+  );
+  return (await v.sent()).find((m) => m.type === 'description' && m.requestId === requestId) as unknown as D;
+}
+
+/** Clicks the toolbar's Export button for `format`; returns the `export` message the view posted. */
+export async function exported(v: LoadedView, format: string): Promise<{ format: string; fileName: string; data: string }> {
+  const before = (await v.sent()).filter((m) => m.type === 'export').length;
+  await v.page.click(`button.export[data-format="${format}"]`);
+  await v.page.waitForFunction(
+    (n) => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === 'export').length > n,
+    before,
+  );
+  const msg = (await v.sent()).filter((m) => m.type === 'export')[before] as unknown as { format: string; fileName: string; data: string };
+  assert.equal(msg.format, format);
+  return msg;
+}
+
+/** Exports the view as PNG: a real PNG image of more than `minBytes`, saved as `test-results/<file>` when named. */
+export async function exportedPng(v: LoadedView, minBytes: number, file?: string): Promise<Buffer> {
+  const bytes = Buffer.from((await exported(v, 'png')).data, 'base64');
+  assert.equal(bytes.subarray(1, 4).toString('latin1'), 'PNG');
+  assert.ok(bytes.length > minBytes, `a real image (${bytes.length} bytes)`);
+  if (file) fs.writeFileSync(path.join(RESULTS, file), bytes);
+  return bytes;
+}
+
+/**
+ * One test per theme: the view opened by `open` takes its colours from the theme's --vscode-* variables (the body's
+ * background, and the fill of the SVG text `text`), draws `thickLine` 2.5 px wide in high contrast, shows a
+ * tooltip after `hover`, and is saved as `test-results/<shot>-<theme>.png`.
+ */
+export function themeTests(
+  shot: string,
+  open: (theme: Theme) => Promise<LoadedView>,
+  check: { text: string; thickLine?: string; hover: (v: LoadedView) => Promise<void> },
+): void {
+  for (const theme of Object.keys(THEMES) as Theme[]) {
+    test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
+      const v = await open(theme);
+      const colors = await v.page.evaluate(
+        ({ text, thickLine }) => ({
+          bg: getComputedStyle(document.body).backgroundColor,
+          fg: getComputedStyle(document.querySelector(text)!).fill,
+          line: thickLine ? getComputedStyle(document.querySelector(thickLine)!).strokeWidth : undefined,
+        }),
+        { text: check.text, thickLine: check.thickLine },
+      );
+      assert.equal(colors.bg, THEME_COLORS[theme][0]);
+      assert.equal(colors.fg, THEME_COLORS[theme][1]);
+      if (theme === 'high-contrast' && check.thickLine) assert.equal(colors.line, '2.5px');
+      await check.hover(v);
+      await v.page.screenshot({ path: path.join(RESULTS, `${shot}-${theme}.png`), fullPage: true });
+      assert.deepEqual(v.errors, []);
+      await v.page.close();
+    });
   }
 }

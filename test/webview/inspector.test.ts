@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { PerSampleData, RobustnessReport, SampleInspection } from '../../engine/analysis/types';
 import { readAnalysis } from '../../extension/runsDisk';
 import { epsStep, isOver255, parseEps, snapEps } from '../../webview/inspector/eps';
+import type { InspectorDescription } from '../../webview/inspector/protocol';
 import { RESULTS, ROOT, screenshotTests, startHarness, type Harness, type LoadedView, type Theme } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/inspector');
@@ -29,21 +30,7 @@ interface ImagesFixture {
   adversarial: string[];
 }
 type Msg = { type: string; [k: string]: unknown };
-interface Description {
-  totalSamples: number;
-  filteredCount: number;
-  filteredIds: number[];
-  domRows: number;
-  domIds: number[];
-  selectedId: number | null;
-  drawnImages: number;
-  routingRows: number;
-  changedRows: number;
-  detailSource: string;
-  analysis: string | null;
-  filter: Record<string, unknown>;
-  message: string | null;
-}
+type Description = InspectorDescription;
 
 let h: Harness;
 let report: RobustnessReport;
@@ -195,6 +182,14 @@ async function openWithImages(opts: Parameters<Harness['open']>[1] = {}, init: M
   await serveImages(v);
   await v.page.waitForSelector('.row.sample canvas.thumb[data-drawn="1"]');
   return v;
+}
+/** Opened with images, the sample the fixture's inspection is of selected (its row `i` of the analysis, its `id`). */
+async function openOnInspectedSample(): Promise<{ v: LoadedView; i: number; id: number }> {
+  const v = await openWithImages();
+  const i = inspection.row;
+  const id = per.ids[i];
+  await clickRow(v, id);
+  return { v, i, id };
 }
 async function canvasRgba(v: LoadedView, selector: string): Promise<{ w: number; h: number; data: number[] }> {
   return v.page.$eval(selector, (c) => {
@@ -351,10 +346,7 @@ describe('Inspector view in Chromium', () => {
   });
 
   test('selected sample: analysis row first, then the live inspection; routing rows equal the SampleInspection, changed layers marked', async () => {
-    const v = await openWithImages();
-    const i = inspection.row;
-    const id = per.ids[i];
-    await clickRow(v, id);
+    const { v, i, id } = await openOnInspectedSample();
     const req = await lastInspect(v, 1);
     assert.deepEqual(
       { id: req.id, split: req.split, attack: req.attack, eps: req.eps, steps: req.steps, freezeRouting: req.freezeRouting },
@@ -562,10 +554,7 @@ describe('Inspector view in Chromium', () => {
   });
 
   test('export: the JSON carries the numbers shown, PNGs are integer upscales of the images', async () => {
-    const v = await openWithImages();
-    const i = inspection.row;
-    const id = per.ids[i];
-    await clickRow(v, id);
+    const { v, i, id } = await openOnInspectedSample();
     await v.page.waitForFunction(() => document.querySelector('#detail canvas[data-kind="adversarial"]')?.getAttribute('data-drawn') === '1');
     // Analysis-row export first (the engine has not answered).
     await v.page.click('#export');

@@ -32,7 +32,7 @@ import {
   type RoutingViewState,
   type ShowMessage,
 } from './protocol';
-import { el, svgEl } from '../shared/dom';
+import { el, headerRow, svgEl } from '../shared/dom';
 import { exportGroup } from '../shared/exportGroup';
 import { dateTime } from '../shared/format';
 
@@ -99,19 +99,23 @@ const noticeEl = el('div', { id: 'notice', class: 'notice', role: 'status' });
 noticeEl.hidden = true;
 const content = el('main', { id: 'content', class: 'content' });
 
-const loadSection = el('section', { id: 'load', class: 'section' });
-loadSection.append(
-  el('h2', {}, 'Expert selection frequency per MoE layer'),
-  el(
-    'p',
-    { class: 'section-note' },
-    'Fraction of inputs that select each expert (a row sums to k). Difference = clean − adversarial: blue where clean inputs use the expert more, red where adversarial inputs do. Click a cell (or focus it and press Enter) to open those samples in the Inspector.',
-  ),
+/** A section of the page: its heading and, when given, the note that explains how to read it. */
+function section(id: string, heading: string, note?: string): HTMLElement {
+  const s = el('section', { id, class: 'section' });
+  s.append(el('h2', {}, heading));
+  if (note) s.append(el('p', { class: 'section-note' }, note));
+  return s;
+}
+
+const loadSection = section(
+  'load',
+  'Expert selection frequency per MoE layer',
+  'Fraction of inputs that select each expert (a row sums to k). Difference = clean − adversarial: blue where clean inputs use the expert more, red where adversarial inputs do. Click a cell (or focus it and press Enter) to open those samples in the Inspector.',
 );
 const loadGrid = el('div', { class: 'heatmap-grid' });
 loadSection.appendChild(loadGrid);
 
-const classSection = el('section', { id: 'per-class', class: 'section' });
+const classSection = section('per-class', 'Class × expert');
 const classControls = el('div', { class: 'controls' });
 const classLayerSelect = el('select', { id: 'class-layer', 'aria-label': 'MoE layer' });
 const classLayerLabel = el('label', { class: 'control' }, 'Layer ');
@@ -136,18 +140,14 @@ const classNormGroup = radioGroup('class-norm', 'Show', [
   ['share', 'Row share'],
 ]);
 classControls.append(classLayerLabel, classOnGroup.fieldset, classNormGroup.fieldset);
-classSection.append(el('h2', {}, 'Class × expert'), classControls);
+classSection.append(classControls);
 const classHost = el('div', { class: 'heatmap-grid single' });
 classSection.appendChild(classHost);
 
-const balanceSection = el('section', { id: 'balance', class: 'section' });
-balanceSection.append(
-  el('h2', {}, 'Load balance per layer'),
-  el(
-    'p',
-    { class: 'section-note' },
-    'Bars: each expert’s selection frequency on clean inputs (ticks: adversarial; dashed line: an even split, k/N). Max share and entropy are of the k selections per input; entropy is normalised (1 = even, 0 = one expert). A router is flagged as collapsed when more than 90% of inputs get the same decision (the same k experts; for k = 1, one expert) or it gives non-finite scores.',
-  ),
+const balanceSection = section(
+  'balance',
+  'Load balance per layer',
+  'Bars: each expert’s selection frequency on clean inputs (ticks: adversarial; dashed line: an even split, k/N). Max share and entropy are of the k selections per input; entropy is normalised (1 = even, 0 = one expert). A router is flagged as collapsed when more than 90% of inputs get the same decision (the same k experts; for k = 1, one expert) or it gives non-finite scores.',
 );
 const balanceTable = el('table', { id: 'balance-table', class: 'balance' });
 const balanceTip = el('div', { class: 'tooltip balance-tooltip', role: 'tooltip' });
@@ -172,27 +172,19 @@ analysisSelect.addEventListener('change', () => {
   post({ type: 'selectAnalysis', name: analysisSelect.value === '' ? null : analysisSelect.value });
 });
 refreshBtn.addEventListener('click', () => post({ type: 'refresh' }));
-classLayerSelect.addEventListener('change', () => {
-  ui.classLayer = Number(classLayerSelect.value) || 0;
+/** A class-map option changed: keep the choice (`apply`) and draw the class map again. */
+function classOptionChanged(apply: () => void): void {
+  apply();
   saveState();
   renderClass();
-});
-for (const i of classOnGroup.inputs) {
-  i.addEventListener('change', () => {
-    if (!i.checked) return;
-    ui.classOn = i.value as InputKind;
-    saveState();
-    renderClass();
-  });
 }
-for (const i of classNormGroup.inputs) {
-  i.addEventListener('change', () => {
-    if (!i.checked) return;
-    ui.classNorm = i.value as ClassNorm;
-    saveState();
-    renderClass();
-  });
+/** The radio buttons of one class-map option: the value of the one checked becomes the choice. */
+function onRadioChoice(inputs: readonly HTMLInputElement[], choose: (value: string) => void): void {
+  for (const i of inputs) i.addEventListener('change', () => i.checked && classOptionChanged(() => choose(i.value)));
 }
+classLayerSelect.addEventListener('change', () => classOptionChanged(() => (ui.classLayer = Number(classLayerSelect.value) || 0)));
+onRadioChoice(classOnGroup.inputs, (v) => (ui.classOn = v as InputKind));
+onRadioChoice(classNormGroup.inputs, (v) => (ui.classNorm = v as ClassNorm));
 
 function syncControls(): void {
   for (const i of classOnGroup.inputs) i.checked = i.value === ui.classOn;
@@ -318,31 +310,22 @@ function renderLoad(r: RobustnessReport): void {
     rowAxis: 'layer',
     colAxis: 'expert',
   };
+  /** The selection-frequency map of clean or adversarial inputs. */
+  const frequencyMap = (on: 'clean' | 'adversarial', values: Float64Array): HeatmapSpec => ({
+    ...base,
+    id: on,
+    title: on === 'clean' ? 'Clean inputs' : 'Adversarial inputs',
+    values,
+    color: fColor,
+    legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
+    tooltip: (l, e) => tip(l, e, on),
+    cellText: (l, e) => values[l * N + e].toFixed(2),
+    onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on } }),
+    activateHint: `opens the samples routed to that expert on ${on} inputs in the Inspector`,
+  });
   const specs: HeatmapSpec[] = [
-    {
-      ...base,
-      id: 'clean',
-      title: 'Clean inputs',
-      values: clean,
-      color: fColor,
-      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
-      tooltip: (l, e) => tip(l, e, 'clean'),
-      cellText: (l, e) => clean[l * N + e].toFixed(2),
-      onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on: 'clean' } }),
-      activateHint: 'opens the samples routed to that expert on clean inputs in the Inspector',
-    },
-    {
-      ...base,
-      id: 'adversarial',
-      title: 'Adversarial inputs',
-      values: adv,
-      color: fColor,
-      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
-      tooltip: (l, e) => tip(l, e, 'adversarial'),
-      cellText: (l, e) => adv[l * N + e].toFixed(2),
-      onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on: 'adversarial' } }),
-      activateHint: 'opens the samples routed to that expert on adversarial inputs in the Inspector',
-    },
+    frequencyMap('clean', clean),
+    frequencyMap('adversarial', adv),
     {
       ...base,
       id: 'difference',
@@ -436,8 +419,7 @@ function renderBalance(r: RobustnessReport): void {
   const N = r.layers[0].loadClean.length;
   const k = topK(r);
   const head = el('thead');
-  const hr = el('tr');
-  for (const [h, title] of [
+  const hr = headerRow([
     ['#', 'MoE layer index'],
     ['Layer', ''],
     ['Load per expert', 'Bars: clean selection frequency per expert; ticks: adversarial; dashed: even split k/N'],
@@ -448,11 +430,7 @@ function renderBalance(r: RobustnessReport): void {
     ['Top-1 share', 'Largest share of clean inputs whose top-1 expert is the same expert'],
     ['Routing change', 'Fraction of samples whose routing in this layer changes under the attack'],
     ['Status', ''],
-  ]) {
-    const th = el('th', { scope: 'col' }, h);
-    if (title) th.title = title;
-    hr.appendChild(th);
-  }
+  ]);
   head.appendChild(hr);
   const body = el('tbody');
   const barW = Math.max(2, Math.min(24, Math.floor(256 / N)));

@@ -123,6 +123,22 @@ function columnIds(t: SweepTable, by: string[] | undefined): string[] {
 let shownHeader: string[] = [];
 let shownRows: string[][] = [];
 
+/** A check box cell that selects (or clears) these runs together: one row's, or every row's in the header. */
+function selectCell(tag: 'th' | 'td', runs: string[], label: string): HTMLElement {
+  const box = el('input', { type: 'checkbox', 'aria-label': label });
+  box.checked = runs.length > 0 && runs.every((id) => selected.has(id));
+  box.addEventListener('change', () => {
+    for (const id of runs) {
+      if (box.checked) selected.add(id);
+      else selected.delete(id);
+    }
+    render();
+  });
+  const cell = el(tag, { class: 'select' });
+  cell.append(box);
+  return cell;
+}
+
 function render(): void {
   renders++;
   document.body.dataset.renders = String(renders);
@@ -170,19 +186,7 @@ function render(): void {
 
   const thead = el('thead');
   const hr = el('tr');
-  const allBox = el('input', { type: 'checkbox', 'aria-label': 'Select every row shown' });
-  const allRuns = rowRuns.flat();
-  allBox.checked = allRuns.length > 0 && allRuns.every((id) => selected.has(id));
-  allBox.addEventListener('change', () => {
-    for (const id of allRuns) {
-      if (allBox.checked) selected.add(id);
-      else selected.delete(id);
-    }
-    render();
-  });
-  const th0 = el('th', { class: 'select' });
-  th0.append(allBox);
-  hr.append(th0);
+  hr.append(selectCell('th', rowRuns.flat(), 'Select every row shown'));
   cells.header.forEach((h, i) => {
     const id = ids[i];
     const sorted = ui.sort === id;
@@ -210,19 +214,8 @@ function render(): void {
   cells.cells.forEach((row, r) => {
     const runs = rowRuns[r];
     const tr = el('tr', { 'data-runs': runs.join(' ') });
-    const box = el('input', { type: 'checkbox', 'aria-label': `Select ${runs.length > 1 ? `the ${runs.length} runs of this group` : runs[0]}` });
-    box.checked = runs.every((id) => selected.has(id));
-    if (box.checked) tr.classList.add('selected');
-    box.addEventListener('change', () => {
-      for (const id of runs) {
-        if (box.checked) selected.add(id);
-        else selected.delete(id);
-      }
-      render();
-    });
-    const td0 = el('td', { class: 'select' });
-    td0.append(box);
-    tr.append(td0);
+    if (runs.every((id) => selected.has(id))) tr.classList.add('selected');
+    tr.append(selectCell('td', runs, `Select ${runs.length > 1 ? `the ${runs.length} runs of this group` : runs[0]}`));
     row.forEach((c, i) => {
       const id = ids[i];
       const td = el('td', { 'data-column': id }, c);
