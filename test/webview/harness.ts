@@ -197,9 +197,16 @@ export const SCREENSHOT_WIDTHS = [450, 1200] as const;
 
 /**
  * One test per theme and width: the view opened by `open` (with its data) loads without errors, takes the theme's
- * colours, and is saved as `test-results/<view>-<theme>-<width>.png` for a person to look at.
+ * colours, and is saved as `test-results/<view>-<theme>-<width>.png` for a person to look at. With `check`, one more
+ * test per theme at the default width: the fill of the SVG text `check.text` is the theme's text colour, the
+ * `check.thickLine` lines are 2.5 px wide in high contrast, `check.hover` shows a tooltip, saved as
+ * `test-results/<view>-<theme>.png`.
  */
-export function screenshotTests(view: string, open: (opts: { theme: Theme; width: number }) => Promise<LoadedView>): void {
+export function screenshotTests(
+  view: string,
+  open: (opts: { theme: Theme; width?: number }) => Promise<LoadedView>,
+  check?: { text: string; thickLine?: string; hover: (v: LoadedView) => Promise<void> },
+): void {
   for (const theme of Object.keys(THEMES) as Theme[]) {
     for (const width of SCREENSHOT_WIDTHS) {
       test(`screenshot: ${theme} at ${width} px`, async () => {
@@ -211,7 +218,29 @@ export function screenshotTests(view: string, open: (opts: { theme: Theme; width
         await v.page.close();
       });
     }
+    if (check) themeTest(view, theme, () => open({ theme }), check);
   }
+}
+
+function themeTest(view: string, theme: Theme, open: () => Promise<LoadedView>, check: { text: string; thickLine?: string; hover: (v: LoadedView) => Promise<void> }): void {
+  test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
+    const v = await open();
+    const colors = await v.page.evaluate(
+      ({ text, thickLine }) => ({
+        bg: getComputedStyle(document.body).backgroundColor,
+        fg: getComputedStyle(document.querySelector(text)!).fill,
+        line: thickLine ? getComputedStyle(document.querySelector(thickLine)!).strokeWidth : undefined,
+      }),
+      { text: check.text, thickLine: check.thickLine },
+    );
+    assert.equal(colors.bg, THEME_COLORS[theme][0]);
+    assert.equal(colors.fg, THEME_COLORS[theme][1]);
+    if (theme === 'high-contrast' && check.thickLine) assert.equal(colors.line, '2.5px');
+    await check.hover(v);
+    await v.page.screenshot({ path: path.join(RESULTS, `${view}-${theme}.png`), fullPage: true });
+    assert.deepEqual(v.errors, []);
+    await v.page.close();
+  });
 }
 
 /** Does `action` and waits for the render it causes. */
@@ -253,36 +282,4 @@ export async function exportedPng(v: LoadedView, minBytes: number, file?: string
   assert.ok(bytes.length > minBytes, `a real image (${bytes.length} bytes)`);
   if (file) fs.writeFileSync(path.join(RESULTS, file), bytes);
   return bytes;
-}
-
-/**
- * One test per theme: the view opened by `open` takes its colours from the theme's --vscode-* variables (the body's
- * background, and the fill of the SVG text `text`), draws `thickLine` 2.5 px wide in high contrast, shows a
- * tooltip after `hover`, and is saved as `test-results/<shot>-<theme>.png`.
- */
-export function themeTests(
-  shot: string,
-  open: (theme: Theme) => Promise<LoadedView>,
-  check: { text: string; thickLine?: string; hover: (v: LoadedView) => Promise<void> },
-): void {
-  for (const theme of Object.keys(THEMES) as Theme[]) {
-    test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
-      const v = await open(theme);
-      const colors = await v.page.evaluate(
-        ({ text, thickLine }) => ({
-          bg: getComputedStyle(document.body).backgroundColor,
-          fg: getComputedStyle(document.querySelector(text)!).fill,
-          line: thickLine ? getComputedStyle(document.querySelector(thickLine)!).strokeWidth : undefined,
-        }),
-        { text: check.text, thickLine: check.thickLine },
-      );
-      assert.equal(colors.bg, THEME_COLORS[theme][0]);
-      assert.equal(colors.fg, THEME_COLORS[theme][1]);
-      if (theme === 'high-contrast' && check.thickLine) assert.equal(colors.line, '2.5px');
-      await check.hover(v);
-      await v.page.screenshot({ path: path.join(RESULTS, `${shot}-${theme}.png`), fullPage: true });
-      assert.deepEqual(v.errors, []);
-      await v.page.close();
-    });
-  }
 }

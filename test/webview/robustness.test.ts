@@ -17,7 +17,7 @@ import {
   type RobDescriptionMessage,
   type RobustnessRunData,
 } from '../../webview/robustness/protocol';
-import { describeView as describeAny, exported as exportedAny, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, themeTests } from './harness';
+import { describeView as describeAny, exported as exportedAny, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const RUNS_DIR = path.join(ROOT, 'test/webview/fixtures/robustness/runs');
 const DENSE = '20260110-dense-pgd-at';
@@ -568,9 +568,7 @@ describe('Robustness view in Chromium', () => {
     await v.page.close();
   });
 
-  screenshotTests('robustness', ({ theme, width }) => openWith({ theme, width }));
-
-  themeTests('robustness', (theme) => openWith({ theme }), {
+  screenshotTests('robustness', ({ theme, width }) => openWith({ theme, width }), {
     text: '#bars g.y-axis .tick text',
     thickLine: '#curves path.curve',
     hover: async (v) => {

@@ -11,7 +11,7 @@ import { filterSamples, parseRobustnessReport, type InspectorFilter, type Robust
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
 import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
-import { describeView as describeAny, exported, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, themeTests } from './harness';
+import { describeView as describeAny, exported, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/routing/runs');
 const RUN = '20260103-advmoe';
@@ -681,9 +681,7 @@ describe('Routing view in Chromium', () => {
     await v.page.close();
   });
 
-  screenshotTests('routing', ({ theme, width }) => openWith(showOf(small), { theme, width }));
-
-  themeTests('routing', (theme) => openWith(showOf(small), { theme }), {
+  screenshotTests('routing', ({ theme, width }) => openWith(showOf(small), { theme, width }), {
     text: 'text.row-label',
     hover: async (v) => {
       const pt = await cellPoint(v, map(await describeView(v), 'difference'), 3, 0);

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { MetricsRecord, RunSeriesData } from '../../webview/protocol';
 import { formatValue } from '../../webview/shared/series';
 import { listRuns, readMetrics } from '../../extension/runsDisk';
-import { exported, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, themeTests } from './harness';
+import { exported, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const FIXTURE_RUNS = path.join(ROOT, 'test/webview/fixtures/runs');
 
@@ -354,9 +354,7 @@ describe('Training view in Chromium', () => {
     await v.page.close();
   });
 
-  screenshotTests('training', ({ theme, width }) => openWithRuns({ theme, width }));
-
-  themeTests('training-view', (theme) => openWithRuns({ theme }), {
+  screenshotTests('training', ({ theme, width }) => openWithRuns({ theme, width }), {
     text: 'g.y-axis .tick text',
     thickLine: 'path.series',
     hover: async (v) => {
