@@ -9,7 +9,7 @@ import * as http from 'http';
 import * as path from 'path';
 import type { AddressInfo } from 'net';
 import * as assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { webviewHtml } from '../../extension/webviewHtml';
 
@@ -86,6 +86,35 @@ export interface LoadedView {
 }
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
+
+/**
+ * The harness of one test file: started before its tests (with test-results/ created), closed after them. Its
+ * members may be used once the tests run.
+ */
+export function fileHarness(): Harness {
+  let started: Harness | undefined;
+  before(async () => {
+    fs.mkdirSync(RESULTS, { recursive: true });
+    started = await startHarness();
+  });
+  after(async () => {
+    await started?.close();
+  });
+  const get = (): Harness => {
+    if (!started) throw new Error('the webview harness is used before its tests started');
+    return started;
+  };
+  return {
+    get origin() {
+      return get().origin;
+    },
+    get browser() {
+      return get().browser;
+    },
+    close: () => get().close(),
+    open: (view, opts) => get().open(view, opts),
+  };
+}
 
 export async function startHarness(): Promise<Harness> {
   const server = http.createServer((req, res) => {

@@ -7,12 +7,12 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { PerSampleData, RobustnessReport, SampleInspection } from '../../engine/analysis/types';
 import { readAnalysis } from '../../extension/runsDisk';
 import { epsStep, isOver255, parseEps, snapEps } from '../../webview/inspector/eps';
 import type { InspectorDescription } from '../../webview/inspector/protocol';
-import { RESULTS, ROOT, screenshotTests, startHarness, type Harness, type LoadedView, type Theme } from './harness';
+import { RESULTS, ROOT, screenshotTests, fileHarness, type Harness, type LoadedView, type Theme } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/inspector');
 const RUNS = path.join(FIX, 'runs');
@@ -32,7 +32,7 @@ interface ImagesFixture {
 type Msg = { type: string; [k: string]: unknown };
 type Description = InspectorDescription;
 
-let h: Harness;
+const h = fileHarness();
 let report: RobustnessReport;
 let per: PerSampleData;
 let images: ImagesFixture;
@@ -40,16 +40,11 @@ let inspection: { row: number; sample: SampleInspection };
 let inspectionEps: { row: number; sample: SampleInspection };
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   report = (await readAnalysis(RUNS, RUN_ID, 'eval-200.json')).report;
   per = report.perSample!;
   images = JSON.parse(fs.readFileSync(path.join(FIX, 'images-200.json'), 'utf8')) as ImagesFixture;
   inspection = JSON.parse(fs.readFileSync(path.join(FIX, 'inspection.json'), 'utf8'));
   inspectionEps = JSON.parse(fs.readFileSync(path.join(FIX, 'inspection-eps.json'), 'utf8'));
-});
-after(async () => {
-  await h?.close();
 });
 
 function findRealAnalysis(): RobustnessReport | undefined {

@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { listRuns, readAnalysis } from '../../extension/runsDisk';
 import type { RobustnessReport } from '../../webview/analysisProtocol';
 import {
@@ -17,7 +17,7 @@ import {
   type RobDescriptionMessage,
   type RobustnessRunData,
 } from '../../webview/robustness/protocol';
-import { describeView as describeAny, exported as exportedAny, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests } from './harness';
+import { describeView as describeAny, exported as exportedAny, exportedPng, RESULTS, ROOT, fileHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const RUNS_DIR = path.join(ROOT, 'test/webview/fixtures/robustness/runs');
 const DENSE = '20260110-dense-pgd-at';
@@ -52,17 +52,12 @@ async function fixtureRuns(): Promise<RobustnessRunData[]> {
   return out;
 }
 
-let h: Harness;
+const h = fileHarness();
 let runs: RobustnessRunData[];
 const rep = (id: string): RobustnessReport => runs.find((r) => r.runId === id)!.analysis!.report;
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   runs = await fixtureRuns();
-});
-after(async () => {
-  await h?.close();
 });
 
 /** What the view drew (a pending render is flushed before it answers). */

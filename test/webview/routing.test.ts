@@ -6,26 +6,21 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { filterSamples, parseRobustnessReport, type InspectorFilter, type RobustnessReport, type StoredAnalysis } from '../../webview/analysisProtocol';
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
 import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
-import { describeView as describeAny, exported, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests } from './harness';
+import { describeView as describeAny, exported, exportedPng, RESULTS, ROOT, fileHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/routing/runs');
 const RUN = '20260103-advmoe';
 
-let h: Harness;
+const h = fileHarness();
 let small: StoredAnalysis;
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   small = await readAnalysis(FIX, RUN, 'eval-small.json');
-});
-after(async () => {
-  await h?.close();
 });
 
 function showOf(analysis: StoredAnalysis | undefined, extra: Partial<ShowMessage> = {}): ShowMessage {

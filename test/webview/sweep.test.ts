@@ -5,11 +5,10 @@
  * Needs `dist/webview/sweep.js` (npm run test:webview builds it) and Debian's chromium.
  */
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { renderTable, type SweepTable } from '../../contract/sweepTable';
-import { RESULTS, rendered, startHarness, type Harness, type LoadedView } from './harness';
+import { RESULTS, rendered, fileHarness, type LoadedView } from './harness';
 
 const TABLE: SweepTable = {
   sweep: 'methods-seeds',
@@ -22,14 +21,7 @@ const TABLE: SweepTable = {
   ],
 };
 
-let h: Harness;
-before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
-});
-after(async () => {
-  await h?.close();
-});
+const h = fileHarness();
 
 async function open(table: SweepTable | undefined = TABLE, error?: string, state?: unknown): Promise<LoadedView> {
   const v = await h.open('sweep', { state });

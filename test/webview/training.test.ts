@@ -5,11 +5,11 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { MetricsRecord, RunSeriesData } from '../../webview/protocol';
 import { formatValue } from '../../webview/shared/series';
 import { listRuns, readMetrics } from '../../extension/runsDisk';
-import { exported, exportedPng, RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests } from './harness';
+import { exported, exportedPng, RESULTS, ROOT, fileHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const FIXTURE_RUNS = path.join(ROOT, 'test/webview/fixtures/runs');
 
@@ -36,16 +36,11 @@ function metricsOf(run: RunSeriesData): Map<string, MetricsRecord[]> {
   return by;
 }
 
-let h: Harness;
+const h = fileHarness();
 let runs: RunSeriesData[];
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   runs = await fixtureRuns();
-});
-after(async () => {
-  await h?.close();
 });
 
 async function openWithRuns(opts: Parameters<Harness['open']>[1] = {}, data = runs): Promise<LoadedView> {
