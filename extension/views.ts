@@ -1,5 +1,5 @@
 /**
- * The four views of the extension, one panel each (`panelHost.ts`), and how they open one another. Owns the panel
+ * The five views of the extension, one panel each (`panelHost.ts`), and how they open one another. Owns the panel
  * slots and their serializers; commands and other views open a view through here, never through a panel's class.
  */
 import * as vscode from 'vscode';
@@ -10,6 +10,7 @@ import type { JobManager } from './jobs';
 import type { PanelContext } from './panelHost';
 import { robustnessSlot, type RobustnessPanel } from './robustnessPanel';
 import { routingSlot, type RoutingPanel } from './routingPanel';
+import { sweepSlot, type SweepPanel } from './sweepPanel';
 import { trainingSlot, type TrainingPanel } from './trainingPanel';
 
 export interface ShowOptions {
@@ -22,9 +23,11 @@ export class Views implements vscode.Disposable {
   readonly robustness;
   readonly routing;
   readonly inspector;
+  readonly sweep;
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(base: PanelContext, engine: EngineClient, jobs: JobManager, metricsChanged: vscode.Event<string>) {
+  /** `sweepsDirs`: the workspace's sweeps folders (a restored Sweep Table opens only a sweep inside one). */
+  constructor(base: PanelContext, engine: EngineClient, jobs: JobManager, metricsChanged: vscode.Event<string>, sweepsDirs: () => string[]) {
     const analysisCtx: AnalysisPanelContext = {
       ...base,
       engine,
@@ -38,15 +41,26 @@ export class Views implements vscode.Disposable {
     this.robustness = robustnessSlot(analysisCtx);
     this.routing = routingSlot(analysisCtx);
     this.inspector = inspectorSlot(analysisCtx);
+    // The Sweep Table opens runs beside itself, the Training view on exactly the selected runs.
+    const beside = { column: vscode.ViewColumn.Beside, preserveFocus: false };
+    this.sweep = sweepSlot({
+      ...base,
+      sweepsDirs,
+      openTraining: (runIds) => this.openTraining(runIds, { ...beside, replace: true }),
+      openRobustness: (runIds) => this.openRobustness(runIds, beside),
+      openRouting: (runsDir, runId) => this.openRouting(runsDir, runId, beside),
+    });
     this.disposables.push(
       this.training,
       this.robustness,
       this.routing,
       this.inspector,
+      this.sweep,
       this.training.serializer((p, state) => p.restore(state)),
       this.robustness.serializer((p, state) => p.restore(state)),
       this.routing.serializer((p, state) => p.restore(state)),
       this.inspector.serializer((p, state) => p.restore(state)),
+      this.sweep.serializer((p, state) => p.restore(state)),
     );
   }
 
@@ -74,6 +88,13 @@ export class Views implements vscode.Disposable {
   openInspector(target: InspectorTarget, opts: ShowOptions = {}): InspectorPanel {
     const { panel } = this.inspector.show(opts);
     panel.show(target);
+    return panel;
+  }
+
+  /** The Sweep Table on this sweep folder. */
+  openSweep(sweepDir: string, opts: ShowOptions = {}): SweepPanel {
+    const { panel } = this.sweep.show(opts);
+    panel.setSweep(sweepDir);
     return panel;
   }
 
