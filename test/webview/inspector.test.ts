@@ -529,8 +529,9 @@ describe('Inspector view in Chromium', () => {
     await v.post({ type: 'inspection', requestId: req.requestId, sample: inspectionEps.sample });
     await v.page.waitForFunction(() => document.getElementById('detail')?.dataset.source === 'live');
     const text = await v.page.$eval('#source', (e) => e.textContent ?? '');
-    assert.match(text, /Shown: live re-attack — Expert attack \(routing frozen\), ε 0\.0627 \(16\/255\), routing frozen/);
-    assert.match(text, /The analysis row is PGD at ε 0\.0314 \(8\/255\)/);
+    // ε as users write it, the same text as every view (16/255, not 0.0627 or 0.062745…).
+    assert.match(text, /Shown: live re-attack — Expert attack \(routing frozen\), ε 16\/255, routing frozen/);
+    assert.match(text, /The analysis row is PGD at ε 8\/255/);
     const preds = await v.page.$$eval('#predictions tr[data-source]', (rs) => rs.map((r) => r.getAttribute('data-source')));
     assert.deepEqual(preds, ['live', 'live', 'analysis']);
     const s = inspectionEps.sample;

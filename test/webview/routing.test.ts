@@ -303,7 +303,8 @@ describe('Routing view in Chromium', () => {
     const total = r.layers[3].perClassAdv[2].reduce((a, b) => a + b, 0);
     assert.equal(tip.count, String(count));
     assert.equal(tip.label, '2');
-    assert.ok(tip.text.includes(`${count} of ${total}`), tip.text);
+    // The share as every view writes a percentage: one decimal.
+    assert.ok(tip.text.includes(`${count} of ${total} (${((100 * count) / total).toFixed(1)}% of the class’s)`), tip.text);
     // Click: Inspector on class 2 routed to expert 1 in layer 3 on adversarial inputs.
     await v.page.mouse.click(pt.x, pt.y);
     await waitOpenCount(v, 1);
@@ -335,7 +336,8 @@ describe('Routing view in Chromium', () => {
       assert.equal(row.cells[3].split(' / ')[0], String(Number(b.maxShare.toPrecision(6))), `max share of layer ${i}`);
       // "Same decision" (decisionShare: absent from this synthetic fixture, written by the engine since), then top-1 share.
       assert.equal(row.cells[6], '—');
-      assert.equal(row.cells[7], `${Number((r.layers[i].top1Share! * 100).toPrecision(4))}%`);
+      // Percentages with one decimal, as every view writes shares (not "6.641%" beside "26.6%").
+      assert.equal(row.cells[7], `${(r.layers[i].top1Share! * 100).toFixed(1)}%`);
     });
     assert.match(rows[4].status, /3 non-finite router outputs/);
     const labels = await v.page.$$eval('figure[data-heatmap="clean"] text.row-label', (ts) =>

@@ -91,14 +91,6 @@ export function className(label: number): string {
   const n = st.model?.classNames?.[label];
   return n !== undefined && n !== String(label) ? `${label} ${n}` : String(label);
 }
-export function pct(v: number): string {
-  return `${(v * 100).toFixed(1)}%`;
-}
-export function epsText(e: number): string {
-  const over255 = e * 255;
-  const near = Math.abs(over255 - Math.round(over255 * 10) / 10) < 1e-6 && e < 0.25;
-  return near ? `${+e.toFixed(4)} (${+over255.toFixed(1)}/255)` : `${+e.toFixed(4)}`;
-}
 export function analysisEps(): number | undefined {
   return st.model?.report?.attack.eps;
 }

@@ -34,7 +34,7 @@ import {
 } from './protocol';
 import { el, headerRow, svgEl } from '../shared/dom';
 import { exportGroup } from '../shared/exportGroup';
-import { dateTime } from '../shared/format';
+import { dateTime, pct } from '../shared/format';
 
 const host = connectView<RoutingViewState, RoutingToHost, HostToRouting>('routing view', parseRoutingViewState, parseHostToRouting);
 
@@ -71,7 +71,6 @@ function fmt(v: number): string {
   return String(Number(v.toPrecision(6)));
 }
 const signed = (v: number) => (v > 0 ? `+${fmt(v)}` : fmt(v));
-const pct = (v: number) => `${Number((v * 100).toPrecision(4))}%`;
 /** Legend ticks: 3 significant digits (the tooltips give the exact numbers). */
 const tick = (v: number) => (v === 0 ? '0' : String(Number(v.toPrecision(3))));
 const signedTick = (v: number) => (v > 0 ? `+${tick(v)}` : tick(v));
