@@ -31,15 +31,20 @@ export interface ViewKind<In extends { type: string }, D> {
   description(msg: Extract<In, { type: 'description' }>): D;
 }
 
-/** A kind of view whose `describe()` resolves with its `description` message as sent (`describedAs` maps it otherwise). */
-export function viewKind<In extends { type: string }, D = Extract<In, { type: 'description' }>>(
-  viewType: string,
+/**
+ * Declares a view: its kind and how its one panel is made (`slot(ctx)`: the PanelSlot that views.ts owns). The
+ * webview panel type is `advmoe.<page>`, as package.json's `onWebviewPanel:` activation events name it.
+ * `describe()` resolves with the view's `description` message as sent unless `describedAs` maps it.
+ */
+export function declareView<In extends { type: string }, D, C extends PanelContext, P extends SlotPanel>(
   page: string,
   title: string,
   parse: (raw: unknown) => Result<In>,
+  create: (panel: vscode.WebviewPanel, ctx: C) => P,
   describedAs: (msg: Extract<In, { type: 'description' }>) => D = (msg) => msg as unknown as D,
-): ViewKind<In, D> {
-  return { viewType, page, title, parse, description: describedAs };
+): ViewKind<In, D> & { slot(ctx: C): PanelSlot<P> } {
+  const kind: ViewKind<In, D> = { viewType: `advmoe.${page}`, page, title, parse, description: describedAs };
+  return { ...kind, slot: (ctx) => new PanelSlot(kind, ctx.extensionUri, (panel) => create(panel, ctx)) };
 }
 
 type Common = CommonToHost | { type: 'description' };
@@ -92,9 +97,14 @@ export abstract class ViewPanel<In extends { type: string }, Out extends { type:
   protected abstract onReady(): Promise<void>;
   /** A validated message of the view's own. */
   protected abstract onMessage(msg: OwnMessage<In>): Promise<void>;
-  /** Where the save dialog of an export opens. */
+  /** The runs the view shows (none here; views of runs say which). */
+  get shownRunIds(): readonly string[] {
+    return [];
+  }
+
+  /** Where the save dialog of an export opens: the runs folder of the first run shown, else the workspace folder. */
   protected exportFolder(): vscode.Uri | undefined {
-    return vscode.workspace.workspaceFolders?.[0]?.uri;
+    return runsFolderOf(this.base.store, this.shownRunIds) ?? vscode.workspace.workspaceFolders?.[0]?.uri;
   }
 
   /** Asks the webview what it has drawn (the integration tests and diagnostics read it). */
@@ -260,6 +270,12 @@ export class DescribeRequests<D> {
   clear(): void {
     this.waiters.clear();
   }
+}
+
+/** Where a view of runs saves its exports: the runs folder of the first shown run the store knows. */
+export function runsFolderOf(store: RunsStore, runIds: readonly string[]): vscode.Uri | undefined {
+  const first = runIds.map((id) => store.get(id)).find((e) => e !== undefined);
+  return first ? vscode.Uri.file(first.runsDir) : undefined;
 }
 
 /** Saves a view's export where the user says (a save dialog opened in `folder`): base64 for PNG, text otherwise. */

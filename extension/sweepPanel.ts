@@ -10,7 +10,7 @@ import * as vscode from 'vscode';
 import { MANIFEST_FILE, readSweepManifest } from '../engine/sweeps/folder';
 import { readSweepTable } from '../engine/sweeps/rows';
 import { parseSweepToHost, parseSweepViewState, type HostToSweep, type SweepDescription, type SweepToHost } from '../webview/sweep/protocol';
-import { PanelSlot, ViewPanel, type OwnMessage, type PanelContext, viewKind } from './panelHost';
+import { ViewPanel, declareView, type OwnMessage, type PanelContext } from './panelHost';
 
 const RELOAD_DELAY_MS = 300;
 
@@ -22,7 +22,6 @@ export interface SweepPanelContext extends PanelContext {
   openRouting(runsDir: string, runId: string): void;
 }
 
-const KIND = viewKind<SweepToHost, SweepDescription>('advmoe.sweep', 'sweep', 'Sweep Table', parseSweepToHost);
 
 export class SweepPanel extends ViewPanel<SweepToHost, HostToSweep, SweepDescription> {
   private sweepDir = '';
@@ -35,7 +34,7 @@ export class SweepPanel extends ViewPanel<SweepToHost, HostToSweep, SweepDescrip
     panel: vscode.WebviewPanel,
     private readonly ctx: SweepPanelContext,
   ) {
-    super(panel, ctx, KIND);
+    super(panel, ctx, SWEEP_VIEW);
     this.disposables.push({
       dispose: () => {
         if (this.reloadTimer) clearTimeout(this.reloadTimer);
@@ -143,7 +142,10 @@ export class SweepPanel extends ViewPanel<SweepToHost, HostToSweep, SweepDescrip
   }
 }
 
-/** The one Sweep Table panel. */
-export function sweepSlot(ctx: SweepPanelContext): PanelSlot<SweepPanel> {
-  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new SweepPanel(panel, ctx));
-}
+/** The Sweep Table view and its one panel. */
+export const SWEEP_VIEW = declareView<SweepToHost, SweepDescription, SweepPanelContext, SweepPanel>(
+  'sweep',
+  'Sweep Table',
+  parseSweepToHost,
+  (panel, ctx) => new SweepPanel(panel, ctx),
+);

@@ -5,13 +5,13 @@
 import * as vscode from 'vscode';
 import type { EngineClient } from './engineClient';
 import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
-import { inspectorSlot, type InspectorPanel } from './inspectorPanel';
+import { INSPECTOR_VIEW, type InspectorPanel } from './inspectorPanel';
 import type { JobManager } from './jobs';
 import type { PanelContext } from './panelHost';
-import { robustnessSlot, type RobustnessPanel } from './robustnessPanel';
-import { routingSlot, type RoutingPanel } from './routingPanel';
-import { sweepSlot, type SweepPanel } from './sweepPanel';
-import { trainingSlot, type TrainingPanel } from './trainingPanel';
+import { ROBUSTNESS_VIEW, type RobustnessPanel } from './robustnessPanel';
+import { ROUTING_VIEW, type RoutingPanel } from './routingPanel';
+import { SWEEP_VIEW, type SweepPanel } from './sweepPanel';
+import { TRAINING_VIEW, type TrainingPanel } from './trainingPanel';
 
 export interface ShowOptions {
   column?: vscode.ViewColumn;
@@ -37,13 +37,13 @@ export class Views implements vscode.Disposable {
       openRouting: (runsDir, runId, opts) => this.openRouting(runsDir, runId, { analysis: opts?.analysis, column: opts?.column }),
       openRobustness: (runIds, opts) => this.openRobustness(runIds, { column: opts?.column }),
     };
-    this.training = trainingSlot({ ...base, jobs, metricsChanged });
-    this.robustness = robustnessSlot(analysisCtx);
-    this.routing = routingSlot(analysisCtx);
-    this.inspector = inspectorSlot(analysisCtx);
+    this.training = TRAINING_VIEW.slot({ ...base, jobs, metricsChanged });
+    this.robustness = ROBUSTNESS_VIEW.slot(analysisCtx);
+    this.routing = ROUTING_VIEW.slot(analysisCtx);
+    this.inspector = INSPECTOR_VIEW.slot(analysisCtx);
     // The Sweep Table opens runs beside itself, the Training view on exactly the selected runs.
     const beside = { column: vscode.ViewColumn.Beside, preserveFocus: false };
-    this.sweep = sweepSlot({
+    this.sweep = SWEEP_VIEW.slot({
       ...base,
       sweepsDirs,
       openTraining: (runIds) => this.openTraining(runIds, { ...beside, replace: true }),
