@@ -25,6 +25,23 @@ export interface BenchModel {
 const MNIST: DataSpec = { inputShape: [28, 28, 1], numClasses: 10, mean: [0.1307], std: [0.3081] };
 const CIFAR: DataSpec = { inputShape: [32, 32, 3], numClasses: 10, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] };
 
+/** A CIFAR-sized MoE-ResNet-18 (2 experts of half width, top-1) of this preset, under PGD-10 at 8/255. */
+function cifarResNet18(key: ModelKey, preset: 'tiny' | 'small'): BenchModel {
+  return {
+    key,
+    label: `resnet18 ${preset} ×1 MoE 1/2, CIFAR 32×32×3`,
+    model: {
+      backbone: 'resnet18',
+      preset,
+      widthMultiplier: 1,
+      moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks' },
+    },
+    data: CIFAR,
+    attack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
+    batch: 64,
+  };
+}
+
 /** The embedded default (examples/mnist-advmoe.advmoe.json) and a CIFAR-sized MoE-ResNet-18 preset. */
 export function benchModels(): Record<ModelKey, BenchModel> {
   const cfg = loadConfigFile(DEFAULT_EXPERIMENT);
@@ -37,34 +54,10 @@ export function benchModels(): Record<ModelKey, BenchModel> {
       attack: { norm: 'linf', eps: 0.3, stepSize: 0.075, steps: 10, randomStart: true, restarts: 1 },
       batch: cfg.schedule.batchSize,
     },
-    'cifar-resnet': {
-      key: 'cifar-resnet',
-      label: 'resnet18 tiny ×1 MoE 1/2, CIFAR 32×32×3',
-      model: {
-        backbone: 'resnet18',
-        preset: 'tiny',
-        widthMultiplier: 1,
-        moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks' },
-      },
-      data: CIFAR,
-      attack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
-      batch: 64,
-    },
+    'cifar-resnet': cifarResNet18('cifar-resnet', 'tiny'),
     // Wider layers (32–256 channels, 2 blocks per stage), where convolutions rather than per-op overhead dominate:
     // the sparse section's check of whether skipping experts pays off once layers are wide.
-    'cifar-resnet-small': {
-      key: 'cifar-resnet-small',
-      label: 'resnet18 small ×1 MoE 1/2, CIFAR 32×32×3',
-      model: {
-        backbone: 'resnet18',
-        preset: 'small',
-        widthMultiplier: 1,
-        moe: { enabled: true, experts: 2, topK: 1, expertWidth: 0.5, router: 'per-layer', routerNorm: false, layers: 'all-blocks' },
-      },
-      data: CIFAR,
-      attack: { norm: 'linf', eps: 8 / 255, stepSize: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
-      batch: 64,
-    },
+    'cifar-resnet-small': cifarResNet18('cifar-resnet-small', 'small'),
   };
 }
 

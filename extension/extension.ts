@@ -20,7 +20,7 @@ import type { RoutingPanel } from './routingPanel';
 import { RunsStore, type RunEntry } from './runsStore';
 import { RunsTreeProvider, runTreeItem } from './runsTree';
 import type { CommandTable, Services } from './services';
-import { SWEEP_VIEW_TYPE, SweepPanel, SweepPanelSerializer, type SweepPanelContext } from './sweepPanel';
+import type { SweepPanel } from './sweepPanel';
 import { SweepsStore } from './sweepsStore';
 import type { TrainingPanel } from './trainingPanel';
 import { Views } from './views';
@@ -44,8 +44,7 @@ export interface AdvMoEApi {
 export async function activate(context: vscode.ExtensionContext): Promise<AdvMoEApi> {
   const s = createServices(context);
   const runsTree = registerRunsView(context, s);
-  const sweepCtx = sweepPanelContext(context, s);
-  registerCommands(context, [runCommands(s), viewCommands(s), experimentCommands(), backendCommands(s), importCommands(s), sweepCommands(s, sweepCtx)]);
+  registerCommands(context, [runCommands(s), viewCommands(s), experimentCommands(), backendCommands(s), importCommands(s), sweepCommands(s)]);
   const codeLenses = new ExperimentCodeLensProvider();
   const reloadAll = () => {
     void s.store.reloadAll(true);
@@ -55,7 +54,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
   context.subscriptions.push(
     codeLenses,
     vscode.languages.registerCodeLensProvider({ pattern: EXPERIMENT_GLOB }, codeLenses),
-    vscode.window.registerWebviewPanelSerializer(SWEEP_VIEW_TYPE, new SweepPanelSerializer(sweepCtx)),
     registerWalkthrough(s.store),
     watchEngineSettings(s.engine, s.jobs, s.log),
     vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('advmoe.runsFolder') && reloadAll()),
@@ -73,7 +71,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<AdvMoE
     robustnessPanel: () => s.views.robustness.instance,
     routingPanel: () => s.views.routing.instance,
     inspectorPanel: () => s.views.inspector.instance,
-    sweepPanel: () => SweepPanel.instance,
+    sweepPanel: () => s.views.sweep.instance,
     sweeps: s.sweeps,
     treeItem: (e) => runTreeItem(e, s.jobs.liveDescription(e.state.id)),
   };
@@ -89,23 +87,10 @@ function createServices(context: vscode.ExtensionContext): Services {
   const store = new RunsStore(log);
   const jobs = new JobManager(engine, store, log);
   const metrics = metricsChanged(store, engine);
-  const views = new Views({ extensionUri: context.extensionUri, store, log }, engine, jobs, metrics.event);
   const sweeps = new SweepsStore(log);
+  const views = new Views({ extensionUri: context.extensionUri, store, log }, engine, jobs, metrics.event, () => sweeps.sweepsDirs());
   context.subscriptions.push(log, engine, store, jobs, metrics.disposable, views, sweeps);
   return { log, engine, store, jobs, views, sweeps };
-}
-
-/** The Sweep Table's way into the other views (it keeps its own panel; README "Sweeps"). */
-function sweepPanelContext(context: vscode.ExtensionContext, s: Services): SweepPanelContext {
-  const beside = { column: vscode.ViewColumn.Beside, preserveFocus: false };
-  return {
-    extensionUri: context.extensionUri,
-    log: s.log,
-    sweepsDirs: () => s.sweeps.sweepsDirs(),
-    openTraining: (runIds) => void s.views.openTraining(runIds, { ...beside, replace: true }),
-    openRobustness: (runIds) => void s.views.openRobustness(runIds, beside),
-    openRouting: (runsDir, runId) => void s.views.openRouting(runsDir, runId, beside),
-  };
 }
 
 /**

@@ -29,10 +29,9 @@ import { errorText } from './jobs';
 import { listAnalysisFiles, readAnalysis, readRunState, restoredRunsDir, runDir } from './runsDisk';
 import { allRunsDirs } from './settings';
 import type { RunEntry } from './runsStore';
-import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
+import { ViewPanel, declareView, type OwnMessage } from './panelHost';
 import { pickSampleCount } from './commands/sampleCount';
 
-export const INSPECTOR_VIEW_TYPE = 'advmoe.inspector';
 
 /** Class names of the datasets that have them (MNIST digits are their own names). */
 const CLASS_NAMES: Record<string, string[]> = {
@@ -42,7 +41,6 @@ const CLASS_NAMES: Record<string, string[]> = {
 
 let jobCounter = 0;
 
-const KIND = viewKind<InspectorToHost, InspectorDescription>(INSPECTOR_VIEW_TYPE, 'inspector', 'Inspector', parseInspectorToHost, ({ type: _t, requestId: _r, ...d }) => d);
 
 export class InspectorPanel extends ViewPanel<InspectorToHost, HostToInspector, InspectorDescription> {
   private target: InspectorTarget | undefined;
@@ -78,7 +76,7 @@ export class InspectorPanel extends ViewPanel<InspectorToHost, HostToInspector, 
     panel: vscode.WebviewPanel,
     private readonly ctx: AnalysisPanelContext,
   ) {
-    super(panel, ctx, KIND);
+    super(panel, ctx, INSPECTOR_VIEW);
     this.disposables.push(
       { dispose: () => this.cancelInFlight() },
       // Images and live re-attacks become available once the user trusts the workspace.
@@ -379,7 +377,11 @@ export class InspectorPanel extends ViewPanel<InspectorToHost, HostToInspector, 
 
 }
 
-/** The one Inspector panel. */
-export function inspectorSlot(ctx: AnalysisPanelContext): PanelSlot<InspectorPanel> {
-  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new InspectorPanel(panel, ctx));
-}
+/** The Inspector view and its one panel. */
+export const INSPECTOR_VIEW = declareView<InspectorToHost, InspectorDescription, AnalysisPanelContext, InspectorPanel>(
+  'inspector',
+  'Inspector',
+  parseInspectorToHost,
+  (panel, ctx) => new InspectorPanel(panel, ctx),
+  ({ type: _t, requestId: _r, ...d }) => d,
+);

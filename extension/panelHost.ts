@@ -2,8 +2,9 @@
  * The host side every view shares: one webview panel of a kind (`PanelSlot`: show, reveal, revive after a reload
  * through its serializer) and the panel itself (`ViewPanel`: the page, typed messages validated on arrival, the
  * `ready` handshake, `log`, `export`, `describe`). A view subclasses `ViewPanel` with its in-messages, out-messages
- * and description type and implements what is its own; it subscribes to the job and engine events it needs in its
- * constructor (they are disposed with the panel) — nothing outside pushes into a panel.
+ * and description type and implements what is its own, and is declared once with `declareView` (its kind and
+ * slot); it subscribes to the job and engine events it needs in its constructor (they are disposed with the panel)
+ * — nothing outside pushes into a panel.
  */
 import * as vscode from 'vscode';
 import type { CommonToHost, Result, ViewDescribeMessage } from '../webview/shared/messages';
@@ -31,22 +32,27 @@ export interface ViewKind<In extends { type: string }, D> {
   description(msg: Extract<In, { type: 'description' }>): D;
 }
 
-/** A kind of view whose `describe()` resolves with its `description` message as sent (`describedAs` maps it otherwise). */
-export function viewKind<In extends { type: string }, D = Extract<In, { type: 'description' }>>(
-  viewType: string,
+/**
+ * Declares a view: its kind and how its one panel is made (`slot(ctx)`: the PanelSlot that views.ts owns). The
+ * webview panel type is `advmoe.<page>`, as package.json's `onWebviewPanel:` activation events name it.
+ * `describe()` resolves with the view's `description` message as sent unless `describedAs` maps it.
+ */
+export function declareView<In extends { type: string }, D, C extends PanelContext, P extends SlotPanel>(
   page: string,
   title: string,
   parse: (raw: unknown) => Result<In>,
+  create: (panel: vscode.WebviewPanel, ctx: C) => P,
   describedAs: (msg: Extract<In, { type: 'description' }>) => D = (msg) => msg as unknown as D,
-): ViewKind<In, D> {
-  return { viewType, page, title, parse, description: describedAs };
+): ViewKind<In, D> & { slot(ctx: C): PanelSlot<P> } {
+  const kind: ViewKind<In, D> = { viewType: `advmoe.${page}`, page, title, parse, description: describedAs };
+  return { ...kind, slot: (ctx) => new PanelSlot(kind, ctx.extensionUri, (panel) => create(panel, ctx)) };
 }
 
 type Common = CommonToHost | { type: 'description' };
 /** The messages a view handles itself (the common ones are handled here). */
 export type OwnMessage<In extends { type: string }> = Exclude<In, { type: Common['type'] }>;
 
-export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
   return {
     enableScripts: true,
     retainContextWhenHidden: false,
@@ -92,9 +98,14 @@ export abstract class ViewPanel<In extends { type: string }, Out extends { type:
   protected abstract onReady(): Promise<void>;
   /** A validated message of the view's own. */
   protected abstract onMessage(msg: OwnMessage<In>): Promise<void>;
-  /** Where the save dialog of an export opens. */
+  /** The runs the view shows (none here; views of runs say which). */
+  get shownRunIds(): readonly string[] {
+    return [];
+  }
+
+  /** Where the save dialog of an export opens: the runs folder of the first run shown, else the workspace folder. */
   protected exportFolder(): vscode.Uri | undefined {
-    return vscode.workspace.workspaceFolders?.[0]?.uri;
+    return runsFolderOf(this.base.store, this.shownRunIds) ?? vscode.workspace.workspaceFolders?.[0]?.uri;
   }
 
   /** Asks the webview what it has drawn (the integration tests and diagnostics read it). */
@@ -207,7 +218,7 @@ export class PanelSlot<P extends SlotPanel> implements vscode.Disposable {
 }
 
 /** Loads `dist/webview/<page>.js` with the shared `media/base.css` and `media/<page>.css` into the panel. */
-export function setViewPage(panel: vscode.WebviewPanel, extensionUri: vscode.Uri, page: string, title: string): void {
+function setViewPage(panel: vscode.WebviewPanel, extensionUri: vscode.Uri, page: string, title: string): void {
   const webview = panel.webview;
   const media = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', name)).toString();
   webview.html = webviewHtml({
@@ -223,7 +234,7 @@ export function setViewPage(panel: vscode.WebviewPanel, extensionUri: vscode.Uri
  * Pending `describe` requests of one view. A request made before the view is ready is sent once it is
  * (`sendPending`); each answer resolves the request with the same id; unanswered ones time out.
  */
-export class DescribeRequests<D> {
+class DescribeRequests<D> {
   private readonly waiters = new Map<number, (d: D) => void>();
   private nextId = 1;
 
@@ -262,8 +273,14 @@ export class DescribeRequests<D> {
   }
 }
 
+/** Where a view of runs saves its exports: the runs folder of the first shown run the store knows. */
+function runsFolderOf(store: RunsStore, runIds: readonly string[]): vscode.Uri | undefined {
+  const first = runIds.map((id) => store.get(id)).find((e) => e !== undefined);
+  return first ? vscode.Uri.file(first.runsDir) : undefined;
+}
+
 /** Saves a view's export where the user says (a save dialog opened in `folder`): base64 for PNG, text otherwise. */
-export async function saveViewExport(log: vscode.LogOutputChannel, folder: vscode.Uri | undefined, format: string, fileName: string, data: string): Promise<void> {
+async function saveViewExport(log: vscode.LogOutputChannel, folder: vscode.Uri | undefined, format: string, fileName: string, data: string): Promise<void> {
   const target = await vscode.window.showSaveDialog({
     defaultUri: folder ? vscode.Uri.joinPath(folder, fileName) : undefined,
     filters: { [format.toUpperCase()]: [format] },

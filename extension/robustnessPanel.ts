@@ -18,11 +18,10 @@ import {
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis } from './runsDisk';
 import { jobActivity, waitingAhead } from './jobProgress';
-import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
+import { ViewPanel, declareView, type OwnMessage } from './panelHost';
 import { pickRuns } from './runPicks';
 import { pickSampleCount } from './commands/sampleCount';
 
-export const ROBUSTNESS_VIEW_TYPE = 'advmoe.robustness';
 /** After a final report: how long to wait for the engine's saved file to appear. */
 const RELOAD_TRIES = 20;
 const RELOAD_WAIT_MS = 250;
@@ -65,7 +64,6 @@ export async function loadRunData(
 
 const infoKey = (s: { name: string; status: string; method: string }) => `${s.name}|${s.status}|${s.method}`;
 
-const KIND = viewKind<RobustnessToHost, RobDescriptionMessage>(ROBUSTNESS_VIEW_TYPE, 'robustness', 'Robustness', parseRobustnessToHost);
 
 export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustness, RobDescriptionMessage> {
   private runIds: string[] = [];
@@ -86,7 +84,7 @@ export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustnes
     panel: vscode.WebviewPanel,
     private readonly ctx: AnalysisPanelContext,
   ) {
-    super(panel, ctx, KIND);
+    super(panel, ctx, ROBUSTNESS_VIEW);
     this.disposables.push(
       {
         dispose: () => {
@@ -117,7 +115,7 @@ export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustnes
     );
   }
 
-  get shownRunIds(): string[] {
+  override get shownRunIds(): string[] {
     return [...this.runIds];
   }
 
@@ -339,14 +337,12 @@ export class RobustnessPanel extends ViewPanel<RobustnessToHost, HostToRobustnes
       }
     }
   }
-
-  protected override exportFolder(): vscode.Uri | undefined {
-    const first = this.runIds.map((id) => this.ctx.store.get(id)).find((e) => e !== undefined);
-    return first ? vscode.Uri.file(first.runsDir) : super.exportFolder();
-  }
 }
 
-/** The one Robustness panel. */
-export function robustnessSlot(ctx: AnalysisPanelContext): PanelSlot<RobustnessPanel> {
-  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new RobustnessPanel(panel, ctx));
-}
+/** The Robustness view and its one panel. */
+export const ROBUSTNESS_VIEW = declareView<RobustnessToHost, RobDescriptionMessage, AnalysisPanelContext, RobustnessPanel>(
+  'robustness',
+  'Robustness',
+  parseRobustnessToHost,
+  (panel, ctx) => new RobustnessPanel(panel, ctx),
+);

@@ -21,13 +21,11 @@ import {
 import type { AnalysisPanelContext } from './analysisContext';
 import { listAnalysisFiles, readAnalysis, restoredRunsDir, runDir } from './runsDisk';
 import { allRunsDirs } from './settings';
-import { PanelSlot, ViewPanel, type OwnMessage, viewKind } from './panelHost';
+import { ViewPanel, declareView, type OwnMessage } from './panelHost';
 
-export const ROUTING_VIEW_TYPE = 'advmoe.routing';
 const RELOAD_DELAY_MS = 250;
 const PROGRESS_INTERVAL_MS = 1000;
 
-const KIND = viewKind<RoutingToHost, RoutingDescription>(ROUTING_VIEW_TYPE, 'routing', 'Routing', parseRoutingToHost);
 
 export class RoutingPanel extends ViewPanel<RoutingToHost, HostToRouting, RoutingDescription> {
   private runsDir = '';
@@ -52,7 +50,7 @@ export class RoutingPanel extends ViewPanel<RoutingToHost, HostToRouting, Routin
     panel: vscode.WebviewPanel,
     private readonly ctx: AnalysisPanelContext,
   ) {
-    super(panel, ctx, KIND);
+    super(panel, ctx, ROUTING_VIEW);
     this.disposables.push(
       {
         dispose: () => {
@@ -198,7 +196,10 @@ export class RoutingPanel extends ViewPanel<RoutingToHost, HostToRouting, Routin
 
 }
 
-/** The one Routing panel. */
-export function routingSlot(ctx: AnalysisPanelContext): PanelSlot<RoutingPanel> {
-  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new RoutingPanel(panel, ctx));
-}
+/** The Routing view and its one panel. */
+export const ROUTING_VIEW = declareView<RoutingToHost, RoutingDescription, AnalysisPanelContext, RoutingPanel>(
+  'routing',
+  'Routing',
+  parseRoutingToHost,
+  (panel, ctx) => new RoutingPanel(panel, ctx),
+);

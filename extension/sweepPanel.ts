@@ -1,23 +1,20 @@
 /**
- * The Sweep Table view's host side: one webview panel showing one sweep (README "Sweeps"). Reads the table from
- * the sweep folder and the runs folder (engine/sweeps/rows.ts), posts it again whenever the sweep's manifest or one
- * of its runs' state or analysis files changes (file watchers: live while the sweep runs, whoever runs it), opens
- * selected runs in the Training, Robustness or Routing view, saves exports, and is restored after a reload by its
- * serializer. Every message from the webview is validated before use.
+ * The Sweep Table view's host side: one webview panel on the panel host showing one sweep (README "Sweeps"). Reads
+ * the table from the sweep folder and the runs folder (engine/sweeps/rows.ts), posts it again whenever the sweep's
+ * manifest or one of its runs' state or analysis files changes (file watchers: live while the sweep runs, whoever
+ * runs it), and opens selected runs in the Training, Robustness or Routing view. The host does the rest: the ready
+ * handshake, validated messages, exports into the sweep folder, `describe`, and revival after a reload.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { MANIFEST_FILE, readSweepManifest } from '../engine/sweeps/folder';
 import { readSweepTable } from '../engine/sweeps/rows';
-import { parseSweepToHost, parseSweepViewState, type HostToSweep, type SweepDescription, type SweepExportFormat } from '../webview/sweep/protocol';
-import { DescribeRequests, saveViewExport, setViewPage, webviewOptions } from './panelHost';
+import { parseSweepToHost, parseSweepViewState, type HostToSweep, type SweepDescription, type SweepToHost } from '../webview/sweep/protocol';
+import { ViewPanel, declareView, type OwnMessage, type PanelContext } from './panelHost';
 
-export const SWEEP_VIEW_TYPE = 'advmoe.sweep';
 const RELOAD_DELAY_MS = 300;
 
-export interface SweepPanelContext {
-  extensionUri: vscode.Uri;
-  log: vscode.LogOutputChannel;
+export interface SweepPanelContext extends PanelContext {
   /** The workspace's sweeps folders: a restored panel only opens a sweep inside one of them. */
   sweepsDirs(): string[];
   openTraining(runIds: string[]): void;
@@ -25,61 +22,38 @@ export interface SweepPanelContext {
   openRouting(runsDir: string, runId: string): void;
 }
 
-export class SweepPanel implements vscode.Disposable {
-  private static current: SweepPanel | undefined;
 
+export class SweepPanel extends ViewPanel<SweepToHost, HostToSweep, SweepDescription> {
   private sweepDir = '';
   private runsDir = '';
   private runIds = new Set<string>();
-  private ready = false;
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
   private watchers: vscode.Disposable[] = [];
-  private readonly describes = new DescribeRequests<SweepDescription>('Sweep Table', (requestId) => void this.panel.webview.postMessage({ type: 'describe', requestId } satisfies HostToSweep));
-  private readonly disposables: vscode.Disposable[] = [];
 
-  static get instance(): SweepPanel | undefined {
-    return SweepPanel.current;
-  }
-
-  /** Shows this sweep (one panel: created, or revealed and switched to it). */
-  static show(ctx: SweepPanelContext, sweepDir: string, opts: { column?: vscode.ViewColumn; preserveFocus?: boolean } = {}): SweepPanel {
-    let p = SweepPanel.current;
-    if (!p) {
-      const panel = vscode.window.createWebviewPanel(SWEEP_VIEW_TYPE, 'Sweep Table', { viewColumn: opts.column ?? vscode.ViewColumn.Active, preserveFocus: opts.preserveFocus ?? false }, webviewOptions(ctx.extensionUri));
-      p = new SweepPanel(panel, ctx);
-    } else {
-      p.panel.reveal(opts.column, opts.preserveFocus ?? false);
-    }
-    p.setSweep(sweepDir);
-    return p;
-  }
-
-  static revive(panel: vscode.WebviewPanel, ctx: SweepPanelContext, state: unknown): SweepPanel {
-    SweepPanel.current?.dispose();
-    panel.webview.options = webviewOptions(ctx.extensionUri);
-    const p = new SweepPanel(panel, ctx);
-    const s = parseSweepViewState(state);
-    // Restored state comes from storage anyone could write: only a sweep inside this workspace's sweeps folders.
-    const dir = s && path.resolve(s.sweepDir);
-    if (dir && ctx.sweepsDirs().some((d) => path.dirname(dir) === path.resolve(d))) p.setSweep(dir);
-    else if (s) ctx.log.warn(`Sweep Table: not restoring ${s.sweepDir}: not a sweep folder of this workspace`);
-    return p;
-  }
-
-  private constructor(
-    readonly panel: vscode.WebviewPanel,
+  constructor(
+    panel: vscode.WebviewPanel,
     private readonly ctx: SweepPanelContext,
   ) {
-    SweepPanel.current = this;
-    setViewPage(panel, ctx.extensionUri, 'sweep', 'Sweep Table');
-    this.disposables.push(
-      panel.webview.onDidReceiveMessage((m: unknown) => this.onMessage(m)),
-      panel.onDidDispose(() => this.dispose()),
-    );
+    super(panel, ctx, SWEEP_VIEW);
+    this.disposables.push({
+      dispose: () => {
+        if (this.reloadTimer) clearTimeout(this.reloadTimer);
+        for (const w of this.watchers) w.dispose();
+      },
+    });
   }
 
   get shownSweep(): string {
     return this.sweepDir;
+  }
+
+  /** Applies a state the webview saved (after a reload). */
+  restore(state: unknown): void {
+    const s = parseSweepViewState(state);
+    // Restored state comes from storage anyone could write: only a sweep inside this workspace's sweeps folders.
+    const dir = s && path.resolve(s.sweepDir);
+    if (dir && this.ctx.sweepsDirs().some((d) => path.dirname(dir) === path.resolve(d))) this.setSweep(dir);
+    else if (s) this.ctx.log.warn(`Sweep Table: not restoring ${s.sweepDir}: not a sweep folder of this workspace`);
   }
 
   setSweep(sweepDir: string): void {
@@ -126,10 +100,6 @@ export class SweepPanel implements vscode.Disposable {
     }, RELOAD_DELAY_MS);
   }
 
-  private post(msg: HostToSweep): void {
-    if (this.ready) void this.panel.webview.postMessage(msg);
-  }
-
   /** Reads the sweep and posts its table (or what is wrong with it). */
   load(): void {
     if (!this.sweepDir) {
@@ -148,66 +118,34 @@ export class SweepPanel implements vscode.Disposable {
     }
   }
 
-  describe(timeoutMs = 5000): Promise<SweepDescription> {
-    return this.describes.request(this.ready, timeoutMs);
+  protected override async onReady(): Promise<void> {
+    this.load();
   }
 
-  private onMessage(raw: unknown): void {
-    const parsed = parseSweepToHost(raw);
-    if (!parsed.ok) {
-      this.ctx.log.warn(`Sweep Table: rejected a message: ${parsed.error}`);
+  protected override async onMessage(msg: OwnMessage<SweepToHost>): Promise<void> {
+    if (msg.type === 'refresh') {
+      this.load();
       return;
     }
-    const msg = parsed.value;
-    switch (msg.type) {
-      case 'ready':
-        this.ready = true;
-        this.load();
-        this.describes.sendPending();
-        break;
-      case 'refresh':
-        this.load();
-        break;
-      case 'open': {
-        // Only this sweep's runs: the ids come from the webview.
-        const ids = msg.runIds.filter((id) => this.runIds.has(id));
-        if (ids.length !== msg.runIds.length) this.ctx.log.warn('Sweep Table: ignored run ids that are not in the sweep');
-        if (!ids.length) return;
-        if (msg.view === 'training') this.ctx.openTraining(ids);
-        else if (msg.view === 'robustness') this.ctx.openRobustness(ids);
-        else this.ctx.openRouting(this.runsDir, ids[0]);
-        break;
-      }
-      case 'export':
-        void this.saveExport(msg.format, msg.fileName, msg.data);
-        break;
-      case 'log':
-        this.ctx.log[msg.level](`[sweep view] ${msg.message}`);
-        break;
-      case 'description':
-        this.describes.answer(msg.requestId, msg);
-        break;
-    }
+    // Only this sweep's runs: the ids come from the webview.
+    const ids = msg.runIds.filter((id) => this.runIds.has(id));
+    if (ids.length !== msg.runIds.length) this.ctx.log.warn('Sweep Table: ignored run ids that are not in the sweep');
+    if (!ids.length) return;
+    if (msg.view === 'training') this.ctx.openTraining(ids);
+    else if (msg.view === 'robustness') this.ctx.openRobustness(ids);
+    else this.ctx.openRouting(this.runsDir, ids[0]);
   }
 
-  private async saveExport(format: SweepExportFormat, fileName: string, data: string): Promise<void> {
-    await saveViewExport(this.ctx.log, this.sweepDir ? vscode.Uri.file(this.sweepDir) : undefined, format, fileName, data);
-  }
-
-  dispose(): void {
-    if (SweepPanel.current === this) SweepPanel.current = undefined;
-    if (this.reloadTimer) clearTimeout(this.reloadTimer);
-    for (const w of this.watchers) w.dispose();
-    for (const d of this.disposables) d.dispose();
-    this.disposables.length = 0;
-    this.panel.dispose();
+  /** Exports go into the sweep's folder. */
+  protected override exportFolder(): vscode.Uri | undefined {
+    return this.sweepDir ? vscode.Uri.file(this.sweepDir) : super.exportFolder();
   }
 }
 
-export class SweepPanelSerializer implements vscode.WebviewPanelSerializer {
-  constructor(private readonly ctx: SweepPanelContext) {}
-
-  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
-    SweepPanel.revive(panel, this.ctx, state);
-  }
-}
+/** The Sweep Table view and its one panel. */
+export const SWEEP_VIEW = declareView<SweepToHost, SweepDescription, SweepPanelContext, SweepPanel>(
+  'sweep',
+  'Sweep Table',
+  parseSweepToHost,
+  (panel, ctx) => new SweepPanel(panel, ctx),
+);

@@ -16,10 +16,9 @@ import {
 } from '../webview/protocol';
 import type { JobEvents } from './jobs';
 import { MetricsTail } from './liveMetrics';
-import { PanelSlot, ViewPanel, type OwnMessage, type PanelContext, viewKind } from './panelHost';
+import { ViewPanel, declareView, type OwnMessage, type PanelContext } from './panelHost';
 import { pickRuns } from './runPicks';
 
-export const TRAINING_VIEW_TYPE = 'advmoe.training';
 const FLUSH_MS = 100;
 
 export interface TrainingPanelContext extends PanelContext {
@@ -28,7 +27,6 @@ export interface TrainingPanelContext extends PanelContext {
   metricsChanged: vscode.Event<string>;
 }
 
-const KIND = viewKind<TrainingToHost, DescriptionMessage>(TRAINING_VIEW_TYPE, 'training', 'Training', parseTrainingToHost);
 
 export class TrainingPanel extends ViewPanel<TrainingToHost, HostToTraining, DescriptionMessage> {
   private runIds: string[] = [];
@@ -42,7 +40,7 @@ export class TrainingPanel extends ViewPanel<TrainingToHost, HostToTraining, Des
     panel: vscode.WebviewPanel,
     private readonly ctx: TrainingPanelContext,
   ) {
-    super(panel, ctx, KIND);
+    super(panel, ctx, TRAINING_VIEW);
     this.tail = new MetricsTail(ctx.store, ctx.log);
     this.disposables.push(
       ctx.store.onDidChange((e) => this.onRunChanged(e?.state)),
@@ -57,7 +55,7 @@ export class TrainingPanel extends ViewPanel<TrainingToHost, HostToTraining, Des
     );
   }
 
-  get shownRunIds(): readonly string[] {
+  override get shownRunIds(): readonly string[] {
     return this.runIds;
   }
 
@@ -136,14 +134,12 @@ export class TrainingPanel extends ViewPanel<TrainingToHost, HostToTraining, Des
     const ids = await pickRuns(this.ctx.store, { title: 'Runs to add to the Training view', exclude: this.runIds });
     if (ids?.length) await this.addRuns(ids);
   }
-
-  protected override exportFolder(): vscode.Uri | undefined {
-    const first = this.runIds.map((id) => this.ctx.store.get(id)).find((e) => e !== undefined);
-    return first ? vscode.Uri.file(first.runsDir) : super.exportFolder();
-  }
 }
 
-/** The one Training panel. */
-export function trainingSlot(ctx: TrainingPanelContext): PanelSlot<TrainingPanel> {
-  return new PanelSlot(KIND, ctx.extensionUri, (panel) => new TrainingPanel(panel, ctx));
-}
+/** The Training view and its one panel. */
+export const TRAINING_VIEW = declareView<TrainingToHost, DescriptionMessage, TrainingPanelContext, TrainingPanel>(
+  'training',
+  'Training',
+  parseTrainingToHost,
+  (panel, ctx) => new TrainingPanel(panel, ctx),
+);

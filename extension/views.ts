@@ -1,16 +1,17 @@
 /**
- * The four views of the extension, one panel each (`panelHost.ts`), and how they open one another. Owns the panel
+ * The five views of the extension, one panel each (`panelHost.ts`), and how they open one another. Owns the panel
  * slots and their serializers; commands and other views open a view through here, never through a panel's class.
  */
 import * as vscode from 'vscode';
 import type { EngineClient } from './engineClient';
 import type { AnalysisPanelContext, InspectorTarget } from './analysisContext';
-import { inspectorSlot, type InspectorPanel } from './inspectorPanel';
+import { INSPECTOR_VIEW, type InspectorPanel } from './inspectorPanel';
 import type { JobManager } from './jobs';
 import type { PanelContext } from './panelHost';
-import { robustnessSlot, type RobustnessPanel } from './robustnessPanel';
-import { routingSlot, type RoutingPanel } from './routingPanel';
-import { trainingSlot, type TrainingPanel } from './trainingPanel';
+import { ROBUSTNESS_VIEW, type RobustnessPanel } from './robustnessPanel';
+import { ROUTING_VIEW, type RoutingPanel } from './routingPanel';
+import { SWEEP_VIEW, type SweepPanel } from './sweepPanel';
+import { TRAINING_VIEW, type TrainingPanel } from './trainingPanel';
 
 export interface ShowOptions {
   column?: vscode.ViewColumn;
@@ -22,9 +23,11 @@ export class Views implements vscode.Disposable {
   readonly robustness;
   readonly routing;
   readonly inspector;
+  readonly sweep;
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(base: PanelContext, engine: EngineClient, jobs: JobManager, metricsChanged: vscode.Event<string>) {
+  /** `sweepsDirs`: the workspace's sweeps folders (a restored Sweep Table opens only a sweep inside one). */
+  constructor(base: PanelContext, engine: EngineClient, jobs: JobManager, metricsChanged: vscode.Event<string>, sweepsDirs: () => string[]) {
     const analysisCtx: AnalysisPanelContext = {
       ...base,
       engine,
@@ -34,19 +37,30 @@ export class Views implements vscode.Disposable {
       openRouting: (runsDir, runId, opts) => this.openRouting(runsDir, runId, { analysis: opts?.analysis, column: opts?.column }),
       openRobustness: (runIds, opts) => this.openRobustness(runIds, { column: opts?.column }),
     };
-    this.training = trainingSlot({ ...base, jobs, metricsChanged });
-    this.robustness = robustnessSlot(analysisCtx);
-    this.routing = routingSlot(analysisCtx);
-    this.inspector = inspectorSlot(analysisCtx);
+    this.training = TRAINING_VIEW.slot({ ...base, jobs, metricsChanged });
+    this.robustness = ROBUSTNESS_VIEW.slot(analysisCtx);
+    this.routing = ROUTING_VIEW.slot(analysisCtx);
+    this.inspector = INSPECTOR_VIEW.slot(analysisCtx);
+    // The Sweep Table opens runs beside itself, the Training view on exactly the selected runs.
+    const beside = { column: vscode.ViewColumn.Beside, preserveFocus: false };
+    this.sweep = SWEEP_VIEW.slot({
+      ...base,
+      sweepsDirs,
+      openTraining: (runIds) => this.openTraining(runIds, { ...beside, replace: true }),
+      openRobustness: (runIds) => this.openRobustness(runIds, beside),
+      openRouting: (runsDir, runId) => this.openRouting(runsDir, runId, beside),
+    });
     this.disposables.push(
       this.training,
       this.robustness,
       this.routing,
       this.inspector,
+      this.sweep,
       this.training.serializer((p, state) => p.restore(state)),
       this.robustness.serializer((p, state) => p.restore(state)),
       this.routing.serializer((p, state) => p.restore(state)),
       this.inspector.serializer((p, state) => p.restore(state)),
+      this.sweep.serializer((p, state) => p.restore(state)),
     );
   }
 
@@ -74,6 +88,13 @@ export class Views implements vscode.Disposable {
   openInspector(target: InspectorTarget, opts: ShowOptions = {}): InspectorPanel {
     const { panel } = this.inspector.show(opts);
     panel.show(target);
+    return panel;
+  }
+
+  /** The Sweep Table on this sweep folder. */
+  openSweep(sweepDir: string, opts: ShowOptions = {}): SweepPanel {
+    const { panel } = this.sweep.show(opts);
+    panel.setSweep(sweepDir);
     return panel;
   }
 

@@ -6,8 +6,8 @@
  */
 import * as vscode from 'vscode';
 import { EXPERIMENT_GLOB } from './codeLens';
-import { INSPECTOR_VIEW_TYPE } from './inspectorPanel';
-import { ROBUSTNESS_VIEW_TYPE } from './robustnessPanel';
+import { INSPECTOR_VIEW } from './inspectorPanel';
+import { ROBUSTNESS_VIEW } from './robustnessPanel';
 import type { RunsStore } from './runsStore';
 
 /** The context keys the walkthrough's completion events name (package.json must use the same strings). */
@@ -49,8 +49,8 @@ export function registerWalkthrough(store: RunsStore): vscode.Disposable {
   const checkTabs = () => {
     for (const tab of vscode.window.tabGroups.all.flatMap((g) => g.tabs)) {
       if (!(tab.input instanceof vscode.TabInputWebview)) continue;
-      if (tab.input.viewType.endsWith(ROBUSTNESS_VIEW_TYPE)) set(WALKTHROUGH_CONTEXT.openedRobustness);
-      if (tab.input.viewType.endsWith(INSPECTOR_VIEW_TYPE)) set(WALKTHROUGH_CONTEXT.openedInspector);
+      if (tab.input.viewType.endsWith(ROBUSTNESS_VIEW.viewType)) set(WALKTHROUGH_CONTEXT.openedRobustness);
+      if (tab.input.viewType.endsWith(INSPECTOR_VIEW.viewType)) set(WALKTHROUGH_CONTEXT.openedInspector);
     }
   };
   disposables.push(vscode.window.tabGroups.onDidChangeTabs(checkTabs));

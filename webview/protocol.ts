@@ -4,13 +4,12 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post state.
  */
-import { fail, isNum, isObj, isStr, type Result } from '../contract/guards';
+import { fail, isNum, isObj, isStr, ok } from '../contract/guards';
 import { RUN_STATUSES, isMetricsRecord, isRunState } from '../contract/runFolder';
 import type { MetricsRecord, RunState } from '../contract/runFolder';
 import {
-  parseCommonToHost,
-  parseDescribe,
-  unknownType,
+  hostToViewParser,
+  viewToHostParser,
   type ViewDescribeMessage,
   type ViewExportMessage,
   type ViewLogMessage,
@@ -101,51 +100,31 @@ function isRunSeries(x: unknown): x is RunSeriesData {
 }
 
 /** Validates a message the host received from the Training view. */
-export function parseTrainingToHost(x: unknown): Result<TrainingToHost> {
-  const common = parseCommonToHost(x, EXPORT_FORMATS);
-  if (common) return common;
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'addRuns':
-      return { ok: true, value: { type: x.type } };
-    case 'description': {
-      if (!isNum(x.requestId) || !Array.isArray(x.charts) || !x.charts.every(isStr)) return fail('description: bad fields');
-      if (!Array.isArray(x.series) || !Array.isArray(x.runs)) return fail('description: bad fields');
-      const series = x.series.every(
-        (s) => isObj(s) && isStr(s.runId) && isStr(s.metric) && isNum(s.points) && isNum(s.drawn),
-      );
-      const runs = x.runs.every((r) => isObj(r) && isStr(r.runId) && isStr(r.status));
-      if (!series || !runs) return fail('description: bad series/runs');
-      return { ok: true, value: x as unknown as DescriptionMessage };
-    }
-    default:
-      return unknownType(x);
-  }
-}
+export const parseTrainingToHost = viewToHostParser<TrainingToHost, ExportFormat>(EXPORT_FORMATS, {
+  addRuns: () => ok({ type: 'addRuns' }),
+  description: (x) => {
+    if (!isNum(x.requestId) || !Array.isArray(x.charts) || !x.charts.every(isStr)) return fail('description: bad fields');
+    if (!Array.isArray(x.series) || !Array.isArray(x.runs)) return fail('description: bad fields');
+    const series = x.series.every((s) => isObj(s) && isStr(s.runId) && isStr(s.metric) && isNum(s.points) && isNum(s.drawn));
+    const runs = x.runs.every((r) => isObj(r) && isStr(r.runId) && isStr(r.status));
+    if (!series || !runs) return fail('description: bad series/runs');
+    return ok(x as unknown as DescriptionMessage);
+  },
+});
 
 /** Validates a message the Training view received from the host. */
-export function parseHostToTraining(x: unknown): Result<HostToTraining> {
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'init': {
-      if (!Array.isArray(x.runs) || !x.runs.every(isRunSeries)) return fail('init: bad `runs`');
-      if (x.options !== undefined && !isObj(x.options)) return fail('init: bad `options`');
-      return { ok: true, value: x as unknown as InitMessage };
-    }
-    case 'append':
-      if (!isStr(x.runId) || !Array.isArray(x.records) || !x.records.every(isMetricsRecord)) {
-        return fail('append: bad fields');
-      }
-      return { ok: true, value: x as unknown as AppendMessage };
-    case 'runState':
-      if (!isRunState(x.state)) return fail('runState: bad `state`');
-      return { ok: true, value: x as unknown as RunStateMessage };
-    case 'describe':
-      return parseDescribe(x)!;
-    default:
-      return unknownType(x);
-  }
-}
+export const parseHostToTraining = hostToViewParser<HostToTraining>({
+  init: (x) => {
+    if (!Array.isArray(x.runs) || !x.runs.every(isRunSeries)) return fail('init: bad `runs`');
+    if (x.options !== undefined && !isObj(x.options)) return fail('init: bad `options`');
+    return ok(x as unknown as InitMessage);
+  },
+  append: (x) => {
+    if (!isStr(x.runId) || !Array.isArray(x.records) || !x.records.every(isMetricsRecord)) return fail('append: bad fields');
+    return ok(x as unknown as AppendMessage);
+  },
+  runState: (x) => (isRunState(x.state) ? ok(x as unknown as RunStateMessage) : fail('runState: bad `state`')),
+});
 
 /** Validates a persisted view state (it comes from storage written by an older version, maybe). */
 export function parseTrainingViewState(x: unknown): TrainingViewState | undefined {

@@ -23,6 +23,10 @@ import { backend_util } from '@tensorflow/tfjs-core';
 
 type Attrs = Record<string, unknown>;
 type Pad = 'same' | 'valid' | number | backend_util.ExplicitPadding;
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+type Shape4 = [number, number, number, number];
+/** The gradient of a windowed op (conv or max pool): two 4-D tensors, the window (a shape or a pool size), strides, padding, rounding. */
+type WindowGrad<W> = (a: tf.Tensor4D, b: tf.Tensor4D, window: W, strides: number | [number, number], pad: Pad, dimRoundingMode?: Rounding) => tf.Tensor4D;
 
 /** Transposed products smaller than this (multiply-adds) stay on the stock kernel. */
 const MATMUL_TRANSPOSE_MIN_MACS = 1 << 20;
@@ -79,14 +83,7 @@ function convWithPads(
 }
 
 /** dW[kh,kw,ci,co] = Σ_{n,oh,ow} x[n, oh·sh + kh − top, ow·sw + kw − left, ci] · dy[n,oh,ow,co]. */
-export function conv2DBackpropFilterImpl(
-  x: tf.Tensor4D,
-  dy: tf.Tensor4D,
-  filterShape: [number, number, number, number],
-  strides: number | [number, number],
-  pad: Pad,
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
-): tf.Tensor4D {
+export const conv2DBackpropFilterImpl: WindowGrad<Shape4> = (x, dy, filterShape, strides, pad, dimRoundingMode) => {
   const info = backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const [kh, kw, ci, co] = filterShape;
   const [n, h, w] = x.shape;
@@ -126,7 +123,7 @@ export function conv2DBackpropFilterImpl(
     const out = convWithPads(xt, ft, [top, bottom, left, right], [sh, sw]);
     return tf.transpose(out, [1, 2, 0, 3]);
   });
-}
+};
 
 /**
  * For one spatial dimension of a transposed convolution (filter size k, stride s, leading pad p), the polyphase
@@ -158,14 +155,7 @@ function phaseTaps(k: number, s: number, p: number): { lead: number; len: number
 }
 
 /** dx for y = conv2d(x, W): the transposed convolution, computed as one forward convolution (see file header). */
-export function conv2DBackpropInputImpl(
-  dy: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  inputShape: [number, number, number, number],
-  strides: number | [number, number],
-  pad: Pad,
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
-): tf.Tensor4D {
+export const conv2DBackpropInputImpl: WindowGrad<Shape4> = (dy, filter, inputShape, strides, pad, dimRoundingMode) => {
   const info = backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const [kh, kw, ci, co] = filter.shape;
   const [n, h, w] = inputShape;
@@ -214,7 +204,7 @@ export function conv2DBackpropInputImpl(
     if (hc * sh !== h || wc * sw !== w) out = tf.slice(out, [0, 0, 0, 0], [n, h, w, ci]);
     return out;
   });
-}
+};
 
 /** out[s, …] = Σ_{i: ids[i] = s} x[i, …]; ids outside [0, numSegments) are dropped (as on the cpu backend). */
 export function unsortedSegmentSumImpl(x: tf.Tensor, segmentIds: tf.Tensor, numSegments: number): tf.Tensor {
@@ -238,14 +228,7 @@ export function unsortedSegmentSumImpl(x: tf.Tensor, segmentIds: tf.Tensor, numS
  * backend's tie rule). A host loop: the data is copied out of the wasm heap once, and the work is
  * O(outputs · window), small beside the convolutions around it.
  */
-export function maxPoolGradImpl(
-  dy: tf.Tensor4D,
-  x: tf.Tensor4D,
-  filterSize: number | [number, number],
-  strides: number | [number, number],
-  pad: Pad,
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
-): tf.Tensor4D {
+export const maxPoolGradImpl: WindowGrad<number | [number, number]> = (dy, x, filterSize, strides, pad, dimRoundingMode) => {
   const info = backend_util.computePool2DInfo(x.shape, filterSize, strides, 1, pad, dimRoundingMode);
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
   const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
@@ -280,7 +263,7 @@ export function maxPoolGradImpl(
     }
   }
   return tf.tensor4d(dx, x.shape);
-}
+};
 
 /** The kernels this module adds or replaces, by name. */
 const KERNEL_NAMES = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'UnsortedSegmentSum', 'BatchMatMul'] as const;
@@ -289,47 +272,34 @@ export type TrainingKernelName = (typeof KERNEL_NAMES)[number];
 /** Stock wasm kernels we replace, captured before replacement (for restoring and for benchmarks). */
 const stock = new Map<string, tf.KernelConfig>();
 
+/**
+ * The gradient kernel of a windowed op (conv or max pool): its two 4-D inputs by name, and from the attributes the
+ * window (`windowAttr`: the filter or input shape, the pool size), strides, padding and rounding. NHWC only.
+ */
+function windowGradKernel<W>(
+  kernelName: TrainingKernelName,
+  inputNames: [string, string],
+  windowAttr: string,
+  impl: WindowGrad<W>,
+): tf.KernelConfig {
+  return {
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs }) => {
+      const a = attrs as Attrs;
+      requireNHWC(kernelName, a.dataFormat);
+      const [first, second] = inputNames.map((name) => asTensor<tf.Tensor4D>(inputs[name]));
+      return impl(first, second, a[windowAttr] as W, pair(a.strides), a.pad as Pad, a.dimRoundingMode as Rounding);
+    },
+  };
+}
+
 function makeConfigs(): tf.KernelConfig[] {
   const stockMatMul = () => stock.get('BatchMatMul')!;
   return [
-    {
-      kernelName: 'Conv2DBackpropFilter',
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, attrs }) => {
-        const a = attrs as Attrs;
-        requireNHWC('Conv2DBackpropFilter', a.dataFormat);
-        return conv2DBackpropFilterImpl(
-          asTensor<tf.Tensor4D>(inputs.x), asTensor<tf.Tensor4D>(inputs.dy),
-          a.filterShape as [number, number, number, number], pair(a.strides), a.pad as Pad,
-          a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-        );
-      },
-    },
-    {
-      kernelName: 'Conv2DBackpropInput',
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, attrs }) => {
-        const a = attrs as Attrs;
-        requireNHWC('Conv2DBackpropInput', a.dataFormat);
-        return conv2DBackpropInputImpl(
-          asTensor<tf.Tensor4D>(inputs.dy), asTensor<tf.Tensor4D>(inputs.filter),
-          a.inputShape as [number, number, number, number], pair(a.strides), a.pad as Pad,
-          a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-        );
-      },
-    },
-    {
-      kernelName: 'MaxPoolGrad',
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, attrs }) => {
-        const a = attrs as Attrs;
-        return maxPoolGradImpl(
-          asTensor<tf.Tensor4D>(inputs.dy), asTensor<tf.Tensor4D>(inputs.input),
-          a.filterSize as number | [number, number], a.strides as number | [number, number], a.pad as Pad,
-          a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-        );
-      },
-    },
+    windowGradKernel('Conv2DBackpropFilter', ['x', 'dy'], 'filterShape', conv2DBackpropFilterImpl),
+    windowGradKernel('Conv2DBackpropInput', ['dy', 'filter'], 'inputShape', conv2DBackpropInputImpl),
+    windowGradKernel('MaxPoolGrad', ['dy', 'input'], 'filterSize', maxPoolGradImpl),
     {
       kernelName: 'UnsortedSegmentSum',
       backendName: 'wasm',

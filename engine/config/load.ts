@@ -72,20 +72,27 @@ function allowedKeys(e: ErrorObject): string {
   return props ? Object.keys(props).filter((k) => k !== '$schema').join(', ') : 'see schema';
 }
 
-/** Reads and resolves an experiment file. */
-export function loadConfigFile(file: string): ExperimentConfig {
+/**
+ * The JSON a user's file holds (`what` names the kind of file in the error): CONFIG_NOT_FOUND when it cannot be
+ * read, CONFIG_INVALID when it is not JSON.
+ */
+export function readJsonFile(file: string, what: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new AdvMoEError('CONFIG_NOT_FOUND', `cannot read experiment file ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new AdvMoEError('CONFIG_NOT_FOUND', `cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new AdvMoEError('CONFIG_INVALID', `${file} is not valid JSON: ${(e as Error).message}`);
   }
+}
+
+/** Reads and resolves an experiment file. */
+export function loadConfigFile(file: string): ExperimentConfig {
+  const raw = readJsonFile(file, 'experiment file');
   const defaultName = path.basename(file).replace(/\.advmoe\.json$|\.json$/, '');
   return resolveConfig(raw, { source: file, defaultName, baseDir: path.dirname(path.resolve(file)) });
 }

@@ -134,270 +134,338 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): PyValue {
 
 /** Reads the pickle that starts at `offset`; `end` is the byte after its STOP (files may hold several). */
 export function unpickleFrom(bytes: Uint8Array, offset: number, opts: UnpickleOptions): { value: PyValue; end: number } {
-  const { file } = opts;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const stack: unknown[] = [];
-  const marks: number[] = [];
-  const memo = new Map<number, unknown>();
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
-  let pos = offset;
-
-  const need = (n: number, what: string): void => {
-    if (n < 0 || pos + n > bytes.length) throw corrupt(file, `${what} at byte ${pos} runs past the end (${bytes.length} bytes)`);
-  };
-  const u8 = (): number => {
-    need(1, 'opcode argument');
-    return bytes[pos++];
-  };
-  const u16 = (): number => {
-    need(2, 'opcode argument');
-    pos += 2;
-    return view.getUint16(pos - 2, true);
-  };
-  const u32 = (): number => {
-    need(4, 'opcode argument');
-    pos += 4;
-    return view.getUint32(pos - 4, true);
-  };
-  const u64 = (what: string): number => {
-    need(8, what);
-    const v = view.getBigUint64(pos, true);
-    pos += 8;
-    if (v > BigInt(bytes.length)) throw corrupt(file, `${what} length ${v} at byte ${pos - 8} exceeds the file`);
-    return Number(v);
-  };
-  const take = (n: number, what: string): Uint8Array => {
-    need(n, what);
-    pos += n;
-    return bytes.subarray(pos - n, pos);
-  };
-  const line = (what: string): string => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0) throw corrupt(file, `${what} at byte ${pos} has no end of line`);
-    // Text arguments (numbers, memo indexes, global names) are short; long ones would be slow to parse.
-    if (end - pos > 4096) throw corrupt(file, `${what} argument at byte ${pos} is longer than 4096 characters`);
-    const s = Buffer.from(bytes.subarray(pos, end)).toString('latin1');
-    pos = end + 1;
-    return s;
-  };
-  const text = (b: Uint8Array): string => {
-    try {
-      return utf8.decode(b);
-    } catch {
-      throw corrupt(file, `string at byte ${pos - b.length} is not UTF-8`);
-    }
-  };
-  const pop = (): unknown => {
-    if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1])) throw corrupt(file, `stack underflow at byte ${pos - 1}`);
-    return stack.pop();
-  };
-  const top = (): unknown => {
-    if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1])) throw corrupt(file, `stack underflow at byte ${pos - 1}`);
-    return stack[stack.length - 1];
-  };
-  const popMark = (): unknown[] => {
-    const m = marks.pop();
-    if (m === undefined) throw corrupt(file, `no MARK before byte ${pos - 1}`);
-    return stack.splice(m);
-  };
-  const memoGet = (i: number): unknown => {
-    if (!memo.has(i)) throw corrupt(file, `memo entry ${i} read at byte ${pos} before it was written`);
-    return memo.get(i);
-  };
-  const memoPut = (i: number): void => {
-    memo.set(i, top());
-  };
-  const resolve = (module: string, name: string): PyGlobal => {
-    const q = `${module}.${name}`;
-    if (opts.globals && Object.prototype.hasOwnProperty.call(opts.globals, q)) return new PyGlobal(module, name, opts.globals[q] ?? undefined);
-    if (Object.prototype.hasOwnProperty.call(BUILTIN_GLOBALS, q)) return new PyGlobal(module, name, (args) => BUILTIN_GLOBALS[q](args, file));
-    throw new AdvMoEError(
-      'CHECKPOINT_UNSAFE',
-      `${file}: the pickle refers to ${q}, which is not on the allowlist of tensor and collection types; it was not run (a checkpoint that needs it may contain code)`,
-      { global: q },
-    );
-  };
-  const call = (f: unknown, args: unknown[], op: string): unknown => {
-    if (!(f instanceof PyGlobal)) throw corrupt(file, `${op} at byte ${pos - 1} applied to something that is not an allowlisted global`);
-    if (!f.fn) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${file}: ${op} at byte ${pos - 1} calls ${f.qualified}, which is allowed only as a value`);
-    return f.fn(args);
-  };
-  const asTuple = (a: unknown, op: string): unknown[] => {
-    if (!Array.isArray(a)) throw corrupt(file, `${op} at byte ${pos - 1} without an argument tuple`);
-    return a;
-  };
-  const setItems = (d: unknown, kv: unknown[]): void => {
-    if (!(d instanceof Map)) throw corrupt(file, `SETITEM(S) at byte ${pos - 1} on something that is not a dict`);
-    if (kv.length % 2) throw corrupt(file, `SETITEMS at byte ${pos - 1} with an odd number of items`);
-    for (let i = 0; i < kv.length; i += 2) d.set(kv[i] as PyKey, kv[i + 1] as PyValue);
-  };
-  const appendItems = (l: unknown, items: unknown[]): void => {
-    if (!Array.isArray(l)) throw corrupt(file, `APPEND(S) at byte ${pos - 1} on something that is not a list`);
-    for (const x of items) l.push(x);
-  };
-  const int = (v: bigint): number | bigint => narrow(v);
-
+  const u = new Unpickler(bytes, offset, opts);
   for (;;) {
-    if (pos >= bytes.length) throw corrupt(file, `ends at byte ${pos} without STOP`);
-    const op = bytes[pos++];
-    switch (op) {
-      case 0x80: { // PROTO
-        const p = u8();
-        if (p > 5) throw corrupt(file, `pickle protocol ${p} is newer than 5`);
-        break;
-      }
-      case 0x95: // FRAME: frames are only a buffering hint
-        u64('FRAME');
-        break;
-      case 0x2e: { // STOP
-        if (stack.length !== 1 || marks.length) throw corrupt(file, `STOP at byte ${pos - 1} with ${stack.length} values on the stack`);
-        return { value: stack[0] as PyValue, end: pos };
-      }
-      case 0x28: marks.push(stack.length); break; // MARK
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x4a: stack.push(view.getInt32((u32(), pos - 4), true)); break; // BININT
-      case 0x49: { // INT (text); I00/I01 are False/True in protocol 0
-        const s = line('INT');
-        if (s === '00' || s === '01') stack.push(s === '01');
-        else if (/^[+-]?\d+$/.test(s)) stack.push(int(BigInt(s)));
-        else throw corrupt(file, `INT "${s.slice(0, 20)}" is not a number`);
-        break;
-      }
-      case 0x4c: { // LONG (text)
-        const s = line('LONG').replace(/L$/, '');
-        if (!/^[+-]?\d+$/.test(s)) throw corrupt(file, `LONG "${s.slice(0, 20)}" is not a number`);
-        stack.push(int(BigInt(s)));
-        break;
-      }
-      case 0x8a: case 0x8b: { // LONG1, LONG4: little-endian two's complement
-        const n = op === 0x8a ? u8() : u32();
-        // Ints this long never occur in checkpoints, and building them is quadratic.
-        if (n > 4096) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${file}: LONG4 of ${n} bytes at byte ${pos - 5} is larger than this reader accepts (4096)`);
-        const b = take(n, 'LONG');
-        let v = 0n;
-        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-        if (n > 0 && b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
-        stack.push(int(v));
-        break;
-      }
-      case 0x47: { // BINFLOAT (big-endian)
-        need(8, 'BINFLOAT');
-        stack.push(view.getFloat64(pos, false));
-        pos += 8;
-        break;
-      }
-      case 0x46: { // FLOAT (text)
-        const s = line('FLOAT');
-        const v = Number(s);
-        if (s.trim() === '' || (Number.isNaN(v) && !/^[+-]?nan$/i.test(s))) throw corrupt(file, `FLOAT "${s.slice(0, 20)}" is not a number`);
-        stack.push(v);
-        break;
-      }
-      case 0x58: stack.push(text(take(u32(), 'BINUNICODE'))); break;
-      case 0x8c: stack.push(text(take(u8(), 'SHORT_BINUNICODE'))); break;
-      case 0x8d: stack.push(text(take(u64('BINUNICODE8'), 'BINUNICODE8'))); break;
-      // Python 2 str: bytes decoded as latin-1 (torch's own default for old pickles).
-      case 0x54: stack.push(Buffer.from(take(u32(), 'BINSTRING')).toString('latin1')); break;
-      case 0x55: stack.push(Buffer.from(take(u8(), 'SHORT_BINSTRING')).toString('latin1')); break;
-      case 0x42: stack.push(Uint8Array.from(take(u32(), 'BINBYTES'))); break;
-      case 0x43: stack.push(Uint8Array.from(take(u8(), 'SHORT_BINBYTES'))); break;
-      case 0x8e: stack.push(Uint8Array.from(take(u64('BINBYTES8'), 'BINBYTES8'))); break;
-      case 0x96: stack.push(Uint8Array.from(take(u64('BYTEARRAY8'), 'BYTEARRAY8'))); break;
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x8f: stack.push([]); break; // EMPTY_SET (as a list)
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x91: stack.push(popMark()); break; // FROZENSET (as a list)
-      case 0x85: stack.push([pop()]); break; // TUPLE1
-      case 0x86: { const b = pop(); stack.push([pop(), b]); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); stack.push([pop(), b, c]); break; } // TUPLE3
-      case 0x64: { const kv = popMark(); const d = new Map(); setItems(d, kv); stack.push(d); break; } // DICT
-      case 0x61: { const x = pop(); appendItems(top(), [x]); break; } // APPEND
-      case 0x65: { const items = popMark(); appendItems(top(), items); break; } // APPENDS
-      case 0x90: { const items = popMark(); appendItems(top(), items); break; } // ADDITEMS (set as a list)
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const kv = popMark(); setItems(top(), kv); break; } // SETITEMS
-      case 0x71: memoPut(u8()); break; // BINPUT
-      case 0x72: memoPut(u32()); break; // LONG_BINPUT
-      case 0x94: memoPut(memo.size); break; // MEMOIZE
-      case 0x70: { // PUT (text)
-        const s = line('PUT');
-        if (!/^\d+$/.test(s)) throw corrupt(file, `PUT "${s.slice(0, 20)}" is not an index`);
-        memoPut(Number(s));
-        break;
-      }
-      case 0x68: stack.push(memoGet(u8())); break; // BINGET
-      case 0x6a: stack.push(memoGet(u32())); break; // LONG_BINGET
-      case 0x67: { // GET (text)
-        const s = line('GET');
-        if (!/^\d+$/.test(s)) throw corrupt(file, `GET "${s.slice(0, 20)}" is not an index`);
-        stack.push(memoGet(Number(s)));
-        break;
-      }
-      case 0x63: { // GLOBAL "module\nname\n"
-        const module = line('GLOBAL');
-        const name = line('GLOBAL');
-        stack.push(resolve(module, name));
-        break;
-      }
-      case 0x93: { // STACK_GLOBAL
-        const name = pop();
-        const module = pop();
-        if (typeof module !== 'string' || typeof name !== 'string') throw corrupt(file, `STACK_GLOBAL at byte ${pos - 1} with non-string names`);
-        stack.push(resolve(module, name));
-        break;
-      }
-      case 0x52: { // REDUCE
-        const args = asTuple(pop(), 'REDUCE');
-        stack.push(call(pop(), args, 'REDUCE'));
-        break;
-      }
-      case 0x81: { // NEWOBJ: cls.__new__(cls, *args); only allowlisted types, same as calling them
-        const args = asTuple(pop(), 'NEWOBJ');
-        stack.push(call(pop(), args, 'NEWOBJ'));
-        break;
-      }
-      case 0x92: { // NEWOBJ_EX
-        const kwargs = pop();
-        const args = asTuple(pop(), 'NEWOBJ_EX');
-        if (!(kwargs instanceof Map) || kwargs.size) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${file}: NEWOBJ_EX with keyword arguments at byte ${pos - 1} is not supported`);
-        stack.push(call(pop(), args, 'NEWOBJ_EX'));
-        break;
-      }
-      case 0x62: { // BUILD: set state on the object below
-        const state = pop();
-        build(top(), state, file, pos - 1);
-        break;
-      }
-      case 0x51: { // BINPERSID
-        const pid = pop();
-        if (!opts.persistentLoad) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${file}: the pickle has a persistent reference (BINPERSID) outside a torch checkpoint`);
-        stack.push(opts.persistentLoad(pid as PyValue));
-        break;
-      }
-      case 0x50: { // PERSID (text)
-        const pid = line('PERSID');
-        if (!opts.persistentLoad) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${file}: the pickle has a persistent reference (PERSID) outside a torch checkpoint`);
-        stack.push(opts.persistentLoad(pid));
-        break;
-      }
-      default: {
-        const name = REFUSED_OPCODES[op];
-        if (name) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${file}: pickle opcode ${name} at byte ${pos - 1} is not supported by the safe reader (state dicts do not use it)`);
-        throw corrupt(file, `unknown opcode 0x${op.toString(16).padStart(2, '0')} at byte ${pos - 1}`);
-      }
+    if (u.pos >= bytes.length) throw corrupt(opts.file, `ends at byte ${u.pos} without STOP`);
+    const op = bytes[u.pos++];
+    if (op === STOP) {
+      if (u.stack.length !== 1 || u.marks.length) throw corrupt(opts.file, `STOP at byte ${u.pos - 1} with ${u.stack.length} values on the stack`);
+      return { value: u.stack[0] as PyValue, end: u.pos };
     }
+    const handler = OPCODES.get(op);
+    if (!handler) throw unsupportedOpcode(opts.file, op, u.pos - 1);
+    handler(u, op);
   }
 }
+
+const STOP = 0x2e;
+
+function unsupportedOpcode(file: string, op: number, at: number): AdvMoEError {
+  const name = REFUSED_OPCODES[op];
+  if (name) return new AdvMoEError('CHECKPOINT_UNSAFE', `${file}: pickle opcode ${name} at byte ${at} is not supported by the safe reader (state dicts do not use it)`);
+  return corrupt(file, `unknown opcode 0x${op.toString(16).padStart(2, '0')} at byte ${at}`);
+}
+
+/**
+ * The state of one pickle being read (the stack, its marks, the memo, the read position) and the reads every
+ * opcode shares: arguments, the stack with its underflow checks, the memo, allowlisted globals and calls.
+ */
+class Unpickler {
+  readonly file: string;
+  readonly view: DataView;
+  readonly stack: unknown[] = [];
+  readonly marks: number[] = [];
+  readonly memo = new Map<number, unknown>();
+  private readonly utf8 = new TextDecoder('utf-8', { fatal: true });
+
+  constructor(
+    readonly bytes: Uint8Array,
+    public pos: number,
+    readonly opts: UnpickleOptions,
+  ) {
+    this.file = opts.file;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** The file's problem `what` at the opcode just read. */
+  corrupt(what: string): AdvMoEError {
+    return corrupt(this.file, what);
+  }
+
+  need(n: number, what: string): void {
+    if (n < 0 || this.pos + n > this.bytes.length) throw this.corrupt(`${what} at byte ${this.pos} runs past the end (${this.bytes.length} bytes)`);
+  }
+  u8(): number {
+    this.need(1, 'opcode argument');
+    return this.bytes[this.pos++];
+  }
+  u16(): number {
+    this.need(2, 'opcode argument');
+    this.pos += 2;
+    return this.view.getUint16(this.pos - 2, true);
+  }
+  u32(): number {
+    this.need(4, 'opcode argument');
+    this.pos += 4;
+    return this.view.getUint32(this.pos - 4, true);
+  }
+  /** An 8-byte length, at most the file's size. */
+  u64(what: string): number {
+    this.need(8, what);
+    const v = this.view.getBigUint64(this.pos, true);
+    this.pos += 8;
+    if (v > BigInt(this.bytes.length)) throw this.corrupt(`${what} length ${v} at byte ${this.pos - 8} exceeds the file`);
+    return Number(v);
+  }
+  take(n: number, what: string): Uint8Array {
+    this.need(n, what);
+    this.pos += n;
+    return this.bytes.subarray(this.pos - n, this.pos);
+  }
+  /** A text argument up to the end of its line. */
+  line(what: string): string {
+    const end = this.bytes.indexOf(0x0a, this.pos);
+    if (end < 0) throw this.corrupt(`${what} at byte ${this.pos} has no end of line`);
+    // Text arguments (numbers, memo indexes, global names) are short; long ones would be slow to parse.
+    if (end - this.pos > 4096) throw this.corrupt(`${what} argument at byte ${this.pos} is longer than 4096 characters`);
+    const s = Buffer.from(this.bytes.subarray(this.pos, end)).toString('latin1');
+    this.pos = end + 1;
+    return s;
+  }
+  /** A text line holding a whole number (`kind`: what it counts, for the error). */
+  indexLine(op: string, kind: string): number {
+    const s = this.line(op);
+    if (!/^\d+$/.test(s)) throw this.corrupt(`${op} "${s.slice(0, 20)}" is not ${kind}`);
+    return Number(s);
+  }
+  text(b: Uint8Array): string {
+    try {
+      return this.utf8.decode(b);
+    } catch {
+      throw this.corrupt(`string at byte ${this.pos - b.length} is not UTF-8`);
+    }
+  }
+
+  push(v: unknown): void {
+    this.stack.push(v);
+  }
+  private checkTop(): void {
+    const { stack, marks } = this;
+    if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1])) throw this.corrupt(`stack underflow at byte ${this.pos - 1}`);
+  }
+  pop(): unknown {
+    this.checkTop();
+    return this.stack.pop();
+  }
+  top(): unknown {
+    this.checkTop();
+    return this.stack[this.stack.length - 1];
+  }
+  popMark(): unknown[] {
+    const m = this.marks.pop();
+    if (m === undefined) throw this.corrupt(`no MARK before byte ${this.pos - 1}`);
+    return this.stack.splice(m);
+  }
+
+  memoGet(i: number): unknown {
+    if (!this.memo.has(i)) throw this.corrupt(`memo entry ${i} read at byte ${this.pos} before it was written`);
+    return this.memo.get(i);
+  }
+  memoPut(i: number): void {
+    this.memo.set(i, this.top());
+  }
+
+  /** An allowlisted global (the caller's, then the built-in ones); any other is refused before anything runs. */
+  resolve(module: string, name: string): PyGlobal {
+    const q = `${module}.${name}`;
+    const { globals } = this.opts;
+    if (globals && Object.prototype.hasOwnProperty.call(globals, q)) return new PyGlobal(module, name, globals[q] ?? undefined);
+    if (Object.prototype.hasOwnProperty.call(BUILTIN_GLOBALS, q)) return new PyGlobal(module, name, (args) => BUILTIN_GLOBALS[q](args, this.file));
+    throw new AdvMoEError(
+      'CHECKPOINT_UNSAFE',
+      `${this.file}: the pickle refers to ${q}, which is not on the allowlist of tensor and collection types; it was not run (a checkpoint that needs it may contain code)`,
+      { global: q },
+    );
+  }
+  /** Pops an argument tuple and the callable below it, and pushes what the allowlisted JS version returns. */
+  callWith(args: unknown, op: string): void {
+    if (!Array.isArray(args)) throw this.corrupt(`${op} at byte ${this.pos - 1} without an argument tuple`);
+    const f = this.pop();
+    if (!(f instanceof PyGlobal)) throw this.corrupt(`${op} at byte ${this.pos - 1} applied to something that is not an allowlisted global`);
+    if (!f.fn) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${this.file}: ${op} at byte ${this.pos - 1} calls ${f.qualified}, which is allowed only as a value`);
+    this.push(f.fn(args));
+  }
+  setItems(d: unknown, kv: unknown[]): void {
+    if (!(d instanceof Map)) throw this.corrupt(`SETITEM(S) at byte ${this.pos - 1} on something that is not a dict`);
+    if (kv.length % 2) throw this.corrupt(`SETITEMS at byte ${this.pos - 1} with an odd number of items`);
+    for (let i = 0; i < kv.length; i += 2) d.set(kv[i] as PyKey, kv[i + 1] as PyValue);
+  }
+  appendItems(l: unknown, items: unknown[]): void {
+    if (!Array.isArray(l)) throw this.corrupt(`APPEND(S) at byte ${this.pos - 1} on something that is not a list`);
+    for (const x of items) l.push(x);
+  }
+  persistent(pid: PyValue, op: string): void {
+    if (!this.opts.persistentLoad) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${this.file}: the pickle has a persistent reference (${op}) outside a torch checkpoint`);
+    this.push(this.opts.persistentLoad(pid));
+  }
+}
+
+/** What an opcode does to the unpickler (`op` is the opcode, for handlers shared by several). */
+type OpcodeHandler = (u: Unpickler, op: number) => void;
+
+/** Protocol, framing and stack manipulation. */
+const CONTROL: [number, OpcodeHandler][] = [
+  [0x80, (u) => { // PROTO
+    const p = u.u8();
+    if (p > 5) throw u.corrupt(`pickle protocol ${p} is newer than 5`);
+  }],
+  [0x95, (u) => void u.u64('FRAME')], // FRAME: frames are only a buffering hint
+  [0x28, (u) => void u.marks.push(u.stack.length)], // MARK
+  [0x30, (u) => void u.pop()], // POP
+  [0x31, (u) => void u.popMark()], // POP_MARK
+  [0x32, (u) => u.push(u.top())], // DUP
+];
+
+/** None, booleans, ints and floats. */
+const NUMBERS: [number, OpcodeHandler][] = [
+  [0x4e, (u) => u.push(null)], // NONE
+  [0x88, (u) => u.push(true)], // NEWTRUE
+  [0x89, (u) => u.push(false)], // NEWFALSE
+  [0x4b, (u) => u.push(u.u8())], // BININT1
+  [0x4d, (u) => u.push(u.u16())], // BININT2
+  [0x4a, (u) => u.push(u.view.getInt32((u.u32(), u.pos - 4), true))], // BININT
+  [0x49, (u) => { // INT (text); I00/I01 are False/True in protocol 0
+    const s = u.line('INT');
+    if (s === '00' || s === '01') u.push(s === '01');
+    else if (/^[+-]?\d+$/.test(s)) u.push(narrow(BigInt(s)));
+    else throw u.corrupt(`INT "${s.slice(0, 20)}" is not a number`);
+  }],
+  [0x4c, (u) => { // LONG (text)
+    const s = u.line('LONG').replace(/L$/, '');
+    if (!/^[+-]?\d+$/.test(s)) throw u.corrupt(`LONG "${s.slice(0, 20)}" is not a number`);
+    u.push(narrow(BigInt(s)));
+  }],
+  [0x8a, longBytes], // LONG1
+  [0x8b, longBytes], // LONG4
+  [0x47, (u) => { // BINFLOAT (big-endian)
+    u.need(8, 'BINFLOAT');
+    u.push(u.view.getFloat64(u.pos, false));
+    u.pos += 8;
+  }],
+  [0x46, (u) => { // FLOAT (text)
+    const s = u.line('FLOAT');
+    const v = Number(s);
+    if (s.trim() === '' || (Number.isNaN(v) && !/^[+-]?nan$/i.test(s))) throw u.corrupt(`FLOAT "${s.slice(0, 20)}" is not a number`);
+    u.push(v);
+  }],
+];
+
+/** LONG1, LONG4: little-endian two's complement. */
+function longBytes(u: Unpickler, op: number): void {
+  const n = op === 0x8a ? u.u8() : u.u32();
+  // Ints this long never occur in checkpoints, and building them is quadratic.
+  if (n > 4096) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${u.file}: LONG4 of ${n} bytes at byte ${u.pos - 5} is larger than this reader accepts (4096)`);
+  const b = u.take(n, 'LONG');
+  let v = 0n;
+  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  if (n > 0 && b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+  u.push(narrow(v));
+}
+
+/** Strings (UTF-8; Python 2 str as latin-1, torch's own default for old pickles) and bytes. */
+const STRINGS: [number, OpcodeHandler][] = [
+  [0x58, (u) => u.push(u.text(u.take(u.u32(), 'BINUNICODE')))],
+  [0x8c, (u) => u.push(u.text(u.take(u.u8(), 'SHORT_BINUNICODE')))],
+  [0x8d, (u) => u.push(u.text(u.take(u.u64('BINUNICODE8'), 'BINUNICODE8')))],
+  [0x54, (u) => u.push(Buffer.from(u.take(u.u32(), 'BINSTRING')).toString('latin1'))],
+  [0x55, (u) => u.push(Buffer.from(u.take(u.u8(), 'SHORT_BINSTRING')).toString('latin1'))],
+  [0x42, (u) => u.push(Uint8Array.from(u.take(u.u32(), 'BINBYTES')))],
+  [0x43, (u) => u.push(Uint8Array.from(u.take(u.u8(), 'SHORT_BINBYTES')))],
+  [0x8e, (u) => u.push(Uint8Array.from(u.take(u.u64('BINBYTES8'), 'BINBYTES8')))],
+  [0x96, (u) => u.push(Uint8Array.from(u.take(u.u64('BYTEARRAY8'), 'BYTEARRAY8')))],
+];
+
+/** Lists, tuples, dicts and sets (tuples and sets as lists). */
+const CONTAINERS: [number, OpcodeHandler][] = [
+  [0x5d, (u) => u.push([])], // EMPTY_LIST
+  [0x29, (u) => u.push([])], // EMPTY_TUPLE
+  [0x7d, (u) => u.push(new Map())], // EMPTY_DICT
+  [0x8f, (u) => u.push([])], // EMPTY_SET
+  [0x6c, (u) => u.push(u.popMark())], // LIST
+  [0x74, (u) => u.push(u.popMark())], // TUPLE
+  [0x91, (u) => u.push(u.popMark())], // FROZENSET
+  [0x85, (u) => u.push([u.pop()])], // TUPLE1
+  [0x86, (u) => { // TUPLE2
+    const b = u.pop();
+    u.push([u.pop(), b]);
+  }],
+  [0x87, (u) => { // TUPLE3
+    const c = u.pop();
+    const b = u.pop();
+    u.push([u.pop(), b, c]);
+  }],
+  [0x64, (u) => { // DICT
+    const kv = u.popMark();
+    const d = new Map();
+    u.setItems(d, kv);
+    u.push(d);
+  }],
+  [0x61, (u) => { // APPEND
+    const x = u.pop();
+    u.appendItems(u.top(), [x]);
+  }],
+  [0x65, (u) => { // APPENDS
+    const items = u.popMark();
+    u.appendItems(u.top(), items);
+  }],
+  [0x90, (u) => { // ADDITEMS (set as a list)
+    const items = u.popMark();
+    u.appendItems(u.top(), items);
+  }],
+  [0x73, (u) => { // SETITEM
+    const v = u.pop();
+    const k = u.pop();
+    u.setItems(u.top(), [k, v]);
+  }],
+  [0x75, (u) => { // SETITEMS
+    const kv = u.popMark();
+    u.setItems(u.top(), kv);
+  }],
+];
+
+/** The memo: values stored by index and fetched again. */
+const MEMO: [number, OpcodeHandler][] = [
+  [0x71, (u) => u.memoPut(u.u8())], // BINPUT
+  [0x72, (u) => u.memoPut(u.u32())], // LONG_BINPUT
+  [0x94, (u) => u.memoPut(u.memo.size)], // MEMOIZE
+  [0x70, (u) => u.memoPut(u.indexLine('PUT', 'an index'))], // PUT (text)
+  [0x68, (u) => u.push(u.memoGet(u.u8()))], // BINGET
+  [0x6a, (u) => u.push(u.memoGet(u.u32()))], // LONG_BINGET
+  [0x67, (u) => u.push(u.memoGet(u.indexLine('GET', 'an index')))], // GET (text)
+];
+
+/** Globals (allowlisted only), calls of their JS versions, BUILD, and torch's persistent storage ids. */
+const OBJECTS: [number, OpcodeHandler][] = [
+  [0x63, (u) => { // GLOBAL "module\nname\n"
+    const module = u.line('GLOBAL');
+    const name = u.line('GLOBAL');
+    u.push(u.resolve(module, name));
+  }],
+  [0x93, (u) => { // STACK_GLOBAL
+    const name = u.pop();
+    const module = u.pop();
+    if (typeof module !== 'string' || typeof name !== 'string') throw u.corrupt(`STACK_GLOBAL at byte ${u.pos - 1} with non-string names`);
+    u.push(u.resolve(module, name));
+  }],
+  [0x52, (u) => u.callWith(u.pop(), 'REDUCE')], // REDUCE
+  [0x81, (u) => u.callWith(u.pop(), 'NEWOBJ')], // NEWOBJ: cls.__new__(cls, *args); only allowlisted types, same as calling them
+  [0x92, (u) => { // NEWOBJ_EX
+    const kwargs = u.pop();
+    const args = u.pop();
+    if (!Array.isArray(args)) throw u.corrupt(`NEWOBJ_EX at byte ${u.pos - 1} without an argument tuple`);
+    if (!(kwargs instanceof Map) || kwargs.size) throw new AdvMoEError('CHECKPOINT_UNSAFE', `${u.file}: NEWOBJ_EX with keyword arguments at byte ${u.pos - 1} is not supported`);
+    u.callWith(args, 'NEWOBJ_EX');
+  }],
+  [0x62, (u) => { // BUILD: set state on the object below
+    const state = u.pop();
+    build(u.top(), state, u.file, u.pos - 1);
+  }],
+  [0x51, (u) => u.persistent(u.pop() as PyValue, 'BINPERSID')], // BINPERSID
+  [0x50, (u) => u.persistent(u.line('PERSID'), 'PERSID')], // PERSID (text)
+];
+
+/** Every opcode this reader implements, by family. */
+const OPCODES = new Map<number, OpcodeHandler>([...CONTROL, ...NUMBERS, ...STRINGS, ...CONTAINERS, ...MEMO, ...OBJECTS]);
 
 /** BUILD on the values the allowlist creates: numpy dtypes take their byte order; dict attributes are dropped. */
 function build(obj: unknown, state: unknown, file: string, at: number): void {

@@ -109,22 +109,24 @@ export function ourShape(ref: readonly number[], kind: LayoutKind): number[] {
 export function toOurLayout(values: Float32Array, refShape: readonly number[], kind: LayoutKind): Float32Array {
   if (kind === 'vector') return values;
   if (kind === 'linear') return transpose2d(values, refShape[0], refShape[1]);
-  const [o, i, h, w] = refShape;
-  const out = new Float32Array(values.length);
-  for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    out[((y * w + x) * i + b) * o + a] = values[((a * i + b) * h + y) * w + x];
-  }
-  return out;
+  return convLayout(values, ourShape(refShape, kind), 'toOurs');
 }
 
 /** Our values → the reference's layout (HWIO → OIHW, [in, out] → [out, in]). */
 export function toReferenceLayout(values: Float32Array, ours: readonly number[], kind: LayoutKind): Float32Array {
   if (kind === 'vector') return values;
   if (kind === 'linear') return transpose2d(values, ours[0], ours[1]);
-  const [h, w, i, o] = ours;
+  return convLayout(values, ours, 'toReference');
+}
+
+/** Moves a conv kernel of our shape `[h, w, i, o]` between our HWIO layout and the reference's OIHW, either way. */
+function convLayout(values: Float32Array, [h, w, i, o]: readonly number[], way: 'toOurs' | 'toReference'): Float32Array {
   const out = new Float32Array(values.length);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let b = 0; b < i; b++) for (let a = 0; a < o; a++) {
-    out[((a * i + b) * h + y) * w + x] = values[((y * w + x) * i + b) * o + a];
+    const ours = ((y * w + x) * i + b) * o + a;
+    const ref = ((a * i + b) * h + y) * w + x;
+    if (way === 'toOurs') out[ours] = values[ref];
+    else out[ref] = values[ours];
   }
   return out;
 }

@@ -5,11 +5,10 @@
  * Errors name the sweep file, the axis and the value, and quote the experiment schema's own message.
  */
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { type ErrorObject } from 'ajv';
 import experimentSchema from '../config/schema.json';
-import { experimentSchemaProblems, resolveConfig } from '../config/load';
+import { experimentSchemaProblems, readJsonFile, resolveConfig } from '../config/load';
 import type { ExperimentConfig } from '../config/types';
 import { AdvMoEError } from '../util/errors';
 import sweepSchema from './schema.json';
@@ -152,18 +151,7 @@ export interface ExpandOptions {
 /** Reads and expands a sweep file. */
 export function loadSweepFile(file: string): SweepPlan {
   const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(abs, 'utf8');
-  } catch (e) {
-    throw new AdvMoEError('CONFIG_NOT_FOUND', `cannot read sweep file ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new AdvMoEError('CONFIG_INVALID', `${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const raw = readJsonFile(abs, 'sweep file');
   const base = path.basename(abs);
   const defaultName = (base.endsWith(SWEEP_FILE_SUFFIX) ? base.slice(0, -SWEEP_FILE_SUFFIX.length) : base.replace(/\.json$/, '')).replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'sweep';
   return { ...expandSweep(raw, { source: abs, defaultName, baseDir: path.dirname(abs) }), source: abs };
@@ -189,16 +177,10 @@ export function expandSweep(raw: unknown, opts: ExpandOptions): SweepPlan {
   if (typeof r.base === 'string') {
     const file = path.resolve(opts.baseDir, r.base);
     baseWhere = `base ${file}`;
-    let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      base = readJsonFile(file, 'the experiment file') as Record<string, unknown>;
     } catch (e) {
-      invalid(where, [`base: cannot read the experiment file ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`]);
-    }
-    try {
-      base = JSON.parse(text) as Record<string, unknown>;
-    } catch (e) {
-      invalid(where, [`base: ${file} is not valid JSON: ${(e as Error).message}`]);
+      invalid(where, [`base: ${(e as Error).message}`]);
     }
     if (base === null || typeof base !== 'object' || Array.isArray(base)) invalid(where, [`base: ${file} does not hold an experiment object`]);
     baseDir = path.dirname(file);

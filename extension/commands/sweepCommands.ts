@@ -3,15 +3,14 @@ import * as vscode from 'vscode';
 import { defaultSweepsDir, findSweepDir } from '../../engine/sweeps/folder';
 import { errorText } from '../jobs';
 import { runsDirForUri } from '../settings';
-import { SweepPanel, type SweepPanelContext } from '../sweepPanel';
 import { isSweepNode } from '../sweepsStore';
 import type { CommandTable, Services } from '../services';
 
-export function sweepCommands(s: Services, ctx: SweepPanelContext): CommandTable {
+export function sweepCommands(s: Services): CommandTable {
   return {
     'advmoe.openSweepTable': async (arg?: unknown) => {
       const dir = await resolveSweep(s, arg);
-      if (dir) return SweepPanel.show(ctx, dir, { column: arg instanceof vscode.Uri ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active });
+      if (dir) return s.views.openSweep(dir, { column: arg instanceof vscode.Uri ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active, preserveFocus: false });
       return undefined;
     },
   };

@@ -29,6 +29,10 @@ async function clickInWebview(page: Page, selector: string): Promise<boolean | n
   throw new Error(`no visible ${selector} in any webview`);
 }
 
+async function notifications(page: Page): Promise<string[]> {
+  return page.$$eval('.notification-list-item-message', (els) => els.map((e) => e.textContent ?? ''));
+}
+
 async function handle(page: Page, req: ProbeRequest, shots: ShotTarget): Promise<unknown> {
   switch (req.kind) {
     case 'screenshot': {
@@ -41,6 +45,8 @@ async function handle(page: Page, req: ProbeRequest, shots: ShotTarget): Promise
       return walkthroughSteps(page);
     case 'clickInWebview':
       return clickInWebview(page, req.selector);
+    case 'notifications':
+      return notifications(page);
     default:
       throw new Error(`unknown probe ${JSON.stringify(req)}`);
   }

@@ -8,7 +8,8 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import type { AddressInfo } from 'net';
-import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { webviewHtml } from '../../extension/webviewHtml';
 
@@ -85,6 +86,35 @@ export interface LoadedView {
 }
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
+
+/**
+ * The harness of one test file: started before its tests (with test-results/ created), closed after them. Its
+ * members may be used once the tests run.
+ */
+export function fileHarness(): Harness {
+  let started: Harness | undefined;
+  before(async () => {
+    fs.mkdirSync(RESULTS, { recursive: true });
+    started = await startHarness();
+  });
+  after(async () => {
+    await started?.close();
+  });
+  const get = (): Harness => {
+    if (!started) throw new Error('the webview harness is used before its tests started');
+    return started;
+  };
+  return {
+    get origin() {
+      return get().origin;
+    },
+    get browser() {
+      return get().browser;
+    },
+    close: () => get().close(),
+    open: (view, opts) => get().open(view, opts),
+  };
+}
 
 export async function startHarness(): Promise<Harness> {
   const server = http.createServer((req, res) => {
@@ -196,9 +226,16 @@ export const SCREENSHOT_WIDTHS = [450, 1200] as const;
 
 /**
  * One test per theme and width: the view opened by `open` (with its data) loads without errors, takes the theme's
- * colours, and is saved as `test-results/<view>-<theme>-<width>.png` for a person to look at.
+ * colours, and is saved as `test-results/<view>-<theme>-<width>.png` for a person to look at. With `check`, one more
+ * test per theme at the default width: the fill of the SVG text `check.text` is the theme's text colour, the
+ * `check.thickLine` lines are 2.5 px wide in high contrast, `check.hover` shows a tooltip, saved as
+ * `test-results/<view>-<theme>.png`.
  */
-export function screenshotTests(view: string, open: (opts: { theme: Theme; width: number }) => Promise<LoadedView>): void {
+export function screenshotTests(
+  view: string,
+  open: (opts: { theme: Theme; width?: number }) => Promise<LoadedView>,
+  check?: { text: string; thickLine?: string; hover: (v: LoadedView) => Promise<void> },
+): void {
   for (const theme of Object.keys(THEMES) as Theme[]) {
     for (const width of SCREENSHOT_WIDTHS) {
       test(`screenshot: ${theme} at ${width} px`, async () => {
@@ -210,5 +247,68 @@ export function screenshotTests(view: string, open: (opts: { theme: Theme; width
         await v.page.close();
       });
     }
+    if (check) themeTest(view, theme, () => open({ theme }), check);
   }
+}
+
+function themeTest(view: string, theme: Theme, open: () => Promise<LoadedView>, check: { text: string; thickLine?: string; hover: (v: LoadedView) => Promise<void> }): void {
+  test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
+    const v = await open();
+    const colors = await v.page.evaluate(
+      ({ text, thickLine }) => ({
+        bg: getComputedStyle(document.body).backgroundColor,
+        fg: getComputedStyle(document.querySelector(text)!).fill,
+        line: thickLine ? getComputedStyle(document.querySelector(thickLine)!).strokeWidth : undefined,
+      }),
+      { text: check.text, thickLine: check.thickLine },
+    );
+    assert.equal(colors.bg, THEME_COLORS[theme][0]);
+    assert.equal(colors.fg, THEME_COLORS[theme][1]);
+    if (theme === 'high-contrast' && check.thickLine) assert.equal(colors.line, '2.5px');
+    await check.hover(v);
+    await v.page.screenshot({ path: path.join(RESULTS, `${view}-${theme}.png`), fullPage: true });
+    assert.deepEqual(v.errors, []);
+    await v.page.close();
+  });
+}
+
+/** Does `action` and waits for the render it causes. */
+export async function rendered(v: LoadedView, action: () => Promise<unknown>): Promise<void> {
+  const n = await v.renders();
+  await action();
+  await v.waitRender(n);
+}
+
+let nextDescribe = 1;
+/** Asks the view what it drew: its `description` answers after every message posted before the `describe`. */
+export async function describeView<D>(v: LoadedView): Promise<D> {
+  const requestId = nextDescribe++;
+  await v.post({ type: 'describe', requestId });
+  await v.page.waitForFunction(
+    (id) => (window as unknown as { __sent: { type: string; requestId?: number }[] }).__sent.some((m) => m.type === 'description' && m.requestId === id),
+    requestId,
+  );
+  return (await v.sent()).find((m) => m.type === 'description' && m.requestId === requestId) as unknown as D;
+}
+
+/** Clicks the toolbar's Export button for `format`; returns the `export` message the view posted. */
+export async function exported(v: LoadedView, format: string): Promise<{ format: string; fileName: string; data: string }> {
+  const before = (await v.sent()).filter((m) => m.type === 'export').length;
+  await v.page.click(`button.export[data-format="${format}"]`);
+  await v.page.waitForFunction(
+    (n) => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === 'export').length > n,
+    before,
+  );
+  const msg = (await v.sent()).filter((m) => m.type === 'export')[before] as unknown as { format: string; fileName: string; data: string };
+  assert.equal(msg.format, format);
+  return msg;
+}
+
+/** Exports the view as PNG: a real PNG image of more than `minBytes`, saved as `test-results/<file>` when named. */
+export async function exportedPng(v: LoadedView, minBytes: number, file?: string): Promise<Buffer> {
+  const bytes = Buffer.from((await exported(v, 'png')).data, 'base64');
+  assert.equal(bytes.subarray(1, 4).toString('latin1'), 'PNG');
+  assert.ok(bytes.length > minBytes, `a real image (${bytes.length} bytes)`);
+  if (file) fs.writeFileSync(path.join(RESULTS, file), bytes);
+  return bytes;
 }

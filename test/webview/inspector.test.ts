@@ -7,11 +7,12 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { PerSampleData, RobustnessReport, SampleInspection } from '../../engine/analysis/types';
 import { readAnalysis } from '../../extension/runsDisk';
 import { epsStep, isOver255, parseEps, snapEps } from '../../webview/inspector/eps';
-import { RESULTS, ROOT, screenshotTests, startHarness, type Harness, type LoadedView, type Theme } from './harness';
+import type { InspectorDescription } from '../../webview/inspector/protocol';
+import { RESULTS, ROOT, screenshotTests, fileHarness, type Harness, type LoadedView, type Theme } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/inspector');
 const RUNS = path.join(FIX, 'runs');
@@ -29,23 +30,9 @@ interface ImagesFixture {
   adversarial: string[];
 }
 type Msg = { type: string; [k: string]: unknown };
-interface Description {
-  totalSamples: number;
-  filteredCount: number;
-  filteredIds: number[];
-  domRows: number;
-  domIds: number[];
-  selectedId: number | null;
-  drawnImages: number;
-  routingRows: number;
-  changedRows: number;
-  detailSource: string;
-  analysis: string | null;
-  filter: Record<string, unknown>;
-  message: string | null;
-}
+type Description = InspectorDescription;
 
-let h: Harness;
+const h = fileHarness();
 let report: RobustnessReport;
 let per: PerSampleData;
 let images: ImagesFixture;
@@ -53,16 +40,11 @@ let inspection: { row: number; sample: SampleInspection };
 let inspectionEps: { row: number; sample: SampleInspection };
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   report = (await readAnalysis(RUNS, RUN_ID, 'eval-200.json')).report;
   per = report.perSample!;
   images = JSON.parse(fs.readFileSync(path.join(FIX, 'images-200.json'), 'utf8')) as ImagesFixture;
   inspection = JSON.parse(fs.readFileSync(path.join(FIX, 'inspection.json'), 'utf8'));
   inspectionEps = JSON.parse(fs.readFileSync(path.join(FIX, 'inspection-eps.json'), 'utf8'));
-});
-after(async () => {
-  await h?.close();
 });
 
 function findRealAnalysis(): RobustnessReport | undefined {
@@ -195,6 +177,14 @@ async function openWithImages(opts: Parameters<Harness['open']>[1] = {}, init: M
   await serveImages(v);
   await v.page.waitForSelector('.row.sample canvas.thumb[data-drawn="1"]');
   return v;
+}
+/** Opened with images, the sample the fixture's inspection is of selected (its row `i` of the analysis, its `id`). */
+async function openOnInspectedSample(): Promise<{ v: LoadedView; i: number; id: number }> {
+  const v = await openWithImages();
+  const i = inspection.row;
+  const id = per.ids[i];
+  await clickRow(v, id);
+  return { v, i, id };
 }
 async function canvasRgba(v: LoadedView, selector: string): Promise<{ w: number; h: number; data: number[] }> {
   return v.page.$eval(selector, (c) => {
@@ -351,10 +341,7 @@ describe('Inspector view in Chromium', () => {
   });
 
   test('selected sample: analysis row first, then the live inspection; routing rows equal the SampleInspection, changed layers marked', async () => {
-    const v = await openWithImages();
-    const i = inspection.row;
-    const id = per.ids[i];
-    await clickRow(v, id);
+    const { v, i, id } = await openOnInspectedSample();
     const req = await lastInspect(v, 1);
     assert.deepEqual(
       { id: req.id, split: req.split, attack: req.attack, eps: req.eps, steps: req.steps, freezeRouting: req.freezeRouting },
@@ -542,8 +529,9 @@ describe('Inspector view in Chromium', () => {
     await v.post({ type: 'inspection', requestId: req.requestId, sample: inspectionEps.sample });
     await v.page.waitForFunction(() => document.getElementById('detail')?.dataset.source === 'live');
     const text = await v.page.$eval('#source', (e) => e.textContent ?? '');
-    assert.match(text, /Shown: live re-attack — Expert attack \(routing frozen\), ε 0\.0627 \(16\/255\), routing frozen/);
-    assert.match(text, /The analysis row is PGD at ε 0\.0314 \(8\/255\)/);
+    // ε as users write it, the same text as every view (16/255, not 0.0627 or 0.062745…).
+    assert.match(text, /Shown: live re-attack — Expert attack \(routing frozen\), ε 16\/255, routing frozen/);
+    assert.match(text, /The analysis row is PGD at ε 8\/255/);
     const preds = await v.page.$$eval('#predictions tr[data-source]', (rs) => rs.map((r) => r.getAttribute('data-source')));
     assert.deepEqual(preds, ['live', 'live', 'analysis']);
     const s = inspectionEps.sample;
@@ -562,10 +550,7 @@ describe('Inspector view in Chromium', () => {
   });
 
   test('export: the JSON carries the numbers shown, PNGs are integer upscales of the images', async () => {
-    const v = await openWithImages();
-    const i = inspection.row;
-    const id = per.ids[i];
-    await clickRow(v, id);
+    const { v, i, id } = await openOnInspectedSample();
     await v.page.waitForFunction(() => document.querySelector('#detail canvas[data-kind="adversarial"]')?.getAttribute('data-drawn') === '1');
     // Analysis-row export first (the engine has not answered).
     await v.page.click('#export');

@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { listRuns, readAnalysis } from '../../extension/runsDisk';
 import type { RobustnessReport } from '../../webview/analysisProtocol';
 import {
@@ -17,7 +17,7 @@ import {
   type RobDescriptionMessage,
   type RobustnessRunData,
 } from '../../webview/robustness/protocol';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, THEME_COLORS } from './harness';
+import { describeView as describeAny, exported as exportedAny, exportedPng, RESULTS, ROOT, fileHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const RUNS_DIR = path.join(ROOT, 'test/webview/fixtures/robustness/runs');
 const DENSE = '20260110-dense-pgd-at';
@@ -52,30 +52,16 @@ async function fixtureRuns(): Promise<RobustnessRunData[]> {
   return out;
 }
 
-let h: Harness;
+const h = fileHarness();
 let runs: RobustnessRunData[];
 const rep = (id: string): RobustnessReport => runs.find((r) => r.runId === id)!.analysis!.report;
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   runs = await fixtureRuns();
 });
-after(async () => {
-  await h?.close();
-});
 
-let nextRequest = 1;
-/** Asks the view what it drew (processed after every message posted before it, with a pending render flushed). */
-async function describeView(v: LoadedView): Promise<RobDescriptionMessage> {
-  const requestId = nextRequest++;
-  await v.post({ type: 'describe', requestId });
-  await v.page.waitForFunction(
-    (id) => (window as unknown as { __sent: { type: string; requestId?: number }[] }).__sent.some((m) => m.type === 'description' && m.requestId === id),
-    requestId,
-  );
-  return (await v.sent()).find((m) => m.type === 'description' && m.requestId === requestId) as unknown as RobDescriptionMessage;
-}
+/** What the view drew (a pending render is flushed before it answers). */
+const describeView = (v: LoadedView) => describeAny<RobDescriptionMessage>(v);
 
 async function openWith(opts: Parameters<Harness['open']>[1] = {}, data = runs, trusted = true): Promise<LoadedView> {
   const v = await h.open('robustness', opts);
@@ -85,14 +71,7 @@ async function openWith(opts: Parameters<Harness['open']>[1] = {}, data = runs, 
 }
 
 async function exported(v: LoadedView, format: 'csv' | 'json' | 'svg' | 'png'): Promise<{ fileName: string; data: string }> {
-  const n = (await v.sent()).filter((m) => m.type === 'export').length;
-  await v.page.click(`button.export[data-format="${format}"]`);
-  await v.page.waitForFunction(
-    (k) => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === 'export').length > k,
-    n,
-  );
-  const msg = (await v.sent()).filter((m) => m.type === 'export')[n] as unknown as { format: string; fileName: string; data: string };
-  assert.equal(msg.format, format);
+  const msg = await exportedAny(v, format);
   assert.equal(parseRobustnessToHost(msg).ok, true, 'the host accepts the export message');
   return msg;
 }
@@ -446,11 +425,7 @@ describe('Robustness view in Chromium', () => {
     assert.ok(!svg.data.includes('var(--'), 'colours resolved');
     assert.equal((svg.data.match(/<rect[^>]*data-metric=/g) ?? []).length, 12, 'every drawn bar is in the SVG');
     fs.writeFileSync(path.join(RESULTS, 'robustness-export.svg'), svg.data);
-    const png = await exported(v, 'png');
-    const bytes = Buffer.from(png.data, 'base64');
-    assert.equal(bytes.subarray(1, 4).toString('latin1'), 'PNG');
-    assert.ok(bytes.length > 10_000, `a real image (${bytes.length} bytes)`);
-    fs.writeFileSync(path.join(RESULTS, 'robustness-export.png'), bytes);
+    await exportedPng(v, 10_000, 'robustness-export.png');
     assert.deepEqual(v.errors, []);
     await v.page.close();
   });
@@ -588,27 +563,14 @@ describe('Robustness view in Chromium', () => {
     await v.page.close();
   });
 
-  screenshotTests('robustness', ({ theme, width }) => openWith({ theme, width }));
-
-  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
-    test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
-      const v = await openWith({ theme });
-      const colors = await v.page.evaluate(() => ({
-        bg: getComputedStyle(document.body).backgroundColor,
-        fg: getComputedStyle(document.querySelector('#bars g.y-axis .tick text')!).fill,
-        curve: getComputedStyle(document.querySelector('#curves path.curve')!).strokeWidth,
-      }));
-      const expected = THEME_COLORS[theme];
-      assert.equal(colors.bg, expected[0]);
-      assert.equal(colors.fg, expected[1]);
-      if (theme === 'high-contrast') assert.equal(colors.curve, '2.5px');
+  screenshotTests('robustness', ({ theme, width }) => openWith({ theme, width }), {
+    text: '#bars g.y-axis .tick text',
+    thickLine: '#curves path.curve',
+    hover: async (v) => {
       await v.page.hover(`#bars rect.bar[data-run="${MOE}"][data-metric="routerKept"]`);
       await v.page.waitForSelector('#tooltip:not([hidden])');
-      await v.page.screenshot({ path: path.join(RESULTS, `robustness-${theme}.png`), fullPage: true });
-      assert.deepEqual(v.errors, []);
-      await v.page.close();
-    });
-  }
+    },
+  });
 });
 
 describe('Robustness protocol validators', () => {

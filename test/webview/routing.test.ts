@@ -6,26 +6,21 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { filterSamples, parseRobustnessReport, type InspectorFilter, type RobustnessReport, type StoredAnalysis } from '../../webview/analysisProtocol';
 import type { DrawnHeatmap, RoutingDescription, ShowMessage } from '../../webview/routing/protocol';
 import { checkFilter, chooseAnalysis, countOf, loadBalance, parseHostToRouting, parseRoutingToHost, parseRoutingViewState } from '../../webview/routing/protocol';
 import { listAnalysisFiles, readAnalysis } from '../../extension/runsDisk';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, type Theme, screenshotTests, THEME_COLORS } from './harness';
+import { describeView as describeAny, exported, exportedPng, RESULTS, ROOT, fileHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const FIX = path.join(ROOT, 'test/webview/fixtures/routing/runs');
 const RUN = '20260103-advmoe';
 
-let h: Harness;
+const h = fileHarness();
 let small: StoredAnalysis;
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   small = await readAnalysis(FIX, RUN, 'eval-small.json');
-});
-after(async () => {
-  await h?.close();
 });
 
 function showOf(analysis: StoredAnalysis | undefined, extra: Partial<ShowMessage> = {}): ShowMessage {
@@ -54,16 +49,7 @@ async function showIn(v: LoadedView, msg: ShowMessage): Promise<void> {
   await v.waitRender(n);
 }
 
-let nextId = 1;
-async function describeView(v: LoadedView): Promise<RoutingDescription> {
-  const requestId = nextId++;
-  await v.post({ type: 'describe', requestId });
-  await v.page.waitForFunction(
-    (id) => (window as unknown as { __sent: { type: string; requestId?: number }[] }).__sent.some((m) => m.type === 'description' && m.requestId === id),
-    requestId,
-  );
-  return (await v.sent()).find((m) => m.type === 'description' && m.requestId === requestId) as unknown as RoutingDescription;
-}
+const describeView = (v: LoadedView) => describeAny<RoutingDescription>(v);
 
 const map = (d: RoutingDescription, id: DrawnHeatmap['id']) => {
   const m = d.heatmaps.find((x) => x.id === id);
@@ -124,18 +110,6 @@ async function waitOpenCount(v: LoadedView, n: number): Promise<void> {
     (k) => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === 'openInspector').length >= k,
     n,
   );
-}
-
-async function exported(v: LoadedView, format: 'csv' | 'svg' | 'png' | 'json'): Promise<{ fileName: string; data: string }> {
-  const before = (await v.sent()).filter((m) => m.type === 'export').length;
-  await v.page.click(`button.export[data-format="${format}"]`);
-  await v.page.waitForFunction(
-    (n) => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === 'export').length > n,
-    before,
-  );
-  const msg = (await v.sent()).filter((m) => m.type === 'export')[before] as unknown as { format: string; fileName: string; data: string };
-  assert.equal(msg.format, format);
-  return msg;
 }
 
 /** A report of L layers × N experts (k = 2) with deterministic loads; no per-sample data (not needed to draw). */
@@ -329,7 +303,8 @@ describe('Routing view in Chromium', () => {
     const total = r.layers[3].perClassAdv[2].reduce((a, b) => a + b, 0);
     assert.equal(tip.count, String(count));
     assert.equal(tip.label, '2');
-    assert.ok(tip.text.includes(`${count} of ${total}`), tip.text);
+    // The share as every view writes a percentage: one decimal.
+    assert.ok(tip.text.includes(`${count} of ${total} (${((100 * count) / total).toFixed(1)}% of the class’s)`), tip.text);
     // Click: Inspector on class 2 routed to expert 1 in layer 3 on adversarial inputs.
     await v.page.mouse.click(pt.x, pt.y);
     await waitOpenCount(v, 1);
@@ -361,7 +336,8 @@ describe('Routing view in Chromium', () => {
       assert.equal(row.cells[3].split(' / ')[0], String(Number(b.maxShare.toPrecision(6))), `max share of layer ${i}`);
       // "Same decision" (decisionShare: absent from this synthetic fixture, written by the engine since), then top-1 share.
       assert.equal(row.cells[6], '—');
-      assert.equal(row.cells[7], `${Number((r.layers[i].top1Share! * 100).toPrecision(4))}%`);
+      // Percentages with one decimal, as every view writes shares (not "6.641%" beside "26.6%").
+      assert.equal(row.cells[7], `${(r.layers[i].top1Share! * 100).toFixed(1)}%`);
     });
     assert.match(rows[4].status, /3 non-finite router outputs/);
     const labels = await v.page.$$eval('figure[data-heatmap="clean"] text.row-label', (ts) =>
@@ -475,9 +451,7 @@ describe('Routing view in Chromium', () => {
     assert.equal(cells.length, 3 * r.layers.length * 4 + 10 * 4, 'one rect per cell of the four heatmaps');
     assert.ok(svg.includes('Difference (clean − adversarial)'));
     for (let e = 0; e < 4; e++) assert.ok(svg.includes(`data-row="2" data-col="${e}" data-value="${r.layers[2].loadClean[e]}"`), 'SVG cells carry the values');
-    const png = Buffer.from((await exported(v, 'png')).data, 'base64');
-    assert.equal(png.subarray(1, 4).toString(), 'PNG');
-    assert.ok(png.length > 5000, `PNG has content (${png.length} bytes)`);
+    await exportedPng(v, 5000);
     await v.page.close();
   });
 
@@ -704,25 +678,12 @@ describe('Routing view in Chromium', () => {
     await v.page.close();
   });
 
-  screenshotTests('routing', ({ theme, width }) => openWith(showOf(small), { theme, width }));
-
-  for (const theme of ['light', 'dark', 'high-contrast'] as Theme[]) {
-    test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
-      const v = await openWith(showOf(small), { theme });
-      const colors = await v.page.evaluate(() => ({
-        bg: getComputedStyle(document.body).backgroundColor,
-        fg: getComputedStyle(document.querySelector('text.row-label')!).fill,
-      }));
-      const expected = THEME_COLORS[theme];
-      assert.equal(colors.bg, expected[0]);
-      assert.equal(colors.fg, expected[1]);
-      const d = await describeView(v);
-      const pt = await cellPoint(v, map(d, 'difference'), 3, 0);
+  screenshotTests('routing', ({ theme, width }) => openWith(showOf(small), { theme, width }), {
+    text: 'text.row-label',
+    hover: async (v) => {
+      const pt = await cellPoint(v, map(await describeView(v), 'difference'), 3, 0);
       await v.page.mouse.move(pt.x, pt.y);
       await v.page.waitForSelector('figure[data-heatmap="difference"] .tooltip:not([hidden])');
-      await v.page.screenshot({ path: path.join(RESULTS, `routing-${theme}.png`), fullPage: true });
-      assert.deepEqual(v.errors, []);
-      await v.page.close();
-    });
-  }
+    },
+  });
 });

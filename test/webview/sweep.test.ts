@@ -5,11 +5,10 @@
  * Needs `dist/webview/sweep.js` (npm run test:webview builds it) and Debian's chromium.
  */
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { renderTable, type SweepTable } from '../../contract/sweepTable';
-import { RESULTS, startHarness, type Harness, type LoadedView } from './harness';
+import { RESULTS, rendered, fileHarness, type LoadedView } from './harness';
 
 const TABLE: SweepTable = {
   sweep: 'methods-seeds',
@@ -22,20 +21,11 @@ const TABLE: SweepTable = {
   ],
 };
 
-let h: Harness;
-before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
-});
-after(async () => {
-  await h?.close();
-});
+const h = fileHarness();
 
 async function open(table: SweepTable | undefined = TABLE, error?: string, state?: unknown): Promise<LoadedView> {
   const v = await h.open('sweep', { state });
-  const n = await v.renders();
-  await v.post({ type: 'show', sweepDir: '/ws/.advmoe/sweeps/methods-seeds', table, error });
-  await v.waitRender(n);
+  await rendered(v, () => v.post({ type: 'show', sweepDir: '/ws/.advmoe/sweeps/methods-seeds', table, error }));
   return v;
 }
 
@@ -47,11 +37,7 @@ function header(v: LoadedView): Promise<string[]> {
   return v.page.$$eval('table.sweep thead th:not(.select)', (ths) => ths.map((th) => (th.textContent ?? '').replace(/ [▲▼]$/, '')));
 }
 
-async function clickAndRender(v: LoadedView, selector: string): Promise<void> {
-  const n = await v.renders();
-  await v.page.click(selector);
-  await v.waitRender(n);
-}
+const clickAndRender = (v: LoadedView, selector: string) => rendered(v, () => v.page.click(selector));
 
 async function lastSent(v: LoadedView, type: string, count: number): Promise<Record<string, unknown>> {
   await v.page.waitForFunction(([t, c]) => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === t).length > (c as number), [type, count] as const);
@@ -84,9 +70,7 @@ test('one row per run with every column; a header click sorts, a second one reve
 
 test('group by method: mean ± sample std over the seeds, equal to the numbers computed here', async () => {
   const v = await open();
-  const n = await v.renders();
-  await v.page.selectOption('#group', 'method.kind');
-  await v.waitRender(n);
+  await rendered(v, () => v.page.selectOption('#group', 'method.kind'));
   assert.deepEqual(await header(v), ['method.kind', 'runs', 'status', 'SA %', 'RA %', 'router rob. %', 'expert rob. %', 'active MFLOPs', 'wall time', 'collapsed']);
   const rows = await cells(v);
   assert.equal(rows.length, 2);
@@ -102,9 +86,7 @@ test('group by method: mean ± sample std over the seeds, equal to the numbers c
   }
   assert.equal(rows[0][3], '89.3 ± 2.7'); // pgd-at SA: 91.2 and 87.4
   // Every axis but seed: the same grouping here.
-  const n2 = await v.renders();
-  await v.page.selectOption('#group', '*seeds');
-  await v.waitRender(n2);
+  await rendered(v, () => v.page.selectOption('#group', '*seeds'));
   assert.deepEqual(await cells(v), rows);
   // Sorted by a group's mean.
   await clickAndRender(v, 'th[data-column="ra"]');
@@ -115,9 +97,7 @@ test('group by method: mean ± sample std over the seeds, equal to the numbers c
 
 test('filter, select, open in another view; exports carry what is shown, as the CLI writes it', async () => {
   const v = await open();
-  let n = await v.renders();
-  await v.page.fill('#filter', 'advmoe');
-  await v.waitRender(n);
+  await rendered(v, () => v.page.fill('#filter', 'advmoe'));
   assert.deepEqual((await cells(v)).map((r) => r[0]), ['methods-seeds-6b07059ce4', 'methods-seeds-f29dedfb82']);
   assert.equal(await v.page.isDisabled('button.open[data-view="training"]'), true, 'nothing selected yet');
   await clickAndRender(v, 'table.sweep thead input[type="checkbox"]');
@@ -133,12 +113,8 @@ test('filter, select, open in another view; exports carry what is shown, as the 
   const csv = await lastSent(v, 'export', 0);
   assert.equal(csv.fileName, 'methods-seeds.csv');
   assert.equal(csv.data, renderTable(TABLE, 'csv', { filter: { text: 'advmoe' } }));
-  n = await v.renders();
-  await v.page.fill('#filter', '');
-  await v.waitRender(n);
-  n = await v.renders();
-  await v.page.selectOption('#group', 'method.kind');
-  await v.waitRender(n);
+  await rendered(v, () => v.page.fill('#filter', ''));
+  await rendered(v, () => v.page.selectOption('#group', 'method.kind'));
   await v.page.click('button.export[data-format="tex"]');
   const tex = await lastSent(v, 'export', 1);
   assert.equal(tex.fileName, 'methods-seeds-grouped.tex');
@@ -156,15 +132,11 @@ test('a live update keeps the sort and the selection; a damaged sweep is shown a
   await clickAndRender(v, 'th[data-column="sa"]');
   await clickAndRender(v, 'tr[data-runs="methods-seeds-a452c79c45"] input[type="checkbox"]');
   const changed: SweepTable = { ...TABLE, rows: TABLE.rows.map((r) => (r.runId.endsWith('a452c79c45') ? { ...r, sa: 0.5 } : r)) };
-  let n = await v.renders();
-  await v.post({ type: 'show', sweepDir: '/ws/.advmoe/sweeps/methods-seeds', table: changed });
-  await v.waitRender(n);
+  await rendered(v, () => v.post({ type: 'show', sweepDir: '/ws/.advmoe/sweeps/methods-seeds', table: changed }));
   assert.equal((await cells(v))[0][0], 'methods-seeds-a452c79c45', 'still sorted by SA');
   assert.equal((await cells(v))[0][4], '50.0');
   assert.equal(await v.page.isChecked('tr[data-runs="methods-seeds-a452c79c45"] input[type="checkbox"]'), true);
-  n = await v.renders();
-  await v.post({ type: 'show', sweepDir: '/ws/x', error: '/ws/x/sweep.json is damaged: runs is not a list' });
-  await v.waitRender(n);
+  await rendered(v, () => v.post({ type: 'show', sweepDir: '/ws/x', error: '/ws/x/sweep.json is damaged: runs is not a list' }));
   assert.equal(await v.page.textContent('.message'), '/ws/x/sweep.json is damaged: runs is not a list');
   assert.equal((await cells(v)).length, 0);
   await v.post({ type: 'show', sweepDir: '/ws/x', table: { ...TABLE, rows: [{ runId: '../etc', values: {}, status: 'finished' }] } });

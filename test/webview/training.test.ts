@@ -5,11 +5,11 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { MetricsRecord, RunSeriesData } from '../../webview/protocol';
 import { formatValue } from '../../webview/shared/series';
 import { listRuns, readMetrics } from '../../extension/runsDisk';
-import { RESULTS, ROOT, startHarness, type Harness, type LoadedView, screenshotTests, THEME_COLORS } from './harness';
+import { exported, exportedPng, RESULTS, ROOT, fileHarness, type Harness, type LoadedView, screenshotTests } from './harness';
 
 const FIXTURE_RUNS = path.join(ROOT, 'test/webview/fixtures/runs');
 
@@ -36,16 +36,11 @@ function metricsOf(run: RunSeriesData): Map<string, MetricsRecord[]> {
   return by;
 }
 
-let h: Harness;
+const h = fileHarness();
 let runs: RunSeriesData[];
 
 before(async () => {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  h = await startHarness();
   runs = await fixtureRuns();
-});
-after(async () => {
-  await h?.close();
 });
 
 async function openWithRuns(opts: Parameters<Harness['open']>[1] = {}, data = runs): Promise<LoadedView> {
@@ -55,18 +50,6 @@ async function openWithRuns(opts: Parameters<Harness['open']>[1] = {}, data = ru
   await v.waitRender(n);
   await v.page.waitForSelector('section.chart path.series');
   return v;
-}
-
-async function exported(v: LoadedView, format: 'csv' | 'svg' | 'png'): Promise<{ fileName: string; data: string }> {
-  const before = (await v.sent()).filter((m) => m.type === 'export').length;
-  await v.page.click(`button.export[data-format="${format}"]`);
-  await v.page.waitForFunction(
-    (n) => (window as unknown as { __sent: { type: string }[] }).__sent.filter((m) => m.type === 'export').length > n,
-    before,
-  );
-  const msg = (await v.sent()).filter((m) => m.type === 'export')[before] as unknown as { format: string; fileName: string; data: string };
-  assert.equal(msg.format, format);
-  return msg;
 }
 
 /** Waits until a render has drawn with these control values. */
@@ -236,11 +219,7 @@ describe('Training view in Chromium', () => {
     assert.ok(!svg.data.includes('var(--'), 'colours are resolved, not CSS variables');
     assert.ok(svg.data.includes('Router and expert robustness'));
     fs.writeFileSync(path.join(RESULTS, 'training-export.svg'), svg.data);
-    const png = await exported(v, 'png');
-    const bytes = Buffer.from(png.data, 'base64');
-    assert.equal(bytes.subarray(1, 4).toString('latin1'), 'PNG');
-    assert.ok(bytes.length > 10_000, `a real image (${bytes.length} bytes)`);
-    fs.writeFileSync(path.join(RESULTS, 'training-export.png'), bytes);
+    await exportedPng(v, 10_000, 'training-export.png');
     assert.deepEqual(v.errors, []);
     await v.page.close();
   });
@@ -370,29 +349,16 @@ describe('Training view in Chromium', () => {
     await v.page.close();
   });
 
-  screenshotTests('training', ({ theme, width }) => openWithRuns({ theme, width }));
-
-  for (const theme of ['light', 'dark', 'high-contrast'] as const) {
-    test(`themes: ${theme} takes its colours from --vscode-* variables (screenshot)`, async () => {
-      const v = await openWithRuns({ theme });
-      const colors = await v.page.evaluate(() => ({
-        bg: getComputedStyle(document.body).backgroundColor,
-        fg: getComputedStyle(document.querySelector('g.y-axis .tick text')!).fill,
-        width: getComputedStyle(document.querySelector('path.series')!).strokeWidth,
-      }));
-      const expected = THEME_COLORS[theme];
-      assert.equal(colors.bg, expected[0]);
-      assert.equal(colors.fg, expected[1]);
-      if (theme === 'high-contrast') assert.equal(colors.width, '2.5px');
+  screenshotTests('training', ({ theme, width }) => openWithRuns({ theme, width }), {
+    text: 'g.y-axis .tick text',
+    thickLine: 'path.series',
+    hover: async (v) => {
       const box = (await v.page.$('section.chart[data-chart="Accuracy (SA, RA)"] rect.overlay'))!;
       const b = (await box.boundingBox())!;
       await v.page.mouse.move(b.x + b.width * 0.6, b.y + b.height / 2);
       await v.page.waitForSelector('.tooltip:not([hidden])');
-      await v.page.screenshot({ path: path.join(RESULTS, `training-view-${theme}.png`), fullPage: true });
-      assert.deepEqual(v.errors, []);
-      await v.page.close();
-    });
-  }
+    },
+  });
 });
 
 describe('host-side validation of webview messages', () => {

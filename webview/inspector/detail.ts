@@ -1,4 +1,5 @@
 /** Inspector: the selected sample — live re-attacks (debounced, stale answers dropped) and its detail pane. */
+import { epsText, pct } from '../shared/format';
 import { expertsOf, routingChanged } from '../analysisProtocol';
 import { el } from '../shared/dom';
 import { epsStep, isOver255, parseEps, snapEps } from './eps';
@@ -6,7 +7,7 @@ import { formatScale, hwcToPicture, perturbation, type Perturbation, type Pictur
 import { type AttackChoice, ATTACKS, type Split } from './protocol';
 import { updateRows } from './gallery';
 import { ATTACK_LABELS, attackSelect, bigAdv, bigClean, bigPert, detail, detailTitle, epsInput, epsText_, exportBtn, freezeInput, freezeLabel, predTable, routingLegend, routingTable, sourceNote, stepsInput } from './skeleton';
-import { analysisEps, className, clearCanvas, currentEps, currentSteps, drawPicture, epsMax, epsText, imageCache, INSPECT_DEBOUNCE_MS, layerName, numExperts, pct, post, saveState, SELECT_DEBOUNCE_MS, st } from './state';
+import { analysisEps, className, clearCanvas, currentEps, currentSteps, drawPicture, epsMax, imageCache, INSPECT_DEBOUNCE_MS, layerName, numExperts, post, saveState, SELECT_DEBOUNCE_MS, st } from './state';
 
 export function selectSample(id: number, split: Split): void {
   const same = st.selected?.id === id && st.selected.split === split;

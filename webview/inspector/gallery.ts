@@ -1,4 +1,5 @@
 /** Inspector: drawing the view — status, mismatch cells, filter chips and the virtualised gallery of samples. */
+import { epsText, pct } from '../shared/format';
 import { imageBytesToRgba, type MismatchCellName, routingChanged } from '../analysisProtocol';
 import { el } from '../shared/dom';
 import { base64ToBytes, formatScale, perturbation, type Perturbation, type Picture, type Shape } from './images';
@@ -6,7 +7,7 @@ import { CELL_LABELS, MAX_IMAGE_BATCH, MISMATCH_CELLS } from './protocol';
 import { renderDetail, selectSample } from './detail';
 import { chipsOf } from './filters';
 import { analysisSelect, banner, cellsPanel, chips, classSelect, countLine, evaluateBtn, filtersBar, gallery, galleryHead, idButton, idInput, layerSelect, retryImagesBtn, runTitle, spacer, targetInfo } from './skeleton';
-import { className, drawPicture, epsText, failedImages, IMAGE_DEBOUNCE_MS, imageCache, layerName, numClasses, OVERSCAN, pct, post, requested, ROW_H, st } from './state';
+import { className, drawPicture, failedImages, IMAGE_DEBOUNCE_MS, imageCache, layerName, numClasses, OVERSCAN, post, requested, ROW_H, st } from './state';
 
 let renders = 0;
 export function renderAll(): void {

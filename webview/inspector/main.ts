@@ -5,12 +5,12 @@
  * detail pane, the export and the controls.
  */
 import { type MismatchCellName, mismatchCellOf, parseInspectorFilter } from '../analysisProtocol';
-import { type InitMessage, type InspectorDescription, parseHostToInspector } from './protocol';
+import { type HostToInspector, type InitMessage, type InspectorDescription } from './protocol';
 import { detailSource, renderDetail, scheduleInspect } from './detail';
 import { applyFilter, sanitizeFilter } from './filters';
 import { onImages, refreshRowsFor, renderAll, renderBanner, scrollToPos } from './gallery';
 import { banner, gallery, routingTable } from './skeleton';
-import { epsMax, failedImages, imageCache, persisted, post, requested, saveState, st } from './state';
+import { epsMax, failedImages, host, imageCache, persisted, post, requested, saveState, st } from './state';
 // Modules that only attach listeners to the page's controls.
 import './controls';
 import './export';
@@ -101,13 +101,7 @@ function describe(): InspectorDescription {
   };
 }
 
-window.addEventListener('message', (ev: MessageEvent) => {
-  const parsed = parseHostToInspector(ev.data);
-  if (!parsed.ok) {
-    post({ type: 'log', level: 'warn', message: `Inspector rejected a message: ${parsed.error}` });
-    return;
-  }
-  const m = parsed.value;
+function handle(m: HostToInspector): void {
   switch (m.type) {
     case 'init':
       onInit(m);
@@ -156,7 +150,7 @@ window.addEventListener('message', (ev: MessageEvent) => {
       post({ type: 'description', requestId: m.requestId, ...describe() });
       break;
   }
-});
+}
 
 // Restore from a reload before the host answers (the host's init replaces it).
 if (persisted) {
@@ -164,4 +158,4 @@ if (persisted) {
   if (persisted.selected !== undefined) st.selected = { id: persisted.selected, split: persisted.selectedSplit ?? 'test' };
 }
 renderAll();
-post({ type: 'ready' });
+host.listen(handle);

@@ -6,8 +6,8 @@
  * Images of gallery rows are fetched lazily: the webview posts `needImages` for the rows it shows, the host
  * answers `images` (or `imagesUnavailable`). Live inspection: `inspect` → `inspection` | `inspectError`.
  */
-import { parseCommonToHost, parseDescribe, unknownType, type ViewDescribeMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
-import { fail, isNum, isNumArray, isObj, isStr, type Result } from '../../contract/guards';
+import { hostToViewParser, viewToHostParser, type ViewDescribeMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { fail, isNum, isNumArray, isObj, isStr, ok } from '../../contract/guards';
 import { isAnalysisName } from '../../contract/runFolder';
 import {
   isRunId,
@@ -283,153 +283,141 @@ function isShape(x: unknown): x is [number, number, number] {
 }
 
 /** Validates a message the webview received from the host. */
-export function parseHostToInspector(x: unknown): Result<HostToInspector> {
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'init': {
-      const target = parseTargetState(x.target);
-      if (!target) return fail('init: bad `target`');
-      if (!isStr(x.runName)) return fail('init: bad `runName`');
-      if (!Array.isArray(x.analyses) || !x.analyses.every((a) => isObj(a) && isStr(a.name) && isNum(a.mtime))) return fail('init: bad `analyses`');
-      if (typeof x.trusted !== 'boolean') return fail('init: bad `trusted`');
-      if (x.error !== undefined && !isStr(x.error)) return fail('init: bad `error`');
-      if (x.classNames !== undefined && !(Array.isArray(x.classNames) && x.classNames.every(isStr))) return fail('init: bad `classNames`');
-      let analysis: InitMessage['analysis'];
-      if (x.analysis !== undefined) {
-        const a = x.analysis;
-        if (!isObj(a) || !isStr(a.name) || (a.checkpoint !== undefined && !isStr(a.checkpoint))) return fail('init: bad `analysis`');
-        const r = parseRobustnessReport(a.report);
-        if (!r.ok) return fail(`init: analysis.report.${r.error}`);
-        analysis = { name: a.name, checkpoint: a.checkpoint as string | undefined, report: r.value };
-      }
-      let restore: InitMessage['restore'];
-      if (x.restore !== undefined) {
-        if (!isObj(x.restore)) return fail('init: bad `restore`');
-        restore = {};
-        if (isId(x.restore.selected)) restore.selected = x.restore.selected;
-        if (x.restore.selectedSplit === 'test' || x.restore.selectedSplit === 'train') restore.selectedSplit = x.restore.selectedSplit;
-        const c = x.restore.controls === undefined ? undefined : parseControls(x.restore.controls);
-        if (c) restore.controls = c;
-      }
-      return {
-        ok: true,
-        value: {
-          type: 'init',
-          target,
-          runName: x.runName,
-          analyses: x.analyses as AnalysisListItem[],
-          analysis,
-          error: x.error as string | undefined,
-          trusted: x.trusted,
-          classNames: x.classNames as string[] | undefined,
-          restore,
-        },
-      };
+export const parseHostToInspector = hostToViewParser<HostToInspector>({
+  init: (x) => {
+    const target = parseTargetState(x.target);
+    if (!target) return fail('init: bad `target`');
+    if (!isStr(x.runName)) return fail('init: bad `runName`');
+    if (!Array.isArray(x.analyses) || !x.analyses.every((a) => isObj(a) && isStr(a.name) && isNum(a.mtime))) return fail('init: bad `analyses`');
+    if (typeof x.trusted !== 'boolean') return fail('init: bad `trusted`');
+    if (x.error !== undefined && !isStr(x.error)) return fail('init: bad `error`');
+    if (x.classNames !== undefined && !(Array.isArray(x.classNames) && x.classNames.every(isStr))) return fail('init: bad `classNames`');
+    let analysis: InitMessage['analysis'];
+    if (x.analysis !== undefined) {
+      const a = x.analysis;
+      if (!isObj(a) || !isStr(a.name) || (a.checkpoint !== undefined && !isStr(a.checkpoint))) return fail('init: bad `analysis`');
+      const r = parseRobustnessReport(a.report);
+      if (!r.ok) return fail(`init: analysis.report.${r.error}`);
+      analysis = { name: a.name, checkpoint: a.checkpoint as string | undefined, report: r.value };
     }
-    case 'images': {
-      if (!isShape(x.shape)) return fail('images: bad `shape`');
-      const [h, w, c] = x.shape;
-      const len = 4 * Math.ceil((h * w * c) / 3);
-      if (!Array.isArray(x.items)) return fail('images: bad `items`');
-      for (const it of x.items) {
-        if (!isObj(it) || !isId(it.id) || !isBase64(it.clean) || it.clean.length !== len) return fail('images: bad item');
-        if (it.adversarial !== null && !(isBase64(it.adversarial) && it.adversarial.length === len)) return fail('images: bad adversarial image');
-      }
-      if (x.note !== undefined && !isStr(x.note)) return fail('images: bad `note`');
-      return { ok: true, value: x as unknown as ImagesMessage };
+    let restore: InitMessage['restore'];
+    if (x.restore !== undefined) {
+      if (!isObj(x.restore)) return fail('init: bad `restore`');
+      restore = {};
+      if (isId(x.restore.selected)) restore.selected = x.restore.selected;
+      if (x.restore.selectedSplit === 'test' || x.restore.selectedSplit === 'train') restore.selectedSplit = x.restore.selectedSplit;
+      const c = x.restore.controls === undefined ? undefined : parseControls(x.restore.controls);
+      if (c) restore.controls = c;
     }
-    case 'imagesUnavailable':
-      if (!Array.isArray(x.ids) || !x.ids.every(isId) || !isStr(x.message)) return fail('imagesUnavailable: bad fields');
-      return { ok: true, value: { type: 'imagesUnavailable', ids: x.ids, message: x.message } };
-    case 'inspection':
-      if (!isNum(x.requestId) || !isSampleInspection(x.sample)) return fail('inspection: bad fields');
-      return { ok: true, value: { type: 'inspection', requestId: x.requestId, sample: x.sample } };
-    case 'inspectError':
-      if (!isNum(x.requestId) || !isStr(x.message)) return fail('inspectError: bad fields');
-      return { ok: true, value: { type: 'inspectError', requestId: x.requestId, message: x.message } };
-    case 'evaluateState':
-      if (typeof x.running !== 'boolean' || (x.message !== undefined && !isStr(x.message))) return fail('evaluateState: bad fields');
-      return { ok: true, value: { type: 'evaluateState', running: x.running, message: x.message as string | undefined } };
-    case 'exportDone':
-      if (typeof x.ok !== 'boolean' || !isStr(x.message)) return fail('exportDone: bad fields');
-      return { ok: true, value: { type: 'exportDone', ok: x.ok, message: x.message } };
-    case 'describe':
-      return parseDescribe(x)!;
-    default:
-      return unknownType(x);
-  }
-}
+    return ok({
+      type: 'init',
+      target,
+      runName: x.runName,
+      analyses: x.analyses as AnalysisListItem[],
+      analysis,
+      error: x.error as string | undefined,
+      trusted: x.trusted,
+      classNames: x.classNames as string[] | undefined,
+      restore,
+    });
+  },
+  images: (x) => {
+    if (!isShape(x.shape)) return fail('images: bad `shape`');
+    const [h, w, c] = x.shape;
+    const len = 4 * Math.ceil((h * w * c) / 3);
+    if (!Array.isArray(x.items)) return fail('images: bad `items`');
+    for (const it of x.items) {
+      if (!isObj(it) || !isId(it.id) || !isBase64(it.clean) || it.clean.length !== len) return fail('images: bad item');
+      if (it.adversarial !== null && !(isBase64(it.adversarial) && it.adversarial.length === len)) return fail('images: bad adversarial image');
+    }
+    if (x.note !== undefined && !isStr(x.note)) return fail('images: bad `note`');
+    return ok(x as unknown as ImagesMessage);
+  },
+  imagesUnavailable: (x) => {
+    if (!Array.isArray(x.ids) || !x.ids.every(isId) || !isStr(x.message)) return fail('imagesUnavailable: bad fields');
+    return ok({ type: 'imagesUnavailable', ids: x.ids, message: x.message });
+  },
+  inspection: (x) => {
+    if (!isNum(x.requestId) || !isSampleInspection(x.sample)) return fail('inspection: bad fields');
+    return ok({ type: 'inspection', requestId: x.requestId, sample: x.sample });
+  },
+  inspectError: (x) => {
+    if (!isNum(x.requestId) || !isStr(x.message)) return fail('inspectError: bad fields');
+    return ok({ type: 'inspectError', requestId: x.requestId, message: x.message });
+  },
+  evaluateState: (x) => {
+    if (typeof x.running !== 'boolean' || (x.message !== undefined && !isStr(x.message))) return fail('evaluateState: bad fields');
+    return ok({ type: 'evaluateState', running: x.running, message: x.message as string | undefined });
+  },
+  exportDone: (x) => {
+    if (typeof x.ok !== 'boolean' || !isStr(x.message)) return fail('exportDone: bad fields');
+    return ok({ type: 'exportDone', ok: x.ok, message: x.message });
+  },
+});
 
 const EXPORT_KINDS: readonly ExportFileKind[] = ['clean', 'perturbation', 'adversarial', 'json'];
 const MAX_EXPORT_CHARS = 32 * 1024 * 1024;
 
-/** Validates a message the host received from the webview. */
-export function parseInspectorToHost(x: unknown): Result<InspectorToHost> {
-  // The Inspector exports through `exportSample` (several files at once), not the common `export`.
-  const common = parseCommonToHost(x, []);
-  if (common) return common;
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'evaluate':
-      return { ok: true, value: { type: x.type } };
-    case 'needImages':
-      if (!Array.isArray(x.ids) || x.ids.length === 0 || x.ids.length > MAX_IMAGE_BATCH || !x.ids.every(isId)) return fail('needImages: bad `ids`');
-      return { ok: true, value: { type: 'needImages', ids: [...new Set(x.ids as number[])] } };
-    case 'inspect': {
-      if (!isNum(x.requestId) || !isId(x.id)) return fail('inspect: bad `requestId`/`id`');
-      if (x.split !== 'test' && x.split !== 'train') return fail('inspect: bad `split`');
-      if (!isAttack(x.attack)) return fail('inspect: bad `attack`');
-      if (!isNum(x.eps) || x.eps < 0 || x.eps > 1e3) return fail('inspect: bad `eps`');
-      if (x.steps !== undefined && !(Number.isInteger(x.steps) && (x.steps as number) >= 1 && (x.steps as number) <= 10000)) return fail('inspect: bad `steps`');
-      if (typeof x.freezeRouting !== 'boolean') return fail('inspect: bad `freezeRouting`');
-      if (x.attack === 'router' && x.freezeRouting) return fail('inspect: the router attack cannot run with frozen routing');
-      const m: InspectMessage = { type: 'inspect', requestId: x.requestId, id: x.id, split: x.split, attack: x.attack, eps: x.eps, freezeRouting: x.freezeRouting || x.attack === 'expert' };
-      if (x.steps !== undefined) m.steps = x.steps as number;
-      return { ok: true, value: m };
-    }
-    case 'selectAnalysis':
-      if (!isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
-      return { ok: true, value: { type: 'selectAnalysis', name: x.name } };
-    case 'exportSample': {
-      if (!isId(x.id) || !Array.isArray(x.files) || x.files.length === 0 || x.files.length > EXPORT_KINDS.length) return fail('exportSample: bad fields');
-      const seen = new Set<string>();
-      let total = 0;
-      for (const f of x.files) {
-        if (!isObj(f) || !EXPORT_KINDS.includes(f.kind as ExportFileKind) || !isStr(f.data) || seen.has(f.kind as string)) return fail('exportSample: bad file');
-        seen.add(f.kind as string);
-        total += f.data.length;
-        if (f.kind === 'json') {
-          try {
-            JSON.parse(f.data);
-          } catch {
-            return fail('exportSample: the JSON file is not JSON');
-          }
-        } else if (!isBase64(f.data) || !f.data.startsWith('iVBORw0KGgo')) {
-          return fail(`exportSample: ${String(f.kind)} is not a base64 PNG`);
+/** Validates a message the host received from the webview (it exports through `exportSample`, several files at once, not the common `export`). */
+export const parseInspectorToHost = viewToHostParser<InspectorToHost, never>([], {
+  evaluate: () => ok({ type: 'evaluate' }),
+  needImages: (x) => {
+    if (!Array.isArray(x.ids) || x.ids.length === 0 || x.ids.length > MAX_IMAGE_BATCH || !x.ids.every(isId)) return fail('needImages: bad `ids`');
+    return ok({ type: 'needImages', ids: [...new Set(x.ids as number[])] });
+  },
+  inspect: (x) => {
+    if (!isNum(x.requestId) || !isId(x.id)) return fail('inspect: bad `requestId`/`id`');
+    if (x.split !== 'test' && x.split !== 'train') return fail('inspect: bad `split`');
+    if (!isAttack(x.attack)) return fail('inspect: bad `attack`');
+    if (!isNum(x.eps) || x.eps < 0 || x.eps > 1e3) return fail('inspect: bad `eps`');
+    if (x.steps !== undefined && !(Number.isInteger(x.steps) && (x.steps as number) >= 1 && (x.steps as number) <= 10000)) return fail('inspect: bad `steps`');
+    if (typeof x.freezeRouting !== 'boolean') return fail('inspect: bad `freezeRouting`');
+    if (x.attack === 'router' && x.freezeRouting) return fail('inspect: the router attack cannot run with frozen routing');
+    const m: InspectMessage = { type: 'inspect', requestId: x.requestId, id: x.id, split: x.split, attack: x.attack, eps: x.eps, freezeRouting: x.freezeRouting || x.attack === 'expert' };
+    if (x.steps !== undefined) m.steps = x.steps as number;
+    return ok(m);
+  },
+  selectAnalysis: (x) => {
+    if (!isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
+    return ok({ type: 'selectAnalysis', name: x.name });
+  },
+  exportSample: (x) => {
+    if (!isId(x.id) || !Array.isArray(x.files) || x.files.length === 0 || x.files.length > EXPORT_KINDS.length) return fail('exportSample: bad fields');
+    const seen = new Set<string>();
+    let total = 0;
+    for (const f of x.files) {
+      if (!isObj(f) || !EXPORT_KINDS.includes(f.kind as ExportFileKind) || !isStr(f.data) || seen.has(f.kind as string)) return fail('exportSample: bad file');
+      seen.add(f.kind as string);
+      total += f.data.length;
+      if (f.kind === 'json') {
+        try {
+          JSON.parse(f.data);
+        } catch {
+          return fail('exportSample: the JSON file is not JSON');
         }
+      } else if (!isBase64(f.data) || !f.data.startsWith('iVBORw0KGgo')) {
+        return fail(`exportSample: ${String(f.kind)} is not a base64 PNG`);
       }
-      if (total > MAX_EXPORT_CHARS) return fail('exportSample: too large');
-      return { ok: true, value: x as unknown as ExportSampleMessage };
     }
-    case 'description': {
-      if (!isNum(x.requestId)) return fail('description: bad `requestId`');
-      for (const f of ['totalSamples', 'filteredCount', 'domRows', 'drawnImages', 'routingRows', 'changedRows'] as const) {
-        if (!isNum(x[f])) return fail(`description: bad \`${f}\``);
-      }
-      if (!Array.isArray(x.domIds) || !x.domIds.every(isId)) return fail('description: bad `domIds`');
-      if (!Array.isArray(x.filteredIds) || !x.filteredIds.every(isId)) return fail('description: bad `filteredIds`');
-      if (x.selectedId !== null && !isId(x.selectedId)) return fail('description: bad `selectedId`');
-      if (x.detailSource !== 'live' && x.detailSource !== 'analysis' && x.detailSource !== 'none') return fail('description: bad `detailSource`');
-      if (x.analysis !== null && !isStr(x.analysis)) return fail('description: bad `analysis`');
-      if (x.message !== null && !isStr(x.message)) return fail('description: bad `message`');
-      const filter = parseInspectorFilter(x.filter);
-      if (!filter) return fail('description: bad `filter`');
-      return { ok: true, value: { ...(x as unknown as DescriptionMessage), filter } };
+    if (total > MAX_EXPORT_CHARS) return fail('exportSample: too large');
+    return ok(x as unknown as ExportSampleMessage);
+  },
+  description: (x) => {
+    if (!isNum(x.requestId)) return fail('description: bad `requestId`');
+    for (const f of ['totalSamples', 'filteredCount', 'domRows', 'drawnImages', 'routingRows', 'changedRows'] as const) {
+      if (!isNum(x[f])) return fail(`description: bad \`${f}\``);
     }
-    default:
-      return unknownType(x);
-  }
-}
+    if (!Array.isArray(x.domIds) || !x.domIds.every(isId)) return fail('description: bad `domIds`');
+    if (!Array.isArray(x.filteredIds) || !x.filteredIds.every(isId)) return fail('description: bad `filteredIds`');
+    if (x.selectedId !== null && !isId(x.selectedId)) return fail('description: bad `selectedId`');
+    if (x.detailSource !== 'live' && x.detailSource !== 'analysis' && x.detailSource !== 'none') return fail('description: bad `detailSource`');
+    if (x.analysis !== null && !isStr(x.analysis)) return fail('description: bad `analysis`');
+    if (x.message !== null && !isStr(x.message)) return fail('description: bad `message`');
+    const filter = parseInspectorFilter(x.filter);
+    if (!filter) return fail('description: bad `filter`');
+    return ok({ ...(x as unknown as DescriptionMessage), filter });
+  },
+});
 
 export const CELL_LABELS: Record<MismatchCellName, string> = {
   keptRight: 'routing kept · right',

@@ -1,11 +1,21 @@
 /** Inspector: what the view holds (the analysis, filter, selection, controls, image cache, live inspection), how it
  * saves it and talks to the host, and small lookups on it. */
 import { type InspectorFilter, type MismatchCellName, type PerSampleData, type RobustnessReport, type SampleInspection } from '../analysisProtocol';
-import { getVsCodeApi } from '../shared/vscode';
+import { connectView } from '../shared/vscode';
 import { type Perturbation, type Picture, type Shape } from './images';
-import { type InitMessage, type InspectorControls, type InspectorTargetState, type InspectorToHost, type InspectorViewState, parseInspectorViewState, type Split } from './protocol';
+import {
+  type HostToInspector,
+  type InitMessage,
+  type InspectorControls,
+  type InspectorTargetState,
+  type InspectorToHost,
+  type InspectorViewState,
+  parseHostToInspector,
+  parseInspectorViewState,
+  type Split,
+} from './protocol';
 
-const vscode = getVsCodeApi<InspectorViewState, InspectorToHost>();
+export const host = connectView<InspectorViewState, InspectorToHost, HostToInspector>('Inspector', parseInspectorViewState, parseHostToInspector);
 export const ROW_H = 48;
 export const OVERSCAN = 6;
 export const IMAGE_DEBOUNCE_MS = 60;
@@ -28,7 +38,7 @@ interface Model {
   error?: string;
 }
 
-export const persisted = parseInspectorViewState(vscode.getState());
+export const persisted = host.restored;
 
 interface CachedImages {
   shape: Shape;
@@ -62,9 +72,7 @@ export const st = {
   statusMessage: '',
 };
 
-export function post(msg: InspectorToHost): void {
-  vscode.postMessage(msg);
-}
+export const post = host.post;
 
 export function saveState(): void {
   if (!st.model) return;
@@ -75,21 +83,13 @@ export function saveState(): void {
     s.selected = st.selected.id;
     s.selectedSplit = st.selected.split;
   }
-  vscode.setState(s);
+  host.saveState(s);
 }
 
 // ---------------- helpers ----------------
 export function className(label: number): string {
   const n = st.model?.classNames?.[label];
   return n !== undefined && n !== String(label) ? `${label} ${n}` : String(label);
-}
-export function pct(v: number): string {
-  return `${(v * 100).toFixed(1)}%`;
-}
-export function epsText(e: number): string {
-  const over255 = e * 255;
-  const near = Math.abs(over255 - Math.round(over255 * 10) / 10) < 1e-6 && e < 0.25;
-  return near ? `${+e.toFixed(4)} (${+over255.toFixed(1)}/255)` : `${+e.toFixed(4)}`;
 }
 export function analysisEps(): number | undefined {
   return st.model?.report?.attack.eps;

@@ -41,15 +41,32 @@ function yAxis(g: SVGGElement, y: (v: number) => number, domain: [number, number
   g.parentNode?.insertBefore(grid, g);
 }
 
+/**
+ * What every chart here draws first: the SVG sized to `width` × `height`, the plot area inside the margins, a
+ * percentage axis over `yDomain` (made nice) with its grid, the group the chart's x axis goes into, and the one its
+ * marks go into.
+ */
+function chartFrame(svg: SVGSVGElement, width: number, height: number, yDomain: [number, number], yTicks: number) {
+  const iw = width - M.left - M.right;
+  const ih = height - M.top - M.bottom;
+  svg.setAttribute('width', String(width));
+  svg.setAttribute('height', String(height));
+  const y = scaleLinear().domain(yDomain).range([ih, 0]).nice();
+  const plot = svgEl('g', { transform: `translate(${M.left},${M.top})` });
+  svg.append(plot);
+  const yg = svgEl('g');
+  plot.append(yg);
+  yAxis(yg, y, y.domain() as [number, number], iw, yTicks, true);
+  const xg = svgEl('g', { class: 'x-axis', transform: `translate(0,${ih})` });
+  const marks = svgEl('g', { class: 'marks' });
+  plot.append(xg, marks);
+  return { iw, ih, y, xg, marks };
+}
+
 export function renderBars(shown: number[]): void {
   const box = barsBox;
-  const width = chartWidth();
-  const iw = width - M.left - M.right;
-  const ih = BAR_H - M.top - M.bottom;
   const svg = box.svg;
   svg.replaceChildren();
-  svg.setAttribute('width', String(width));
-  svg.setAttribute('height', String(BAR_H));
   drawn.bars = [];
   legendItems(box, shown);
   if (shown.length === 0) {
@@ -58,23 +75,14 @@ export function renderBars(shown: number[]): void {
   }
   box.root.hidden = false;
   const metrics = BAR_METRICS;
+  const { iw, ih, y, xg, marks } = chartFrame(svg, chartWidth(), BAR_H, [0, 1], 5);
   const x0 = scaleBand<string>().domain(metrics.map((m) => m.key)).range([0, iw]).paddingInner(0.22).paddingOuter(0.08);
   const x1 = scaleBand<string>().domain(shown.map((i) => runs[i].data.runId)).range([0, x0.bandwidth()]).padding(0.08);
-  const y = scaleLinear().domain([0, 1]).range([ih, 0]);
-  const plot = svgEl('g', { transform: `translate(${M.left},${M.top})` });
-  svg.append(plot);
-  const yg = svgEl('g');
-  plot.append(yg);
-  yAxis(yg, y, [0, 1], iw, 5, true);
-  const xg = svgEl('g', { class: 'x-axis', transform: `translate(0,${ih})` });
-  plot.append(xg);
   select(xg).call(axisBottom(x0).tickFormat((k) => BAR_METRICS.find((m) => m.key === k)?.label ?? k));
   wrapTicks(xg, x0.bandwidth());
   // Wrapped metric names take more lines in a narrow column: the chart grows instead of running into the note.
   const axisHeight = xg.getBBox().height;
   if (M.top + ih + axisHeight + 6 > BAR_H) svg.setAttribute('height', String(Math.ceil(M.top + ih + axisHeight + 6)));
-  const marks = svgEl('g', { class: 'marks' });
-  plot.append(marks);
   for (const m of metrics) {
     for (const i of shown) {
       const r = runs[i];
@@ -168,14 +176,9 @@ function wrapTicks(g: SVGGElement, width: number): void {
 
 export function renderCurves(shown: number[]): void {
   const box = curveBox;
-  const width = chartWidth();
   const h = 240;
-  const iw = width - M.left - M.right;
-  const ih = h - M.top - M.bottom;
   const svg = box.svg;
   svg.replaceChildren();
-  svg.setAttribute('width', String(width));
-  svg.setAttribute('height', String(h));
   drawn.curves = [];
   const withCurve = shown.filter((i) => reportOf(runs[i])!.raCurve.length > 0);
   legendItems(box, withCurve);
@@ -185,16 +188,9 @@ export function renderCurves(shown: number[]): void {
   for (const i of withCurve) for (const p of reportOf(runs[i])!.raCurve) maxEps = Math.max(maxEps, p.eps);
   // The axis is in display units (ε, or ε × 255) so that its ticks are round numbers in the unit shown.
   const unit = ui.epsIn255 ? 255 : 1;
+  const { iw, y, xg, marks } = chartFrame(svg, chartWidth(), h, [0, 1], 5);
   const xu = scaleLinear().domain([0, (maxEps || 1) * unit]).range([0, iw]).nice();
   const x = (eps: number) => xu(eps * unit);
-  const y = scaleLinear().domain([0, 1]).range([ih, 0]);
-  const plot = svgEl('g', { transform: `translate(${M.left},${M.top})` });
-  svg.append(plot);
-  const yg = svgEl('g');
-  plot.append(yg);
-  yAxis(yg, y, [0, 1], iw, 5, true);
-  const xg = svgEl('g', { class: 'x-axis', transform: `translate(0,${ih})` });
-  plot.append(xg);
   select(xg).call(
     axisBottom(xu)
       .ticks(Math.max(2, Math.min(10, Math.floor(iw / 90))))
@@ -203,8 +199,6 @@ export function renderCurves(shown: number[]): void {
   const xl = svgEl('text', { class: 'axis-label', x: M.left + iw, y: h - 6, 'text-anchor': 'end' });
   xl.textContent = ui.epsIn255 ? 'ε (× 1/255)' : 'ε';
   svg.append(xl);
-  const marks = svgEl('g', { class: 'marks' });
-  plot.append(marks);
   for (const i of withCurve) {
     const r = runs[i];
     const pts = [...reportOf(r)!.raCurve].sort((a, b) => a.eps - b.eps);
@@ -247,26 +241,12 @@ export function renderLayers(shown: number[]): void {
   let maxRate = 0;
   for (const i of moe) for (const l of reportOf(runs[i])!.layers) maxRate = Math.max(maxRate, l.changeRate);
   const width = Math.max(chartWidth(), Math.min(6000, M.left + M.right + names.length * (moe.length * 10 + 14)));
-  const h = 240;
-  const iw = width - M.left - M.right;
-  const ih = h - M.top - M.bottom;
-  svg.setAttribute('width', String(width));
-  svg.setAttribute('height', String(h));
+  const top = Math.min(1, Math.max(0.05, maxRate * 1.15));
+  const { iw, ih, y, xg, marks } = chartFrame(svg, width, 240, [0, top], 4);
   const x0 = scaleBand<string>().domain(names).range([0, iw]).paddingInner(0.2).paddingOuter(0.05);
   const x1 = scaleBand<string>().domain(moe.map((i) => runs[i].data.runId)).range([0, x0.bandwidth()]).padding(0.06);
-  const top = Math.min(1, Math.max(0.05, maxRate * 1.15));
-  const y = scaleLinear().domain([0, top]).range([ih, 0]).nice();
-  const plot = svgEl('g', { transform: `translate(${M.left},${M.top})` });
-  svg.append(plot);
-  const yg = svgEl('g');
-  plot.append(yg);
-  yAxis(yg, y, y.domain() as [number, number], iw, 4, true);
-  const xg = svgEl('g', { class: 'x-axis', transform: `translate(0,${ih})` });
-  plot.append(xg);
   const step = Math.ceil(names.length / Math.max(1, Math.floor(iw / 70)));
   select(xg).call(axisBottom(x0).tickValues(names.filter((_, k) => k % step === 0)));
-  const marks = svgEl('g', { class: 'marks' });
-  plot.append(marks);
   for (const i of moe) {
     const r = runs[i];
     for (const l of reportOf(r)!.layers) {

@@ -5,11 +5,11 @@
  * and handles the host's messages (./protocol.ts); state.ts, skeleton.ts, cards.ts, charts.ts, tables.ts and
  * export.ts hold the rest.
  */
-import { type HostToRobustness, parseHostToRobustness, type RobDescriptionMessage } from './protocol';
+import { type HostToRobustness, type RobDescriptionMessage } from './protocol';
 import { headCache, renderRunCard } from './cards';
 import { drawn, renderBars, renderCurves, renderLayers } from './charts';
 import { app, banner, bannerTextEl, emptyMsg, epsInput, main, runsEl } from './skeleton';
-import { MIN_RENDER_INTERVAL_MS, post, reportOf, runs, type RunView, saveState, ui, view } from './state';
+import { host, MIN_RENDER_INTERVAL_MS, post, reportOf, runs, type RunView, saveState, ui, view } from './state';
 import { renderAttacks, renderCost, renderPerExpert } from './tables';
 
 // ---------------- render ----------------
@@ -185,16 +185,8 @@ function handle(msg: HostToRobustness): void {
   }
 }
 
-window.addEventListener('message', (ev: MessageEvent) => {
-  const parsed = parseHostToRobustness(ev.data);
-  if (!parsed.ok) {
-    view.bannerText = `Ignored an update from the extension: ${parsed.error}`;
-    post({ type: 'log', level: 'warn', message: `robustness view ignored a message: ${parsed.error}` });
-    scheduleRender();
-    return;
-  }
-  handle(parsed.value);
-});
-
 render();
-post({ type: 'ready' });
+host.listen(handle, (error) => {
+  view.bannerText = `Ignored an update from the extension: ${error}`;
+  scheduleRender();
+});

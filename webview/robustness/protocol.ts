@@ -6,8 +6,8 @@
  * `run` whenever one run's data changes (another analysis picked, a new file on disk), `job` when an evaluation
  * of a shown run starts or ends, and `partial` for each report an evaluation streams (the last one `final`).
  */
-import { parseCommonToHost, parseDescribe, unknownType, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
-import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
+import { hostToViewParser, viewToHostParser, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { fail, isNum, isObj, isStr, ok, type Result } from '../../contract/guards';
 import { isAnalysisName, isRunId } from '../../contract/runFolder';
 import { parseRobustnessReport, type RobustnessReport, type StoredAnalysis } from '../analysisProtocol';
 
@@ -145,49 +145,40 @@ function parseRun(x: unknown, where: string): Result<RobustnessRunData> {
 }
 
 /** Validates a message the view received from the host. */
-export function parseHostToRobustness(x: unknown): Result<HostToRobustness> {
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'init': {
-      if (!Array.isArray(x.runs)) return fail('init: bad `runs`');
-      if (typeof x.trusted !== 'boolean') return fail('init: bad `trusted`');
-      if (x.running !== undefined && !(Array.isArray(x.running) && x.running.every(isRunId))) return fail('init: bad `running`');
-      const runs: RobustnessRunData[] = [];
-      for (const [i, r] of x.runs.entries()) {
-        const p = parseRun(r, `init: runs[${i}]`);
-        if (!p.ok) return p;
-        runs.push(p.value);
-      }
-      return { ok: true, value: { type: 'init', runs, trusted: x.trusted, running: x.running as string[] | undefined } };
+export const parseHostToRobustness = hostToViewParser<HostToRobustness>({
+  init: (x) => {
+    if (!Array.isArray(x.runs)) return fail('init: bad `runs`');
+    if (typeof x.trusted !== 'boolean') return fail('init: bad `trusted`');
+    if (x.running !== undefined && !(Array.isArray(x.running) && x.running.every(isRunId))) return fail('init: bad `running`');
+    const runs: RobustnessRunData[] = [];
+    for (const [i, r] of x.runs.entries()) {
+      const p = parseRun(r, `init: runs[${i}]`);
+      if (!p.ok) return p;
+      runs.push(p.value);
     }
-    case 'run': {
-      const p = parseRun(x.run, 'run');
-      return p.ok ? { ok: true, value: { type: 'run', run: p.value } } : p;
+    return ok({ type: 'init', runs, trusted: x.trusted, running: x.running as string[] | undefined });
+  },
+  run: (x) => {
+    const p = parseRun(x.run, 'run');
+    return p.ok ? ok({ type: 'run', run: p.value }) : p;
+  },
+  job: (x) => {
+    if (!isRunId(x.runId) || typeof x.running !== 'boolean') return fail('job: bad fields');
+    if (x.message !== undefined && !isStr(x.message)) return fail('job: bad `message`');
+    if (x.activity !== undefined && !isStr(x.activity)) return fail('job: bad `activity`');
+    return ok({ type: 'job', runId: x.runId, running: x.running, message: x.message as string | undefined, activity: x.activity as string | undefined });
+  },
+  partial: (x) => {
+    if (!isRunId(x.runId)) return fail('partial: bad `runId`');
+    if (!isNum(x.samplesDone) || !isNum(x.samplesTotal) || x.samplesDone < 0 || x.samplesTotal < x.samplesDone) {
+      return fail('partial: bad `samplesDone`/`samplesTotal`');
     }
-    case 'job':
-      if (!isRunId(x.runId) || typeof x.running !== 'boolean') return fail('job: bad fields');
-      if (x.message !== undefined && !isStr(x.message)) return fail('job: bad `message`');
-      if (x.activity !== undefined && !isStr(x.activity)) return fail('job: bad `activity`');
-      return { ok: true, value: { type: 'job', runId: x.runId, running: x.running, message: x.message as string | undefined, activity: x.activity as string | undefined } };
-    case 'partial': {
-      if (!isRunId(x.runId)) return fail('partial: bad `runId`');
-      if (!isNum(x.samplesDone) || !isNum(x.samplesTotal) || x.samplesDone < 0 || x.samplesTotal < x.samplesDone) {
-        return fail('partial: bad `samplesDone`/`samplesTotal`');
-      }
-      if (typeof x.final !== 'boolean') return fail('partial: bad `final`');
-      const r = parseRobustnessReport(x.report);
-      if (!r.ok) return fail(`partial: invalid report (${r.error})`);
-      return {
-        ok: true,
-        value: { type: 'partial', runId: x.runId, report: r.value, samplesDone: x.samplesDone, samplesTotal: x.samplesTotal, final: x.final },
-      };
-    }
-    case 'describe':
-      return parseDescribe(x)!;
-    default:
-      return unknownType(x);
-  }
-}
+    if (typeof x.final !== 'boolean') return fail('partial: bad `final`');
+    const r = parseRobustnessReport(x.report);
+    if (!r.ok) return fail(`partial: invalid report (${r.error})`);
+    return ok({ type: 'partial', runId: x.runId, report: r.value, samplesDone: x.samplesDone, samplesTotal: x.samplesTotal, final: x.final });
+  },
+});
 
 /** Validates a persisted view state (storage of an older version, maybe). */
 export function parseRobustnessViewState(x: unknown): RobustnessViewState | undefined {
@@ -197,34 +188,32 @@ export function parseRobustnessViewState(x: unknown): RobustnessViewState | unde
   return { runIds: [...x.runIds], selected, epsIn255: x.epsIn255 === true };
 }
 
-/** Validates a message the host received from the view. */
-export function parseRobustnessToHost(x: unknown): Result<RobustnessToHost> {
-  const common = parseCommonToHost(x, EXPORT_FORMATS);
-  if (common) return common;
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'addRuns':
-      return { ok: true, value: { type: x.type } };
-    case 'removeRun':
-    case 'evaluate':
-    case 'cancel':
-      if (!isRunId(x.runId)) return fail(`${x.type}: bad \`runId\``);
-      return { ok: true, value: { type: x.type, runId: x.runId } };
-    case 'selectAnalysis':
-      if (!isRunId(x.runId) || !isAnalysisName(x.name)) return fail('selectAnalysis: bad fields');
-      return { ok: true, value: { type: 'selectAnalysis', runId: x.runId, name: x.name } };
-    case 'openRouting':
-      if (!isRunId(x.runId) || (x.analysis !== undefined && !isAnalysisName(x.analysis))) return fail('openRouting: bad fields');
-      return { ok: true, value: { type: 'openRouting', runId: x.runId, analysis: x.analysis as string | undefined } };
-    case 'description':
-      if (!isNum(x.requestId) || !Array.isArray(x.runs) || !Array.isArray(x.bars) || !Array.isArray(x.curves) || !Array.isArray(x.layers)) {
-        return fail('description: bad fields');
-      }
-      return { ok: true, value: x as unknown as RobDescriptionMessage };
-    default:
-      return unknownType(x);
-  }
+/** A message that names one shown run and nothing else. */
+function runMessage<K extends 'removeRun' | 'evaluate' | 'cancel'>(type: K): (x: Record<string, unknown>) => Result<{ type: K; runId: string }> {
+  return (x) => (isRunId(x.runId) ? ok({ type, runId: x.runId }) : fail(`${type}: bad \`runId\``));
 }
+
+/** Validates a message the host received from the view. */
+export const parseRobustnessToHost = viewToHostParser<RobustnessToHost, RobustnessExportFormat>(EXPORT_FORMATS, {
+  addRuns: () => ok({ type: 'addRuns' }),
+  removeRun: runMessage('removeRun'),
+  evaluate: runMessage('evaluate'),
+  cancel: runMessage('cancel'),
+  selectAnalysis: (x) => {
+    if (!isRunId(x.runId) || !isAnalysisName(x.name)) return fail('selectAnalysis: bad fields');
+    return ok({ type: 'selectAnalysis', runId: x.runId, name: x.name });
+  },
+  openRouting: (x) => {
+    if (!isRunId(x.runId) || (x.analysis !== undefined && !isAnalysisName(x.analysis))) return fail('openRouting: bad fields');
+    return ok({ type: 'openRouting', runId: x.runId, analysis: x.analysis as string | undefined });
+  },
+  description: (x) => {
+    if (!isNum(x.requestId) || !Array.isArray(x.runs) || !Array.isArray(x.bars) || !Array.isArray(x.curves) || !Array.isArray(x.layers)) {
+      return fail('description: bad fields');
+    }
+    return ok(x as unknown as RobDescriptionMessage);
+  },
+});
 
 // ---- what the view shows, as numbers (shared by the bars, the CSV and the JSON export) ----
 

@@ -1,5 +1,6 @@
 /** Robustness view: the page's fixed parts (toolbar, banner, run list, chart boxes, table sections, tooltip). */
 import { el, svgEl } from '../shared/dom';
+import { exportGroup } from '../shared/exportGroup';
 import { type RobustnessExportFormat } from './protocol';
 import { exportAs } from './export';
 import { scheduleRender } from './main';
@@ -11,12 +12,8 @@ const addRunsBtn = el('button', { id: 'add-runs', type: 'button', title: 'Show o
 export const epsInput = el('input', { id: 'eps-255', type: 'checkbox' });
 const epsLabel = el('label', { class: 'control', title: 'Show ε in units of 1/255' });
 epsLabel.append(epsInput, document.createTextNode(' ε in /255'));
-const exportBtns = (['png', 'svg', 'csv', 'json'] as RobustnessExportFormat[]).map((f) =>
-  el('button', { type: 'button', 'data-format': f, class: 'export', title: `Export ${f.toUpperCase()}` }, f.toUpperCase()),
-);
-const exportGroup = el('span', { class: 'export-group' }, 'Export ');
-exportGroup.append(...exportBtns);
-toolbar.append(addRunsBtn, epsLabel, el('span', { class: 'spacer' }), exportGroup);
+const exports = exportGroup<RobustnessExportFormat>(['png', 'svg', 'csv', 'json'], (f) => exportAs(f), post);
+toolbar.append(addRunsBtn, epsLabel, el('span', { class: 'spacer' }), exports.group);
 
 export const banner = el('div', { id: 'error-banner', class: 'banner error', role: 'alert' });
 banner.hidden = true;
@@ -72,13 +69,6 @@ epsInput.addEventListener('change', () => {
   scheduleRender();
 });
 addRunsBtn.addEventListener('click', () => post({ type: 'addRuns' }));
-for (const b of exportBtns) {
-  b.addEventListener('click', () => {
-    void exportAs(b.dataset.format as RobustnessExportFormat).catch((e: unknown) =>
-      post({ type: 'log', level: 'error', message: `export failed: ${e instanceof Error ? e.message : String(e)}` }),
-    );
-  });
-}
 
 // Exact values on hover and on keyboard focus: every mark carries its text in `data-tip`.
 function showTip(target: Element, x: number, y: number): void {

@@ -1,8 +1,16 @@
 /** Robustness view: what it shows (the runs, their live reports, the UI options) and how it talks to the host. */
-import { getVsCodeApi } from '../shared/vscode';
-import { parseRobustnessViewState, type RobustnessReport, type RobustnessRunData, type RobustnessToHost, type RobustnessViewState } from './protocol';
+import { connectView } from '../shared/vscode';
+import {
+  parseHostToRobustness,
+  parseRobustnessViewState,
+  type HostToRobustness,
+  type RobustnessReport,
+  type RobustnessRunData,
+  type RobustnessToHost,
+  type RobustnessViewState,
+} from './protocol';
 
-export const vscode = getVsCodeApi<RobustnessViewState, RobustnessToHost>();
+export const host = connectView<RobustnessViewState, RobustnessToHost, HostToRobustness>('robustness view', parseRobustnessViewState, parseHostToRobustness);
 export const PALETTE_SIZE = 8;
 export const MIN_RENDER_INTERVAL_MS = 100;
 
@@ -17,8 +25,7 @@ export interface RunView {
   activity?: string;
 }
 
-const restored = parseRobustnessViewState(vscode.getState());
-export const ui = { selected: restored?.selected ?? {}, epsIn255: restored?.epsIn255 ?? false };
+export const ui = { selected: host.restored?.selected ?? {}, epsIn255: host.restored?.epsIn255 ?? false };
 /** The runs shown, in order (replaced in place: other modules hold this array). */
 export const runs: RunView[] = [];
 /** What the host said: whether the workspace is trusted, whether `init` came; the error banner's text. */
@@ -29,12 +36,10 @@ export function saveState(): void {
   const selected: Record<string, string> = {};
   for (const id of ids) if (ui.selected[id]) selected[id] = ui.selected[id];
   ui.selected = selected;
-  vscode.setState({ runIds: ids, selected, epsIn255: ui.epsIn255 });
+  host.saveState({ runIds: ids, selected, epsIn255: ui.epsIn255 });
 }
 
-export function post(msg: RobustnessToHost): void {
-  vscode.postMessage(msg);
-}
+export const post = host.post;
 
 /** The report drawn for a run: the live one while an evaluation streams, else the stored analysis. */
 export function reportOf(r: RunView): RobustnessReport | undefined {

@@ -1,5 +1,5 @@
 /** Robustness view: the tables (attacks with their settings, per-expert SA/RA, inference cost). */
-import { el } from '../shared/dom';
+import { el, headerRow } from '../shared/dom';
 import { epsText, pct } from '../shared/format';
 import { formatValue } from '../shared/series';
 import { ATTACK_ORDER, type RobustnessReport } from './protocol';
@@ -125,8 +125,7 @@ export function renderPerExpert(shown: number[]): void {
 export function renderCost(shown: number[]): void {
   costSec.root.hidden = shown.length === 0;
   const table = el('table', { class: 'data cost' });
-  const head = el('tr');
-  for (const [h, tip] of [
+  const head = headerRow([
     ['Run', ''],
     ['Dense FLOPs', 'FLOPs per image of the dense counterpart (same backbone and width, MoE off)'],
     ['Active FLOPs', 'FLOPs per image with inactive experts skipped (routers included)'],
@@ -135,7 +134,7 @@ export function renderCost(shown: number[]): void {
     ['Latency MoE (masked)', 'Measured ms per image of the MoE computed densely, inactive experts multiplied by 0 (the training forward)'],
     ['Latency MoE (sparse)', 'Measured ms per image with inactive experts really skipped'],
     ['Batch', 'Batch size of the latency measurements'],
-  ]) head.append(cell('th', h, tip ? { scope: 'col', title: tip } : { scope: 'col' }));
+  ]);
   const thead = el('thead');
   thead.append(head);
   const body = el('tbody');

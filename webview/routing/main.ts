@@ -11,7 +11,7 @@
 import { interpolateLab, interpolateViridis, piecewise, scaleDiverging, scaleSequential, schemeRdBu } from 'd3';
 import type { InspectorFilter, RobustnessReport } from '../analysisProtocol';
 import { svgToPngBase64 } from '../shared/exportImage';
-import { getVsCodeApi } from '../shared/vscode';
+import { connectView } from '../shared/vscode';
 import { Heatmap, type HeatmapSpec, type TooltipContent } from './heatmap';
 import {
   countOf,
@@ -32,17 +32,17 @@ import {
   type RoutingViewState,
   type ShowMessage,
 } from './protocol';
-import { el, svgEl } from '../shared/dom';
-import { dateTime } from '../shared/format';
+import { el, headerRow, svgEl } from '../shared/dom';
+import { exportGroup } from '../shared/exportGroup';
+import { dateTime, pct } from '../shared/format';
 
-const vscode = getVsCodeApi<RoutingViewState, RoutingToHost>();
+const host = connectView<RoutingViewState, RoutingToHost, HostToRouting>('routing view', parseRoutingViewState, parseHostToRouting);
 
 // ---------------- state ----------------
-const restored = parseRoutingViewState(vscode.getState());
 const ui: Pick<RoutingViewState, 'classLayer' | 'classOn' | 'classNorm'> = {
-  classLayer: restored?.classLayer ?? 0,
-  classOn: restored?.classOn ?? 'clean',
-  classNorm: restored?.classNorm ?? 'count',
+  classLayer: host.restored?.classLayer ?? 0,
+  classOn: host.restored?.classOn ?? 'clean',
+  classNorm: host.restored?.classNorm ?? 'count',
 };
 let shown: ShowMessage | undefined;
 let report: RobustnessReport | undefined;
@@ -52,12 +52,10 @@ let lastRenderMs = 0;
 /** The host's passing line (evaluation progress), shown when the analysis has no notice of its own. */
 let liveNotice = '';
 
-function post(msg: RoutingToHost): void {
-  vscode.postMessage(msg);
-}
+const post = host.post;
 function saveState(): void {
   if (!shown) return;
-  vscode.setState({
+  host.saveState({
     runsDir: shown.runsDir,
     runId: shown.runId,
     analysis: shown.followLatest ? undefined : shown.analysis?.name,
@@ -73,7 +71,6 @@ function fmt(v: number): string {
   return String(Number(v.toPrecision(6)));
 }
 const signed = (v: number) => (v > 0 ? `+${fmt(v)}` : fmt(v));
-const pct = (v: number) => `${Number((v * 100).toPrecision(4))}%`;
 /** Legend ticks: 3 significant digits (the tooltips give the exact numbers). */
 const tick = (v: number) => (v === 0 ? '0' : String(Number(v.toPrecision(3))));
 const signedTick = (v: number) => (v > 0 ? `+${tick(v)}` : tick(v));
@@ -92,12 +89,8 @@ const analysisSelect = el('select', { id: 'analysis', 'aria-label': 'Analysis fi
 const analysisLabel = el('label', { class: 'control' }, 'Analysis ');
 analysisLabel.append(analysisSelect);
 const refreshBtn = el('button', { id: 'refresh', type: 'button', title: 'Reload the analysis files of this run' }, 'Refresh');
-const exportBtns = (['png', 'svg', 'csv', 'json'] as RoutingExportFormat[]).map((f) =>
-  el('button', { type: 'button', 'data-format': f, class: 'export', title: `Export ${f.toUpperCase()}` }, f.toUpperCase()),
-);
-const exportGroup = el('span', { class: 'export-group' }, 'Export ');
-exportGroup.append(...exportBtns);
-toolbar.append(runLabel, analysisLabel, refreshBtn, el('span', { class: 'spacer' }), exportGroup);
+const exports = exportGroup<RoutingExportFormat>(['png', 'svg', 'csv', 'json'], exportAs, post);
+toolbar.append(runLabel, analysisLabel, refreshBtn, el('span', { class: 'spacer' }), exports.group);
 
 const messageEl = el('div', { id: 'message', class: 'message', role: 'status' }, 'Loading…');
 const infoEl = el('div', { id: 'info', class: 'info' });
@@ -105,19 +98,23 @@ const noticeEl = el('div', { id: 'notice', class: 'notice', role: 'status' });
 noticeEl.hidden = true;
 const content = el('main', { id: 'content', class: 'content' });
 
-const loadSection = el('section', { id: 'load', class: 'section' });
-loadSection.append(
-  el('h2', {}, 'Expert selection frequency per MoE layer'),
-  el(
-    'p',
-    { class: 'section-note' },
-    'Fraction of inputs that select each expert (a row sums to k). Difference = clean − adversarial: blue where clean inputs use the expert more, red where adversarial inputs do. Click a cell (or focus it and press Enter) to open those samples in the Inspector.',
-  ),
+/** A section of the page: its heading and, when given, the note that explains how to read it. */
+function section(id: string, heading: string, note?: string): HTMLElement {
+  const s = el('section', { id, class: 'section' });
+  s.append(el('h2', {}, heading));
+  if (note) s.append(el('p', { class: 'section-note' }, note));
+  return s;
+}
+
+const loadSection = section(
+  'load',
+  'Expert selection frequency per MoE layer',
+  'Fraction of inputs that select each expert (a row sums to k). Difference = clean − adversarial: blue where clean inputs use the expert more, red where adversarial inputs do. Click a cell (or focus it and press Enter) to open those samples in the Inspector.',
 );
 const loadGrid = el('div', { class: 'heatmap-grid' });
 loadSection.appendChild(loadGrid);
 
-const classSection = el('section', { id: 'per-class', class: 'section' });
+const classSection = section('per-class', 'Class × expert');
 const classControls = el('div', { class: 'controls' });
 const classLayerSelect = el('select', { id: 'class-layer', 'aria-label': 'MoE layer' });
 const classLayerLabel = el('label', { class: 'control' }, 'Layer ');
@@ -142,18 +139,14 @@ const classNormGroup = radioGroup('class-norm', 'Show', [
   ['share', 'Row share'],
 ]);
 classControls.append(classLayerLabel, classOnGroup.fieldset, classNormGroup.fieldset);
-classSection.append(el('h2', {}, 'Class × expert'), classControls);
+classSection.append(classControls);
 const classHost = el('div', { class: 'heatmap-grid single' });
 classSection.appendChild(classHost);
 
-const balanceSection = el('section', { id: 'balance', class: 'section' });
-balanceSection.append(
-  el('h2', {}, 'Load balance per layer'),
-  el(
-    'p',
-    { class: 'section-note' },
-    'Bars: each expert’s selection frequency on clean inputs (ticks: adversarial; dashed line: an even split, k/N). Max share and entropy are of the k selections per input; entropy is normalised (1 = even, 0 = one expert). A router is flagged as collapsed when more than 90% of inputs get the same decision (the same k experts; for k = 1, one expert) or it gives non-finite scores.',
-  ),
+const balanceSection = section(
+  'balance',
+  'Load balance per layer',
+  'Bars: each expert’s selection frequency on clean inputs (ticks: adversarial; dashed line: an even split, k/N). Max share and entropy are of the k selections per input; entropy is normalised (1 = even, 0 = one expert). A router is flagged as collapsed when more than 90% of inputs get the same decision (the same k experts; for k = 1, one expert) or it gives non-finite scores.',
 );
 const balanceTable = el('table', { id: 'balance-table', class: 'balance' });
 const balanceTip = el('div', { class: 'tooltip balance-tooltip', role: 'tooltip' });
@@ -178,34 +171,19 @@ analysisSelect.addEventListener('change', () => {
   post({ type: 'selectAnalysis', name: analysisSelect.value === '' ? null : analysisSelect.value });
 });
 refreshBtn.addEventListener('click', () => post({ type: 'refresh' }));
-classLayerSelect.addEventListener('change', () => {
-  ui.classLayer = Number(classLayerSelect.value) || 0;
+/** A class-map option changed: keep the choice (`apply`) and draw the class map again. */
+function classOptionChanged(apply: () => void): void {
+  apply();
   saveState();
   renderClass();
-});
-for (const i of classOnGroup.inputs) {
-  i.addEventListener('change', () => {
-    if (!i.checked) return;
-    ui.classOn = i.value as InputKind;
-    saveState();
-    renderClass();
-  });
 }
-for (const i of classNormGroup.inputs) {
-  i.addEventListener('change', () => {
-    if (!i.checked) return;
-    ui.classNorm = i.value as ClassNorm;
-    saveState();
-    renderClass();
-  });
+/** The radio buttons of one class-map option: the value of the one checked becomes the choice. */
+function onRadioChoice(inputs: readonly HTMLInputElement[], choose: (value: string) => void): void {
+  for (const i of inputs) i.addEventListener('change', () => i.checked && classOptionChanged(() => choose(i.value)));
 }
-for (const b of exportBtns) {
-  b.addEventListener('click', () => {
-    void exportAs(b.dataset.format as RoutingExportFormat).catch((e: unknown) =>
-      post({ type: 'log', level: 'error', message: `export failed: ${e instanceof Error ? e.message : String(e)}` }),
-    );
-  });
-}
+classLayerSelect.addEventListener('change', () => classOptionChanged(() => (ui.classLayer = Number(classLayerSelect.value) || 0)));
+onRadioChoice(classOnGroup.inputs, (v) => (ui.classOn = v as InputKind));
+onRadioChoice(classNormGroup.inputs, (v) => (ui.classNorm = v as ClassNorm));
 
 function syncControls(): void {
   for (const i of classOnGroup.inputs) i.checked = i.value === ui.classOn;
@@ -331,31 +309,22 @@ function renderLoad(r: RobustnessReport): void {
     rowAxis: 'layer',
     colAxis: 'expert',
   };
+  /** The selection-frequency map of clean or adversarial inputs. */
+  const frequencyMap = (on: 'clean' | 'adversarial', values: Float64Array): HeatmapSpec => ({
+    ...base,
+    id: on,
+    title: on === 'clean' ? 'Clean inputs' : 'Adversarial inputs',
+    values,
+    color: fColor,
+    legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
+    tooltip: (l, e) => tip(l, e, on),
+    cellText: (l, e) => values[l * N + e].toFixed(2),
+    onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on } }),
+    activateHint: `opens the samples routed to that expert on ${on} inputs in the Inspector`,
+  });
   const specs: HeatmapSpec[] = [
-    {
-      ...base,
-      id: 'clean',
-      title: 'Clean inputs',
-      values: clean,
-      color: fColor,
-      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
-      tooltip: (l, e) => tip(l, e, 'clean'),
-      cellText: (l, e) => clean[l * N + e].toFixed(2),
-      onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on: 'clean' } }),
-      activateHint: 'opens the samples routed to that expert on clean inputs in the Inspector',
-    },
-    {
-      ...base,
-      id: 'adversarial',
-      title: 'Adversarial inputs',
-      values: adv,
-      color: fColor,
-      legend: { title: 'selection frequency', domain: [0, maxFreq > 0 ? maxFreq : 1], format: tick },
-      tooltip: (l, e) => tip(l, e, 'adversarial'),
-      cellText: (l, e) => adv[l * N + e].toFixed(2),
-      onActivate: (l, e) => openInspector({ route: { layer: l, expert: e, on: 'adversarial' } }),
-      activateHint: 'opens the samples routed to that expert on adversarial inputs in the Inspector',
-    },
+    frequencyMap('clean', clean),
+    frequencyMap('adversarial', adv),
     {
       ...base,
       id: 'difference',
@@ -449,8 +418,7 @@ function renderBalance(r: RobustnessReport): void {
   const N = r.layers[0].loadClean.length;
   const k = topK(r);
   const head = el('thead');
-  const hr = el('tr');
-  for (const [h, title] of [
+  const hr = headerRow([
     ['#', 'MoE layer index'],
     ['Layer', ''],
     ['Load per expert', 'Bars: clean selection frequency per expert; ticks: adversarial; dashed: even split k/N'],
@@ -461,11 +429,7 @@ function renderBalance(r: RobustnessReport): void {
     ['Top-1 share', 'Largest share of clean inputs whose top-1 expert is the same expert'],
     ['Routing change', 'Fraction of samples whose routing in this layer changes under the attack'],
     ['Status', ''],
-  ]) {
-    const th = el('th', { scope: 'col' }, h);
-    if (title) th.title = title;
-    hr.appendChild(th);
-  }
+  ]);
   head.appendChild(hr);
   const body = el('tbody');
   const barW = Math.max(2, Math.min(24, Math.floor(256 / N)));
@@ -583,7 +547,7 @@ function renderToolbar(): void {
   analysisSelect.replaceChildren(...opts);
   analysisSelect.value = s && !s.followLatest && s.analysis ? s.analysis.name : '';
   analysisSelect.disabled = !s || s.analyses.length === 0;
-  for (const b of exportBtns) b.disabled = status !== 'shown';
+  for (const b of exports.buttons) b.disabled = status !== 'shown';
 }
 
 let renderCount = 0;
@@ -750,15 +714,6 @@ function handle(msg: HostToRouting): void {
   }
 }
 
-window.addEventListener('message', (ev: MessageEvent) => {
-  const parsed = parseHostToRouting(ev.data);
-  if (!parsed.ok) {
-    post({ type: 'log', level: 'warn', message: `routing view ignored a message: ${parsed.error}` });
-    return;
-  }
-  handle(parsed.value);
-});
-
 syncControls();
 render();
-post({ type: 'ready' });
+host.listen(handle);

@@ -6,8 +6,8 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
-import { parseCommonToHost, parseDescribe, unknownType, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
-import { fail, isNum, isObj, isStr, type Result } from '../../contract/guards';
+import { hostToViewParser, viewToHostParser, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
+import { fail, isNum, isObj, isStr, ok } from '../../contract/guards';
 import { isAnalysisName } from '../../contract/runFolder';
 import {
   isRunId,
@@ -138,56 +138,40 @@ export type RoutingToHost =
 // ---- validation ----
 
 /** Validates a message the host received from the Routing view (indices are checked later by `checkFilter`). */
-export function parseRoutingToHost(x: unknown): Result<RoutingToHost> {
-  const common = parseCommonToHost(x, EXPORT_FORMATS);
-  if (common) return common;
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'refresh':
-      return { ok: true, value: { type: x.type } };
-    case 'selectAnalysis':
-      if (x.name !== null && !isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
-      return { ok: true, value: { type: 'selectAnalysis', name: x.name } };
-    case 'openInspector': {
-      const filter = parseInspectorFilter(x.filter);
-      if (!filter) return fail('openInspector: bad `filter`');
-      return { ok: true, value: { type: 'openInspector', filter } };
-    }
-    case 'description':
-      if (!isNum(x.requestId) || !isStr(x.status) || !Array.isArray(x.heatmaps)) return fail('description: bad fields');
-      return { ok: true, value: x as unknown as RoutingDescription };
-    default:
-      return unknownType(x);
-  }
-}
+export const parseRoutingToHost = viewToHostParser<RoutingToHost, RoutingExportFormat>(EXPORT_FORMATS, {
+  refresh: () => ok({ type: 'refresh' }),
+  selectAnalysis: (x) => {
+    if (x.name !== null && !isAnalysisName(x.name)) return fail('selectAnalysis: bad `name`');
+    return ok({ type: 'selectAnalysis', name: x.name });
+  },
+  openInspector: (x) => {
+    const filter = parseInspectorFilter(x.filter);
+    return filter ? ok({ type: 'openInspector', filter }) : fail('openInspector: bad `filter`');
+  },
+  description: (x) => {
+    if (!isNum(x.requestId) || !isStr(x.status) || !Array.isArray(x.heatmaps)) return fail('description: bad fields');
+    return ok(x as unknown as RoutingDescription);
+  },
+});
 
 /** Validates a message the Routing view received from the host (the report is checked field by field). */
-export function parseHostToRouting(x: unknown): Result<HostToRouting> {
-  if (!isObj(x) || !isStr(x.type)) return fail('not an object with a string `type`');
-  switch (x.type) {
-    case 'describe':
-      return parseDescribe(x)!;
-    case 'notice':
-      if (!isStr(x.text)) return fail('notice: bad `text`');
-      return { ok: true, value: { type: 'notice', text: x.text.slice(0, 500) } };
-    case 'show': {
-      if (!isStr(x.runsDir) || !isStr(x.runId) || !isStr(x.runName)) return fail('show: bad run fields');
-      if (!Array.isArray(x.analyses) || !x.analyses.every((a) => isObj(a) && isStr(a.name) && isNum(a.mtime))) return fail('show: bad `analyses`');
-      if (typeof x.followLatest !== 'boolean') return fail('show: bad `followLatest`');
-      for (const f of ['error', 'notice'] as const) if (x[f] !== undefined && !isStr(x[f])) return fail(`show: bad \`${f}\``);
-      if (x.moe !== undefined && typeof x.moe !== 'boolean') return fail('show: bad `moe`');
-      if (x.analysis !== undefined) {
-        const a = x.analysis;
-        if (!isObj(a) || !isStr(a.name) || !isNum(a.mtime) || (a.checkpoint !== undefined && !isStr(a.checkpoint))) return fail('show: bad `analysis`');
-        const r = parseRobustnessReport(a.report);
-        if (!r.ok) return fail(`show: analysis ${a.name}: ${r.error}`);
-      }
-      return { ok: true, value: x as unknown as ShowMessage };
+export const parseHostToRouting = hostToViewParser<HostToRouting>({
+  notice: (x) => (isStr(x.text) ? ok({ type: 'notice', text: x.text.slice(0, 500) }) : fail('notice: bad `text`')),
+  show: (x) => {
+    if (!isStr(x.runsDir) || !isStr(x.runId) || !isStr(x.runName)) return fail('show: bad run fields');
+    if (!Array.isArray(x.analyses) || !x.analyses.every((a) => isObj(a) && isStr(a.name) && isNum(a.mtime))) return fail('show: bad `analyses`');
+    if (typeof x.followLatest !== 'boolean') return fail('show: bad `followLatest`');
+    for (const f of ['error', 'notice'] as const) if (x[f] !== undefined && !isStr(x[f])) return fail(`show: bad \`${f}\``);
+    if (x.moe !== undefined && typeof x.moe !== 'boolean') return fail('show: bad `moe`');
+    if (x.analysis !== undefined) {
+      const a = x.analysis;
+      if (!isObj(a) || !isStr(a.name) || !isNum(a.mtime) || (a.checkpoint !== undefined && !isStr(a.checkpoint))) return fail('show: bad `analysis`');
+      const r = parseRobustnessReport(a.report);
+      if (!r.ok) return fail(`show: analysis ${a.name}: ${r.error}`);
     }
-    default:
-      return unknownType(x);
-  }
-}
+    return ok(x as unknown as ShowMessage);
+  },
+});
 
 /** Validates a persisted view state (it may come from an older version). */
 export function parseRoutingViewState(x: unknown): RoutingViewState | undefined {

@@ -23,3 +23,10 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   if (!e) throw new Error(`element #${id} is missing`);
   return e as T;
 }
+
+/** A table's header row: one column header per [name, explanation] (the explanation, when there is one, as its tooltip). */
+export function headerRow(columns: readonly (readonly [string, string])[]): HTMLTableRowElement {
+  const tr = el('tr');
+  for (const [name, explanation] of columns) tr.append(el('th', explanation ? { scope: 'col', title: explanation } : { scope: 'col' }, name));
+  return tr;
+}

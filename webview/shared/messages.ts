@@ -73,6 +73,32 @@ export function parseDescribe(x: unknown): Result<ViewDescribeMessage> | undefin
   return { ok: true, value: { type: 'describe', requestId: x.requestId } };
 }
 
+/** How each of a view's own message types is validated: one function per `type` (`x.type` is that type). */
+export type MessageCases<T extends { type: string }> = { [K in T['type']]: (x: Record<string, unknown>) => Result<Extract<T, { type: K }>> };
+
+/** Checks that `x` is a message and hands it to the case for its `type`. */
+function parseOwn<T extends { type: string }>(x: unknown, cases: MessageCases<T>): Result<T> {
+  if (!isObj(x) || typeof x.type !== 'string') return fail('not an object with a string `type`');
+  const parse = Object.prototype.hasOwnProperty.call(cases, x.type) ? (cases as Record<string, (m: Record<string, unknown>) => Result<T>>)[x.type] : undefined;
+  return parse ? parse(x) : unknownType(x);
+}
+
+/**
+ * The validator of a view's view → host messages `T`: the common ones (exports in `formats`) here, the view's own
+ * through `cases`.
+ */
+export function viewToHostParser<T extends { type: string }, F extends string>(
+  formats: readonly F[],
+  cases: MessageCases<Exclude<T, CommonToHost<F>>>,
+): (x: unknown) => Result<T> {
+  return (x) => (parseCommonToHost(x, formats) ?? parseOwn(x, cases)) as Result<T>;
+}
+
+/** The validator of a view's host → view messages `T`: `describe` here, the view's own through `cases`. */
+export function hostToViewParser<T extends { type: string }>(cases: MessageCases<Exclude<T, ViewDescribeMessage>>): (x: unknown) => Result<T> {
+  return (x) => (parseDescribe(x) ?? parseOwn(x, cases)) as Result<T>;
+}
+
 /** The error for a message whose `type` no parser knew. */
 export function unknownType<T>(x: unknown): Result<T> {
   if (!isObj(x) || typeof x.type !== 'string') return fail('not an object with a string `type`');

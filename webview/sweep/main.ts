@@ -19,41 +19,39 @@ import {
   type SweepTable,
   type SweepTableRow,
 } from '../../contract/sweepTable';
-import { getVsCodeApi } from '../shared/vscode';
+import { connectView } from '../shared/vscode';
 import {
   GROUP_ALL_BUT_SEED,
   GROUP_NONE,
   parseHostToSweep,
   parseSweepViewState,
   type SweepDescription,
+  type HostToSweep,
   type SweepExportFormat,
   type SweepOpenView,
   type SweepToHost,
   type SweepViewState,
 } from './protocol';
 
-const vscode = getVsCodeApi<SweepViewState, SweepToHost>();
-const restored = parseSweepViewState(vscode.getState());
+const host = connectView<SweepViewState, SweepToHost, HostToSweep>('Sweep Table', parseSweepViewState, parseHostToSweep);
 
 const ui = {
-  sort: restored?.sort ?? '',
-  descending: restored?.descending ?? false,
-  groupBy: restored?.groupBy ?? GROUP_NONE,
-  filterText: restored?.filterText ?? '',
-  status: restored?.status ?? '',
+  sort: host.restored?.sort ?? '',
+  descending: host.restored?.descending ?? false,
+  groupBy: host.restored?.groupBy ?? GROUP_NONE,
+  filterText: host.restored?.filterText ?? '',
+  status: host.restored?.status ?? '',
 };
-let sweepDir = restored?.sweepDir ?? '';
+let sweepDir = host.restored?.sweepDir ?? '';
 let table: SweepTable | undefined;
 let error = '';
 /** Selected run ids (kept across refreshes while those runs exist). */
 const selected = new Set<string>();
 let renders = 0;
 
-function post(m: SweepToHost): void {
-  vscode.postMessage(m);
-}
+const post = host.post;
 function saveState(): void {
-  if (sweepDir) vscode.setState({ sweepDir, ...ui });
+  if (sweepDir) host.saveState({ sweepDir, ...ui });
 }
 
 // ---------------- layout ----------------
@@ -125,6 +123,22 @@ function columnIds(t: SweepTable, by: string[] | undefined): string[] {
 let shownHeader: string[] = [];
 let shownRows: string[][] = [];
 
+/** A check box cell that selects (or clears) these runs together: one row's, or every row's in the header. */
+function selectCell(tag: 'th' | 'td', runs: string[], label: string): HTMLElement {
+  const box = el('input', { type: 'checkbox', 'aria-label': label });
+  box.checked = runs.length > 0 && runs.every((id) => selected.has(id));
+  box.addEventListener('change', () => {
+    for (const id of runs) {
+      if (box.checked) selected.add(id);
+      else selected.delete(id);
+    }
+    render();
+  });
+  const cell = el(tag, { class: 'select' });
+  cell.append(box);
+  return cell;
+}
+
 function render(): void {
   renders++;
   document.body.dataset.renders = String(renders);
@@ -172,19 +186,7 @@ function render(): void {
 
   const thead = el('thead');
   const hr = el('tr');
-  const allBox = el('input', { type: 'checkbox', 'aria-label': 'Select every row shown' });
-  const allRuns = rowRuns.flat();
-  allBox.checked = allRuns.length > 0 && allRuns.every((id) => selected.has(id));
-  allBox.addEventListener('change', () => {
-    for (const id of allRuns) {
-      if (allBox.checked) selected.add(id);
-      else selected.delete(id);
-    }
-    render();
-  });
-  const th0 = el('th', { class: 'select' });
-  th0.append(allBox);
-  hr.append(th0);
+  hr.append(selectCell('th', rowRuns.flat(), 'Select every row shown'));
   cells.header.forEach((h, i) => {
     const id = ids[i];
     const sorted = ui.sort === id;
@@ -212,19 +214,8 @@ function render(): void {
   cells.cells.forEach((row, r) => {
     const runs = rowRuns[r];
     const tr = el('tr', { 'data-runs': runs.join(' ') });
-    const box = el('input', { type: 'checkbox', 'aria-label': `Select ${runs.length > 1 ? `the ${runs.length} runs of this group` : runs[0]}` });
-    box.checked = runs.every((id) => selected.has(id));
-    if (box.checked) tr.classList.add('selected');
-    box.addEventListener('change', () => {
-      for (const id of runs) {
-        if (box.checked) selected.add(id);
-        else selected.delete(id);
-      }
-      render();
-    });
-    const td0 = el('td', { class: 'select' });
-    td0.append(box);
-    tr.append(td0);
+    if (runs.every((id) => selected.has(id))) tr.classList.add('selected');
+    tr.append(selectCell('td', runs, `Select ${runs.length > 1 ? `the ${runs.length} runs of this group` : runs[0]}`));
     row.forEach((c, i) => {
       const id = ids[i];
       const td = el('td', { 'data-column': id }, c);
@@ -292,13 +283,7 @@ for (const b of exportButtons) {
 }
 refreshButton.addEventListener('click', () => post({ type: 'refresh' }));
 
-window.addEventListener('message', (event: MessageEvent) => {
-  const parsed = parseHostToSweep(event.data);
-  if (!parsed.ok) {
-    post({ type: 'log', level: 'warn', message: `rejected a message from the host: ${parsed.error}` });
-    return;
-  }
-  const m = parsed.value;
+function handle(m: HostToSweep): void {
   if (m.type === 'describe') {
     const d: SweepDescription = {
       type: 'description',
@@ -316,7 +301,7 @@ window.addEventListener('message', (event: MessageEvent) => {
   table = m.table;
   error = m.error ?? '';
   render();
-});
+}
 
 render();
-post({ type: 'ready' });
+host.listen(handle);

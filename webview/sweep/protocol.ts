@@ -5,7 +5,10 @@
  *
  * Handshake: the webview posts `ready` once its script runs; only then does the host post `show`.
  */
+import { fail, isNum, isObj, isStr, isStrArray, ok, quote, type Result } from '../../contract/guards';
+import { isRunId } from '../../contract/runFolder';
 import type { SweepTable, SweepTableRow } from '../../contract/sweepTable';
+import { hostToViewParser, viewToHostParser, type ViewDescribeMessage, type ViewExportMessage, type ViewLogMessage, type ViewReadyMessage } from '../shared/messages';
 
 export type { SweepTable, SweepTableRow };
 
@@ -35,16 +38,11 @@ export interface SweepShowMessage {
   /** Why there is no table (a missing or damaged sweep.json), shown instead of it. */
   error?: string;
 }
-export interface SweepDescribeMessage {
-  type: 'describe';
-  requestId: number;
-}
+export type SweepDescribeMessage = ViewDescribeMessage;
 export type HostToSweep = SweepShowMessage | SweepDescribeMessage;
 
 // ---- view → host ----
-export interface SweepReadyMessage {
-  type: 'ready';
-}
+export type SweepReadyMessage = ViewReadyMessage;
 export interface SweepRefreshMessage {
   type: 'refresh';
 }
@@ -53,17 +51,8 @@ export interface SweepOpenMessage {
   view: SweepOpenView;
   runIds: string[];
 }
-export interface SweepExportMessage {
-  type: 'export';
-  format: SweepExportFormat;
-  fileName: string;
-  data: string;
-}
-export interface SweepLogMessage {
-  type: 'log';
-  level: 'info' | 'warn' | 'error';
-  message: string;
-}
+export type SweepExportMessage = ViewExportMessage<SweepExportFormat>;
+export type SweepLogMessage = ViewLogMessage;
 /** What the view shows now, cell by cell (integration tests and diagnostics). */
 export interface SweepDescription {
   type: 'description';
@@ -76,73 +65,51 @@ export interface SweepDescription {
 }
 export type SweepToHost = SweepReadyMessage | SweepRefreshMessage | SweepOpenMessage | SweepExportMessage | SweepLogMessage | SweepDescription;
 
-type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+const isRunIdList = (x: unknown): x is string[] => Array.isArray(x) && x.length > 0 && x.length <= 10_000 && x.every(isRunId);
+const EXPORT_FORMATS: readonly SweepExportFormat[] = ['csv', 'json', 'tex'];
 
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const RUN_ID = /^[A-Za-z0-9._-]{1,200}$/;
-const isRunIdList = (x: unknown): x is string[] => Array.isArray(x) && x.length > 0 && x.length <= 10_000 && x.every((s) => isStr(s) && RUN_ID.test(s) && s !== '.' && s !== '..');
-const MAX_EXPORT = 64 * 1024 * 1024;
-
-export function parseSweepToHost(raw: unknown): Parsed<SweepToHost> {
-  if (!isObj(raw) || !isStr(raw.type)) return { ok: false, error: 'not a message object with a type' };
-  switch (raw.type) {
-    case 'ready':
-    case 'refresh':
-      return { ok: true, value: { type: raw.type } };
-    case 'open':
-      if (raw.view !== 'training' && raw.view !== 'robustness' && raw.view !== 'routing') return { ok: false, error: `open: unknown view ${JSON.stringify(raw.view)}` };
-      if (!isRunIdList(raw.runIds)) return { ok: false, error: 'open: runIds must be a non-empty list of run ids' };
-      return { ok: true, value: { type: 'open', view: raw.view, runIds: raw.runIds } };
-    case 'export':
-      if (raw.format !== 'csv' && raw.format !== 'json' && raw.format !== 'tex') return { ok: false, error: `export: unknown format ${JSON.stringify(raw.format)}` };
-      if (!isStr(raw.fileName) || !/^[\w.-]{1,120}$/.test(raw.fileName)) return { ok: false, error: 'export: fileName must be a plain file name' };
-      if (!isStr(raw.data) || raw.data.length > MAX_EXPORT) return { ok: false, error: 'export: data must be text under 64 MB' };
-      return { ok: true, value: { type: 'export', format: raw.format, fileName: raw.fileName, data: raw.data } };
-    case 'log':
-      if (raw.level !== 'info' && raw.level !== 'warn' && raw.level !== 'error') return { ok: false, error: 'log: bad level' };
-      if (!isStr(raw.message)) return { ok: false, error: 'log: message must be text' };
-      return { ok: true, value: { type: 'log', level: raw.level, message: raw.message.slice(0, 2000) } };
-    case 'description': {
-      if (typeof raw.requestId !== 'number' || !Number.isInteger(raw.requestId)) return { ok: false, error: 'description: requestId must be an integer' };
-      if (raw.status !== 'waiting' && raw.status !== 'error' && raw.status !== 'shown') return { ok: false, error: 'description: bad status' };
-      const cells = (x: unknown) => Array.isArray(x) && x.every((r) => Array.isArray(r) && r.every(isStr));
-      if (!isStr(raw.message) || !Array.isArray(raw.header) || !raw.header.every(isStr) || !cells(raw.rows) || !Array.isArray(raw.selected) || !raw.selected.every(isStr)) {
-        return { ok: false, error: 'description: malformed' };
-      }
-      return { ok: true, value: raw as unknown as SweepDescription };
-    }
-    default:
-      return { ok: false, error: `unknown message type ${JSON.stringify(raw.type)}` };
-  }
-}
+/** Validates a message the host received from the Sweep Table view. */
+export const parseSweepToHost = viewToHostParser<SweepToHost, SweepExportFormat>(EXPORT_FORMATS, {
+  refresh: () => ok({ type: 'refresh' }),
+  open: (x) => {
+    if (x.view !== 'training' && x.view !== 'robustness' && x.view !== 'routing') return fail(`open: unknown view ${quote(x.view)}`);
+    if (!isRunIdList(x.runIds)) return fail('open: runIds must be a non-empty list of run ids');
+    return ok({ type: 'open', view: x.view, runIds: x.runIds });
+  },
+  description: (x) => {
+    if (typeof x.requestId !== 'number' || !Number.isInteger(x.requestId)) return fail('description: requestId must be an integer');
+    if (x.status !== 'waiting' && x.status !== 'error' && x.status !== 'shown') return fail('description: bad status');
+    const cells = (c: unknown) => Array.isArray(c) && c.every((r) => Array.isArray(r) && r.every(isStr));
+    if (!isStr(x.message) || !isStrArray(x.header) || !cells(x.rows) || !isStrArray(x.selected)) return fail('description: malformed');
+    return ok(x as unknown as SweepDescription);
+  },
+});
 
 const STATUS_WORDS = /^[a-z]{1,20}$/;
 
 /** A table as the host sends it; anything malformed is refused with what is wrong. */
-export function parseSweepTable(raw: unknown): Parsed<SweepTable> {
-  if (!isObj(raw) || !isStr(raw.sweep) || !Array.isArray(raw.axes) || !raw.axes.every(isStr) || !Array.isArray(raw.rows)) return { ok: false, error: 'not a sweep table' };
-  const num = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isFinite(x));
+export function parseSweepTable(raw: unknown): Result<SweepTable> {
+  if (!isObj(raw) || !isStr(raw.sweep) || !isStrArray(raw.axes) || !Array.isArray(raw.rows)) return fail('not a sweep table');
+  const num = (x: unknown) => x === undefined || isNum(x);
   for (const [i, r] of raw.rows.entries()) {
-    if (!isObj(r) || !isStr(r.runId) || !RUN_ID.test(r.runId) || !isObj(r.values) || !isStr(r.status) || !STATUS_WORDS.test(r.status)) return { ok: false, error: `rows[${i}] is malformed` };
-    for (const k of ['sa', 'ra', 'routerRobustness', 'expertRobustness', 'activeFlops', 'wallSeconds']) if (!num(r[k])) return { ok: false, error: `rows[${i}].${k} is not a number` };
-    if (r.collapsed !== undefined && typeof r.collapsed !== 'boolean') return { ok: false, error: `rows[${i}].collapsed is not a boolean` };
+    if (!isObj(r) || !isRunId(r.runId) || !isObj(r.values) || !isStr(r.status) || !STATUS_WORDS.test(r.status)) return fail(`rows[${i}] is malformed`);
+    for (const k of ['sa', 'ra', 'routerRobustness', 'expertRobustness', 'activeFlops', 'wallSeconds']) if (!num(r[k])) return fail(`rows[${i}].${k} is not a number`);
+    if (r.collapsed !== undefined && typeof r.collapsed !== 'boolean') return fail(`rows[${i}].collapsed is not a boolean`);
   }
-  return { ok: true, value: raw as unknown as SweepTable };
+  return ok(raw as unknown as SweepTable);
 }
 
-export function parseHostToSweep(raw: unknown): Parsed<HostToSweep> {
-  if (!isObj(raw) || !isStr(raw.type)) return { ok: false, error: 'not a message object with a type' };
-  if (raw.type === 'describe') {
-    return typeof raw.requestId === 'number' ? { ok: true, value: { type: 'describe', requestId: raw.requestId } } : { ok: false, error: 'describe: requestId' };
-  }
-  if (raw.type !== 'show' || !isStr(raw.sweepDir)) return { ok: false, error: `unknown message ${JSON.stringify(raw.type)}` };
-  if (raw.error !== undefined && !isStr(raw.error)) return { ok: false, error: 'show: error must be text' };
-  if (raw.table === undefined) return { ok: true, value: { type: 'show', sweepDir: raw.sweepDir, error: (raw.error as string | undefined) ?? 'no table' } };
-  const t = parseSweepTable(raw.table);
-  if (!t.ok) return { ok: false, error: `show: ${t.error}` };
-  return { ok: true, value: { type: 'show', sweepDir: raw.sweepDir, table: t.value, error: raw.error as string | undefined } };
-}
+/** Validates a message the Sweep Table view received from the host. */
+export const parseHostToSweep = hostToViewParser<HostToSweep>({
+  show: (x) => {
+    if (!isStr(x.sweepDir)) return fail('show: bad `sweepDir`');
+    if (x.error !== undefined && !isStr(x.error)) return fail('show: error must be text');
+    if (x.table === undefined) return ok({ type: 'show', sweepDir: x.sweepDir, error: (x.error as string | undefined) ?? 'no table' });
+    const t = parseSweepTable(x.table);
+    if (!t.ok) return fail(`show: ${t.error}`);
+    return ok({ type: 'show', sweepDir: x.sweepDir, table: t.value, error: x.error as string | undefined });
+  },
+});
 
 export function parseSweepViewState(raw: unknown): SweepViewState | undefined {
   if (!isObj(raw) || !isStr(raw.sweepDir) || !raw.sweepDir) return undefined;

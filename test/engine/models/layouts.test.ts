@@ -14,7 +14,7 @@ import { conv2dPadded } from '../../../engine/models/layers';
 import { sparseForward } from '../../../engine/models/sparse';
 import type { Model } from '../../../engine/models/types';
 import { maxAbsDiff, setupTestBackend } from '../helpers';
-import { CIFAR, DENSE, MNIST, images, modelConfig, moe, randomize } from './fixtures';
+import { assertStraightThrough, CIFAR, DENSE, MNIST, images, modelConfig, moe, randomize } from './fixtures';
 
 before(setupTestBackend);
 
@@ -235,38 +235,11 @@ describe('gathered layout: FLOPs', () => {
   });
 });
 
-/**
- * Straight-through gradient as defined: with M the hard mask in the forward pass, d L / d M is measured by feeding M
- * as every layer's fixed mask; the router's scores then receive d L / d M unchanged (reference router) or through
- * the softmax Jacobian (per-layer and shared routers). The router bias gradient is their sum over the batch.
- */
+/** The straight-through gradient of a randomised model (`assertStraightThrough`). */
 function checkStraightThrough(config: ModelConfig, routerBias: string, toScores: boolean): void {
   withModel(config, MNIST, 11, (model) => {
     randomize(model, 2, { routerScale: 1 });
-    tf.tidy(() => {
-      const x = images(4, MNIST);
-      const weights = tf.randomNormal([4, MNIST.numClasses], 0, 1, 'float32', 5);
-      const loss = (logits: tf.Tensor2D) => tf.sum(tf.mul(logits, weights)) as tf.Scalar;
-      const opts = { training: true } as const;
-      const routed = model.forward(x, opts);
-      const { mask, probs } = routed.routing[0];
-      const fixed = model.forward(x, { ...opts, routing: { kind: 'fixed', masks: model.moeLayers.map(() => mask) } }).logits;
-      assert.equal(maxAbsDiff(routed.logits, fixed), 0, 'router forward = hard-mask forward');
-      const dMask = tf.grad((m: tf.Tensor) => loss(model.forward(x, { ...opts, routing: { kind: 'fixed', masks: model.moeLayers.map(() => m as tf.Tensor2D) } }).logits))(mask);
-      let dScores: tf.Tensor = dMask;
-      if (!toScores) {
-        const pg = tf.mul(probs, dMask);
-        dScores = tf.sub(pg, tf.mul(probs, tf.sum(pg, 1, true)));
-      }
-      const expected = tf.sum(dScores, 0);
-      const bias = model.params.find((p) => p.name === routerBias);
-      assert.ok(bias, `no parameter ${routerBias}`);
-      const { grads } = tf.variableGrads(() => loss(model.forward(x, opts).logits), [bias.variable]);
-      const actual = grads[bias.variable.name];
-      const scale = Math.max(...(expected.dataSync() as Float32Array).map(Math.abs));
-      assert.ok(scale > 1e-4, 'the check is vacuous: d L / d scores is ~0');
-      assert.ok(maxAbsDiff(actual, expected) <= 1e-4 * scale + 1e-6, `router bias gradient ${actual.dataSync()} vs ${expected.dataSync()}`);
-    });
+    assertStraightThrough(model, routerBias, 4, toScores ? 'scores' : 'softmax');
   });
 }
 

@@ -67,6 +67,17 @@ describe('The Getting Started walkthrough', function () {
     await expectChecked([], 120_000);
   });
 
+  it('Resume with no interrupted run says that there is none (walkthrough defect 11)', async function () {
+    await vscode.commands.executeCommand('notifications.clearAll');
+    await vscode.commands.executeCommand('advmoe.resumeRun');
+    const shown = await waitFor('the notification', 20_000, async () => {
+      const texts = await askRunner<string[]>({ kind: 'notifications' });
+      return texts.find((t) => t.includes('to resume'));
+    });
+    assert.strictEqual(shown, 'AdvMoE: there is no interrupted or failed run with a checkpoint to resume.');
+    await vscode.commands.executeCommand('notifications.clearAll');
+  });
+
   it('checks off "Create an experiment" when New Experiment writes one', async function () {
     // The step's button runs New Experiment: a preset pick (its first row), then the name (the preset's id).
     const created = vscode.commands.executeCommand<vscode.Uri | undefined>('advmoe.newExperiment');
@@ -76,6 +87,10 @@ describe('The Getting Started walkthrough', function () {
     }
     const uri = await created;
     assert.ok(uri, 'New Experiment wrote a file');
+    // Walkthrough defect 10: the new file stays open in a kept tab, not a preview that the next opened file replaces.
+    const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
+    assert.ok(tab?.input instanceof vscode.TabInputText && tab.input.uri.toString() === uri.toString(), `the new experiment is the active tab (${tab?.label})`);
+    assert.strictEqual(tab.isPreview, false, 'New Experiment opens a kept tab, not a preview');
     experiment = uri;
     assert.match(path.basename(experiment.fsPath), /\.advmoe\.json$/);
     await expectChecked(['createExperiment']);
