@@ -252,6 +252,11 @@ function checkCrossField(cfg: ExperimentConfig, where: string): void {
   if (!moe.enabled && (cfg.method.kind === 'advmoe' || cfg.method.kind === 'official')) {
     problems.push(`method.kind: "${cfg.method.kind}" trains routers, but model.moe.enabled is false; use "pgd-at" or "trades" for a dense model`);
   }
+  const tie = cfg.method.routing.tieExpertsEpochs;
+  if (tie > 0 && !moe.enabled) problems.push('method.routing.tieExpertsEpochs: ties the experts of MoE layers, but model.moe.enabled is false');
+  if (tie > 0 && tie >= cfg.schedule.epochs) {
+    problems.push(`method.routing.tieExpertsEpochs: ${tie} must be less than schedule.epochs (${cfg.schedule.epochs}); experts tied to the end would stay copies of each other`);
+  }
   if (cfg.schedule.lrSchedule === 'step' && cfg.schedule.milestones.length === 0) {
     problems.push('schedule.milestones: the "step" schedule needs at least one milestone epoch');
   }

@@ -4,14 +4,15 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../config/types';
-import type { Model } from '../models/types';
+import { copyFirstExpert } from '../models/tying';
+import type { ExpertTie, Model } from '../models/types';
 import { makeAdversary } from '../training/adversary';
 import { CollapseDetector } from '../training/collapse';
 import { checkMethodSupported, createOptimizers, trainStep } from '../training/methods';
 import { attackAt, learningRate } from '../training/schedule';
 import type { CancelSignal } from '../attacks/types';
 import type { AdversaryFn } from '../training/methods';
-import { isAdvMoEError } from '../util/errors';
+import { AdvMoEError, isAdvMoEError } from '../util/errors';
 import { Rng, type RngState } from '../util/rng';
 
 export interface Trainer {
@@ -40,6 +41,7 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
   const collapse = model.moeLayers.length ? new CollapseDetector(model.moeLayers, model.topK, model.numExperts) : undefined;
   const warnings: string[] = [];
   const adversarial = cfg.method.kind !== 'standard';
+  const tied = tiedExperts(model, cfg, stepsPerEpoch);
 
   return {
     async step(x, y, step) {
@@ -50,7 +52,7 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
       const adversary = adversarial ? firstAttackCancellable(signal, (s) => makeAdversary(model, attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch), { rng, signal: s })) : undefined;
       let r;
       try {
-        r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed() });
+        r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed(), tiedExperts: tied.at(step) });
       } catch (e) {
         if (isAdvMoEError(e, 'CANCELLED')) rng.setState(rngAtStart); // the abandoned step's random starts are drawn again
         throw e;
@@ -72,6 +74,26 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
     dispose() {
       optimizers.router.dispose();
       optimizers.expert.dispose();
+    },
+  };
+}
+
+/**
+ * `method.routing.tieExpertsEpochs`: the ties for steps before `until` (none after). The first tied step starts
+ * from expert 0's weights in every copy (a no-op on a run resumed while tied, whose copies are equal already).
+ */
+function tiedExperts(model: Model, cfg: ExperimentConfig, stepsPerEpoch: number): { at(step: number): ExpertTie[] | undefined } {
+  const until = Math.round(cfg.method.routing.tieExpertsEpochs * stepsPerEpoch);
+  if (until <= 0 || !model.moeLayers.length) return { at: () => undefined };
+  if (!model.expertTies) throw new AdvMoEError('CONFIG_INVALID', 'method.routing.tieExpertsEpochs: this model cannot tie its experts');
+  const ties = model.expertTies();
+  let started = false;
+  return {
+    at(step) {
+      if (step >= until) return undefined;
+      if (!started) copyFirstExpert(ties);
+      started = true;
+      return ties;
     },
   };
 }

@@ -22,6 +22,7 @@ import { batchNorm, conv, conv2dPadded, globalAvgPool, inferenceAffine, linear, 
 import { type BatchNormWeights, type ConvWeights, type LinearWeights, ParamFactory } from './params';
 import { applyExpertMask, forcedMask, gatherExperts, routerDecision, withRouterNoise } from './routing';
 import type {
+  ExpertTie,
   FlopsReport,
   ForwardOptions,
   ForwardResult,
@@ -124,6 +125,11 @@ export abstract class Net implements Model {
   /** MoE layers whose output a sparse-aware consumer reads (handed on compact in sparse inference). */
   private readonly compactOut = new Set<number>();
   private readonly sliceCache = new Map<string, SliceEntry>();
+  /** Every MoE unit, in forward order (expert tying reads their weights). */
+  private readonly moeSpecs: MoeUnitSpec[] = [];
+  /** Per unit name, the weight that alone reads that unit's output (a `sparseInput` conv's kernel [k, k, in, out] or
+   * the classifier's kernel [in, classes]), where one does; its input rows are the unit's output channels. */
+  private readonly soleReader = new Map<string, tf.Variable>();
 
   constructor(
     readonly config: ModelConfig,
@@ -180,8 +186,12 @@ export abstract class Net implements Model {
     }
     const inputFrom = o.inputFrom;
     const withBn = o.bn ?? true;
+    const readsAlone = (w: ConvWeights) => {
+      if (inputFrom && o.sparseInput) this.soleReader.set(inputFrom.name, w.kernel);
+    };
     if (moeIndex === null) {
       const w = this.factory.conv(name, inChannels, denseOut, size);
+      readsAlone(w);
       const bn = withBn ? this.factory.batchNorm(`${name}.bn`, denseOut) : null;
       return {
         name,
@@ -200,6 +210,7 @@ export abstract class Net implements Model {
     const convChannels = m.experts * expertChannels;
     const outChannels = gathered ? expertChannels : convChannels;
     const w = this.factory.conv(name, inChannels, convChannels, size);
+    readsAlone(w);
     const bn = withBn ? this.factory.batchNorm(`${name}.bn`, outChannels) : null;
     const routerIndex = m.router === 'per-layer' ? this.perLayerRouters.length : 0;
     if (m.router === 'per-layer') {
@@ -213,6 +224,7 @@ export abstract class Net implements Model {
     const producer = !gathered && o.sparseInput && inputFrom && inputFrom.moeIndex !== null ? inputFrom.moeIndex : null;
     if (producer !== null) this.compactOut.add(producer);
     const spec: MoeUnitSpec = { name, layer, w, bn, stride, expertChannels, producer };
+    this.moeSpecs.push(spec);
     const unit: ConvUnit = {
       name,
       outChannels,
@@ -234,9 +246,10 @@ export abstract class Net implements Model {
     return unit;
   }
 
-  /** Global pooling + linear classifier head. */
-  protected classifier(name: string, features: number): (x: tf.Tensor4D, ctx: ForwardContext) => tf.Tensor2D {
+  /** Global pooling + linear classifier head; `inputFrom`: the unit whose (activated, pooled) output alone it reads. */
+  protected classifier(name: string, features: number, inputFrom?: ConvUnit): (x: tf.Tensor4D, ctx: ForwardContext) => tf.Tensor2D {
     const fc = this.factory.linear(name, features, this.numClasses);
+    if (inputFrom) this.soleReader.set(inputFrom.name, fc.kernel);
     return (x, ctx) => {
       if (ctx.flops) {
         ctx.flops.dense += 2 * fc.inFeatures * fc.outFeatures;
@@ -244,6 +257,36 @@ export abstract class Net implements Model {
       }
       return linear(globalAvgPool(x), fc);
     };
+  }
+
+  /**
+   * The parameters tied training keeps equal across experts (ExpertTie). In the gathered layout an expert is only
+   * its block of the MoE conv's output channels (BN and the next layer are shared). In the blocks layout expert e
+   * also owns its BN channels and the input rows of the layer that reads its output; where more than that layer
+   * reads it (a residual sum, a concatenation), copies of one expert would not compute the same function, and
+   * this throws CONFIG_INVALID naming the layer.
+   */
+  expertTies(): ExpertTie[] {
+    const n = this.numExperts;
+    const gathered = (this.config.moe.layout ?? 'blocks') === 'gathered';
+    const ties: ExpertTie[] = [];
+    for (const s of this.moeSpecs) {
+      ties.push({ name: `${s.name}.kernel`, variable: s.w.kernel, axis: 3, blocks: n, combine: 'sum' });
+      if (gathered) continue;
+      if (s.bn) {
+        for (const key of ['gamma', 'beta'] as const) ties.push({ name: `${s.name}.bn.${key}`, variable: s.bn[key], axis: 0, blocks: n, combine: 'sum' });
+        for (const key of ['movingMean', 'movingVar'] as const) ties.push({ name: `${s.name}.bn.${key}`, variable: s.bn[key], axis: 0, blocks: n, combine: 'mean' });
+      }
+      const reader = this.soleReader.get(s.name);
+      if (!reader) {
+        throw new AdvMoEError(
+          'CONFIG_INVALID',
+          `method.routing.tieExpertsEpochs: in the blocks layout, the output of ${s.name} is read by more than one layer (a residual sum or a concatenation), so copies of one expert would not compute the same function there; use model.moe.layout "gathered", or MoE layers whose output one layer reads alone (model.moe.layers)`,
+        );
+      }
+      ties.push({ name: `${s.name} reader rows`, variable: reader, axis: reader.shape.length === 4 ? 2 : 0, blocks: n, combine: 'sum' });
+    }
+    return ties;
   }
 
   /** The backbone's computation on the normalised image; returns logits. */

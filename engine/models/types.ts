@@ -97,6 +97,21 @@ export interface FlopsReport {
   router: number;
 }
 
+/**
+ * A parameter made of one block per expert along `axis` (`blocks` equal slices) that tied training keeps equal
+ * (`method.routing.tieExpertsEpochs`): an MoE conv's output channels, and in the blocks layout its BN's channels and
+ * the input rows of the one layer that reads its output.
+ */
+export interface ExpertTie {
+  name: string;
+  variable: tf.Variable;
+  axis: number;
+  blocks: number;
+  /** How a step's changes become one: 'sum' of the copies' updates for trained weights (one shared weight would get
+   * every copy's gradient), 'mean' for BN running statistics (every copy folds in the same batch statistics). */
+  combine: 'sum' | 'mean';
+}
+
 export interface Model {
   readonly config: ModelConfig;
   readonly inputShape: [number, number, number];
@@ -112,5 +127,8 @@ export interface Model {
   /** Trainable variables of a group (what an optimizer updates). */
   trainableVariables(group?: ParamGroup): tf.Variable[];
   flops(): FlopsReport;
+  /** The expert-indexed parameters to keep equal while experts are tied; throws CONFIG_INVALID (naming the layer)
+   * where tying cannot keep the experts interchangeable. Absent on models without MoE layers. */
+  expertTies?(): ExpertTie[];
   dispose(): void;
 }

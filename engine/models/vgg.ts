@@ -53,7 +53,7 @@ export class Vgg extends Net {
       }
       this.stages.push(units);
     });
-    this.head = this.classifier('fc', inChannels);
+    this.head = this.classifier('fc', inChannels, previous);
   }
 
   protected body(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {

@@ -16,7 +16,7 @@ import type { MoeLayerInfo } from '../models/types';
 
 /** What a collapse warning tells the user to turn on (README "Routing that does not collapse"). */
 export const COLLAPSE_REMEDY_HINT =
-  'method.routing (balanceBias, classTarget, balance, entropy, noise) and model.moe.routerNorm counter it; README "Routing that does not collapse" gives their measured cost';
+  'method.routing (balanceBias, tieExpertsEpochs, classTarget, balance, entropy, noise) and model.moe.routerNorm counter it; README "Routing that does not collapse" gives their measured cost';
 
 export interface CollapseOptions {
   /** Steps averaged (default 20). A report needs a full window, so one odd batch never triggers it. */

@@ -27,7 +27,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../util/registerGradients';
 import type { MethodConfig, MethodName, ScheduleConfig } from '../config/types';
-import type { ForwardOptions, LayerRouting, Model } from '../models/types';
+import { tieExperts } from '../models/tying';
+import type { ExpertTie, ForwardOptions, LayerRouting, Model } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import type { CollapseDetector } from './collapse';
 import { accuracy, crossEntropy, routerBalanceLoss, routerCrossEntropy, routerEntropyLoss, routerKl, tradesKl } from './losses';
@@ -90,6 +91,8 @@ export interface StepContext {
   /** Seeds of the router noise (`method.routing.noise`), one draw per noisy pass; the trainer's checkpointed
    * stream, so a resumed run draws the same noise. Default: the step index. */
   noiseSeed?: () => number;
+  /** While the experts are tied (`method.routing.tieExpertsEpochs`): the parameters to tie after the step's updates. */
+  tiedExperts?: readonly ExpertTie[];
 }
 
 export interface StepResult {
@@ -123,6 +126,7 @@ export async function trainStep(method: MethodConfig, ctx: StepContext): Promise
   const rec = new Recorder(ctx);
   try {
     await runMethod(method, ctx, rec);
+    if (ctx.tiedExperts?.length) tieExperts(ctx.tiedExperts, new Map(snapshot.map(({ p, before }) => [p.variable, before])));
     const packed = tf.tidy(() => rec.pack());
     let values: Float32Array;
     try {
@@ -199,7 +203,12 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       // Period p: the router step runs on every p-th batch (steps 0, p, 2p, …), the expert step on every
       // batch. Each step attacks the model as the previous step left it ("fresh" examples). Both steps minimise
       // the same robust loss, each over its own parameters: TRADES' (default) or PGD-AT's CE.
-      const routerTurn = ctx.step % period === 0;
+      // Tied experts compute the same function, so the task gives the routers nothing real to learn (in the blocks
+      // layout the straight-through estimator would only reward whichever expert was chosen): their step is skipped
+      // then, unless a loss remedy trains them.
+      const { classTarget, balance, entropy } = method.routing;
+      const routersIdle = !!ctx.tiedExperts?.length && classTarget === 0 && balance === 0 && entropy === 0;
+      const routerTurn = ctx.step % period === 0 && !routersIdle;
       const robustPass = async (pass: ForwardOptions): Promise<() => PassOutput> => {
         if (loss === 'trades') {
           const xAdv = await attack('trades-kl');

@@ -13,7 +13,7 @@ import { createOptimizers, trainStep } from '../../../engine/training/methods';
 import { setupTestBackend } from '../helpers';
 import { methodConfig, quadrantBatch, TinyMoe } from './fixtures';
 
-const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0 };
+const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, tieExpertsEpochs: 0 };
 const STEPS = 150;
 /** Steps over which the training passes' decision share is averaged (before the router adapts to the noise). */
 const EARLY = 10;
