@@ -118,6 +118,9 @@ export interface RoutingRemedies {
    * per-expert selection bias, added to its scores for the top-k choice only, and each update pass nudges it
    * toward equal load (bias += γ·N·(k/N − load)). No loss term: the gradients are those of the task. */
   balanceBias: number;
+  /** Whose routing the selection bias balances: the update passes' (the inputs trained on; adversarial ones in
+   * adversarial training) or the clean batch's (one extra forward per step). */
+  balanceBiasOn: 'update-passes' | 'clean';
   /** Epochs at the start of training during which each MoE layer's experts share one set of weights (their
    * updates are summed into it), so that no expert is starved while the others learn; after them the experts
    * train apart from that shared start (sparse upcycling). 0 = off. README "Routing that does not collapse". */

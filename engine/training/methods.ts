@@ -172,10 +172,13 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   // Passes whose loss updates routers: noisy gating (when asked) in their forward, remedy terms on their loss.
   const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
     method.routing.noise > 0 && model.moeLayers.length ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
-  // Auxiliary-loss-free balancing moves the selection biases on the passes that also fold BN statistics: once per
-  // batch (per forward of it) in every method, on the inputs the model is being trained on.
-  const updatePass: ForwardOptions =
-    method.routing.balanceBias > 0 && model.moeLayers.length ? { ...UPDATE_PASS, selectionBiasRate: method.routing.balanceBias } : UPDATE_PASS;
+  // Auxiliary-loss-free balancing moves the selection biases once per batch: by default on the passes that also fold
+  // BN statistics (per forward of the batch, on the inputs the model is trained on: adversarial ones in adversarial
+  // training); with balanceBiasOn "clean", by the routing of the clean batch, from a forward of its own.
+  const { balanceBias, balanceBiasOn } = method.routing;
+  const biased = balanceBias > 0 && model.moeLayers.length > 0;
+  const updatePass: ForwardOptions = biased && balanceBiasOn === 'update-passes' ? { ...UPDATE_PASS, selectionBiasRate: balanceBias } : UPDATE_PASS;
+  if (biased && balanceBiasOn === 'clean') tf.tidy(() => void model.forward(x, { ...ROUTER_PASS, selectionBiasRate: balanceBias }));
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must

@@ -72,7 +72,7 @@ test('method.routing: remedies resolve, and the old routerBalance is read as rou
   assert.equal(resolveConfig({ model: { backbone: 'resnet18' }, method: { routerBalance: 0.2 } }).method.routing.balance, 0.2);
   assert.equal('routerBalance' in c.method, false);
   // Every remedy is off unless the file asks.
-  assert.deepEqual(resolveConfig({ model: { backbone: 'resnet18' } }).method.routing, { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, tieExpertsEpochs: 0 });
+  assert.deepEqual(resolveConfig({ model: { backbone: 'resnet18' } }).method.routing, { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0 });
   const m = invalid({ model: { backbone: 'resnet18' }, method: { routing: { noise: -1 } } });
   assert.match(m, /method\.routing\.noise: -1 must be >= 0/);
   // Experts tied to the end would stay copies; a dense model has none to tie.

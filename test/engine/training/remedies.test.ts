@@ -13,7 +13,7 @@ import { createOptimizers, trainStep } from '../../../engine/training/methods';
 import { setupTestBackend } from '../helpers';
 import { methodConfig, quadrantBatch, TinyMoe } from './fixtures';
 
-const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, tieExpertsEpochs: 0 };
+const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0 };
 const STEPS = 150;
 /** Steps over which the training passes' decision share is averaged (before the router adapts to the noise). */
 const EARLY = 10;
@@ -87,6 +87,34 @@ describe('collapse remedies', () => {
     const r = await train({ ...NONE, noise: 2 });
     assert.ok(baseline.trainingShare > 0.99, `without noise the training passes' share is ${baseline.trainingShare}`);
     assert.ok(r.trainingShare < 0.97, `with noise σ = 2 the training passes' share is ${r.trainingShare}`);
+  });
+
+  // An "adversary" that blanks every input: the update pass sends the whole batch to one expert, while the clean
+  // batch is split. The bias must follow the routing it is asked to balance.
+  it('balanceBiasOn: the bias moves by the clean batch\'s load ("clean") or the update pass\'s (default)', async () => {
+    const biasAfterOneStep = async (on: RoutingRemedies['balanceBiasOn']) => {
+      const model = new TinyMoe({ seed: 41 });
+      const optimizers = createOptimizers(model, { momentum: 0.9, weightDecay: 0 });
+      const { x, y } = quadrantBatch(64, 4, 77);
+      const cleanLoad = tf.tidy(() => Array.from(tf.mean(model.forward(x, { training: true, updateBnStats: false }).routing[0].mask, 0).dataSync()));
+      const blank = async (xs: tf.Tensor4D) => tf.zerosLike(xs) as tf.Tensor4D;
+      model.params.find((p) => p.name === 'router.b')!.variable.assign(tf.tensor1d([0, 0]));
+      const blankChoice = tf.tidy(() => tf.argMax(model.forward(tf.zeros([1, 4, 4, 1]), { training: false }).routing[0].mask, 1).dataSync()[0]);
+      await trainStep(methodConfig('pgd-at', { routing: { ...NONE, balanceBias: 0.1, balanceBiasOn: on } }), { model, optimizers, x, y, lr: 0.01, step: 0, adversary: blank });
+      const bias = Array.from(model.params.find((p) => p.name === 'router.selectionBias')!.variable.dataSync());
+      tf.dispose([x, y]);
+      optimizers.router.dispose();
+      optimizers.expert.dispose();
+      model.dispose();
+      return { bias, cleanLoad, blankChoice };
+    };
+    const clean = await biasAfterOneStep('clean');
+    assert.ok(Math.max(...clean.cleanLoad) < 0.95, `the clean batch must be split for this test: ${clean.cleanLoad}`);
+    // bias += γ·N·(k/N − load): 0.1 · 2 · (0.5 − load)
+    clean.bias.forEach((b, e) => assert.ok(Math.abs(b - 0.2 * (0.5 - clean.cleanLoad[e])) < 1e-6, `clean: bias ${clean.bias}, clean load ${clean.cleanLoad}`));
+    const passes = await biasAfterOneStep('update-passes');
+    const expected = [0, 1].map((e) => 0.2 * (0.5 - (e === passes.blankChoice ? 1 : 0)));
+    passes.bias.forEach((b, e) => assert.ok(Math.abs(b - expected[e]) < 1e-6, `update passes: bias ${passes.bias}, expected ${expected}`));
   });
 
   it('the entropy term is log N − H(batch-average probabilities): 0 when balanced, log N when collapsed', () => {
