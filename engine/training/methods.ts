@@ -172,13 +172,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   // Passes whose loss updates routers: noisy gating (when asked) in their forward, remedy terms on their loss.
   const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
     method.routing.noise > 0 && model.moeLayers.length ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
-  // Auxiliary-loss-free balancing moves the selection biases once per batch: by default on the passes that also fold
-  // BN statistics (per forward of the batch, on the inputs the model is trained on: adversarial ones in adversarial
-  // training); with balanceBiasOn "clean", by the routing of the clean batch, from a forward of its own.
-  const { balanceBias, balanceBiasOn } = method.routing;
-  const biased = balanceBias > 0 && model.moeLayers.length > 0;
-  const updatePass: ForwardOptions = biased && balanceBiasOn === 'update-passes' ? { ...UPDATE_PASS, selectionBiasRate: balanceBias } : UPDATE_PASS;
-  if (biased && balanceBiasOn === 'clean') tf.tidy(() => void model.forward(x, { ...ROUTER_PASS, selectionBiasRate: balanceBias }));
+  const updatePass = balanceSelectionBiases(method, model, x);
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must
@@ -266,6 +260,20 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       return;
     }
   }
+}
+
+/**
+ * Auxiliary-loss-free balancing moves the selection biases once per batch: by default on the passes that also fold BN
+ * statistics (per forward of the batch, on the inputs the model is trained on: adversarial ones in adversarial
+ * training), whose options this returns; with balanceBiasOn "clean", by the routing of the clean batch, from a
+ * forward of its own that this runs.
+ */
+function balanceSelectionBiases(method: MethodConfig, model: Model, x: tf.Tensor4D): ForwardOptions {
+  const { balanceBias, balanceBiasOn } = method.routing;
+  if (!(balanceBias > 0 && model.moeLayers.length > 0)) return UPDATE_PASS;
+  if (balanceBiasOn === 'update-passes') return { ...UPDATE_PASS, selectionBiasRate: balanceBias };
+  tf.tidy(() => void model.forward(x, { ...ROUTER_PASS, selectionBiasRate: balanceBias }));
+  return UPDATE_PASS;
 }
 
 /**
