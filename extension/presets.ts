@@ -49,13 +49,13 @@ export const PRESETS: readonly Preset[] = [
   {
     id: 'mnist-tiny-advmoe',
     label: 'MNIST · tiny VGG-16 MoE · AdvMoE',
-    detail: 'The demo: about 8 minutes on one CPU core (tensorflow backend). 2 experts of half width, top-1, alternating router/expert steps on FGSM-RS examples (ε 0.3), 3 epochs of MNIST.',
+    detail: 'The demo: about 10 minutes on one CPU core (tensorflow backend). 2 experts of half width, top-1, alternating router/expert steps on FGSM-RS examples (ε 0.3), 3 epochs of MNIST.',
     config: mnistTiny('mnist-tiny-advmoe', { enabled: true, experts: 2, topK: 1, expertWidth: 0.5 }, 'advmoe'),
   },
   {
     id: 'mnist-tiny-dense-pgd-at',
     label: 'MNIST · tiny VGG-16 dense · PGD-AT baseline',
-    detail: 'The dense baseline of the AdvMoE preset (same backbone and width, same examples and budget), Madry adversarial training: about 4 minutes on one CPU core.',
+    detail: 'The dense baseline of the AdvMoE preset (same backbone and width, same examples and budget), Madry adversarial training: about 5 minutes on one CPU core.',
     config: mnistTiny('mnist-tiny-dense-pgd-at', { enabled: false }, 'pgd-at'),
   },
   {
