@@ -58,10 +58,19 @@ export class SweepsStore implements vscode.Disposable {
       w.onDidCreate(later);
       w.onDidChange(later);
       w.onDidDelete(later);
-      // Removing a sweep folder reports the folder, which `*/sweep.json` does not match.
-      const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}*`), true, true, false);
+      // Removing a sweep folder reports the folder, which `*/sweep.json` does not match. Creating one may report only
+      // the folder: a file written at once into a folder the watcher has not yet subscribed to goes unreported (in
+      // code-server a new sweep never showed without Refresh Runs). So a new sweep folder, or a new sweeps folder,
+      // reloads too; by the time the debounced reload reads it, `advmoe sweep` has written its sweep.json.
+      const folders = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}*`), false, true, false);
+      folders.onDidCreate(later);
       folders.onDidDelete(later);
       this.watchers.push(w, folders);
+      if (inside) {
+        const sweepsFolder = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, rel.split(path.sep).join('/')), false, true, true);
+        sweepsFolder.onDidCreate(later);
+        this.watchers.push(sweepsFolder);
+      }
     }
   }
 

@@ -149,9 +149,7 @@ describe('AdvMoE Studio in VS Code', function () {
     fs.mkdirSync(sweepDir, { recursive: true });
     fs.writeFileSync(path.join(sweepDir, 'sweep.json'), JSON.stringify(manifest));
     try {
-      // Refresh Runs reads the sweeps folders again. (The live path, the sweeps store's file watcher, did not report
-      // this folder in code-server in this test; the runs store's watcher does report new runs.)
-      await vscode.commands.executeCommand('advmoe.refreshRuns');
+      // The live path: the sweeps store's file watchers (no Refresh Runs).
       const node = await waitFor('the sweep in the Runs view', 20_000, () => api.runsTree.getChildren().find((e) => !('state' in e)));
       const children = api.runsTree.getChildren(node).filter((e): e is RunEntry => 'state' in e);
       assert.deepStrictEqual(children.map((e) => e.state.id), ['20260101-advmoe', '20260102-pgd-at']);
