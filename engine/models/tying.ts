@@ -3,7 +3,8 @@
  * copies of an expert are one shared weight. A training step updates each copy with the gradient of the inputs
  * routed to it; `tieExperts` then sets every copy to the value one shared weight would have: its value before the
  * step plus the sum of the copies' updates (for SGD with momentum, the per-copy momentum buffers also sum to the
- * shared weight's). BN running statistics, which every copy folds in alike, are averaged instead.
+ * shared weight's; weight decay, which each copy applies, counts N times). BN running statistics, which every copy
+ * folds in alike, are averaged instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExpertTie } from './types';
