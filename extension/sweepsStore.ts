@@ -52,7 +52,8 @@ export class SweepsStore implements vscode.Disposable {
       const rel = path.relative(folder.uri.fsPath, dir);
       const inside = rel && !rel.startsWith('..') && !path.isAbsolute(rel);
       const base = inside ? folder : vscode.Uri.file(dir);
-      const prefix = inside ? `${rel.split(path.sep).join('/')}/` : '';
+      const relGlob = rel.split(path.sep).join('/');
+      const prefix = inside ? `${relGlob}/` : '';
       const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, `${prefix}*/sweep.json`));
       const later = () => this.scheduleReload();
       w.onDidCreate(later);
@@ -67,7 +68,7 @@ export class SweepsStore implements vscode.Disposable {
       folders.onDidDelete(later);
       this.watchers.push(w, folders);
       if (inside) {
-        const sweepsFolder = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, rel.split(path.sep).join('/')), false, true, true);
+        const sweepsFolder = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(base, relGlob), false, true, true);
         sweepsFolder.onDidCreate(later);
         this.watchers.push(sweepsFolder);
       }

@@ -24,10 +24,12 @@ function blockView(t: tf.Tensor, axis: number, blocks: number): tf.Tensor {
 export function tiedValue(before: tf.Tensor, after: tf.Tensor, tie: Pick<ExpertTie, 'axis' | 'blocks' | 'combine'>): tf.Tensor {
   return tf.tidy(() => {
     const a = blockView(after, tie.axis, tie.blocks);
-    const shared =
-      tie.combine === 'mean'
-        ? tf.mean(a, tie.axis, true)
-        : tf.add(blockView(before, tie.axis, tie.blocks), tf.sum(tf.sub(a, blockView(before, tie.axis, tie.blocks)), tie.axis, true));
+    let shared: tf.Tensor;
+    if (tie.combine === 'mean') shared = tf.mean(a, tie.axis, true);
+    else {
+      const b = blockView(before, tie.axis, tie.blocks);
+      shared = tf.add(b, tf.sum(tf.sub(a, b), tie.axis, true));
+    }
     return tf.reshape(tf.broadcastTo(shared, a.shape), after.shape);
   });
 }
