@@ -257,6 +257,14 @@ function checkCrossField(cfg: ExperimentConfig, where: string): void {
   if (tie > 0 && tie >= cfg.schedule.epochs) {
     problems.push(`method.routing.tieExpertsEpochs: ${tie} must be less than schedule.epochs (${cfg.schedule.epochs}); experts tied to the end would stay copies of each other`);
   }
+  const freeze = cfg.method.routing.freezeRoutersAfterEpochs;
+  if (freeze > 0 && !moe.enabled) problems.push('method.routing.freezeRoutersAfterEpochs: freezes the routers of MoE layers, but model.moe.enabled is false');
+  if (freeze > 0 && freeze >= cfg.schedule.epochs) {
+    problems.push(`method.routing.freezeRoutersAfterEpochs: ${freeze} must be less than schedule.epochs (${cfg.schedule.epochs}); routers frozen after the last step are never frozen`);
+  }
+  if (freeze > 0 && tie > 0 && freeze <= tie) {
+    problems.push(`method.routing.freezeRoutersAfterEpochs: ${freeze} must be more than tieExpertsEpochs (${tie}); the routers would never learn on untied experts`);
+  }
   if (cfg.schedule.lrSchedule === 'step' && cfg.schedule.milestones.length === 0) {
     problems.push('schedule.milestones: the "step" schedule needs at least one milestone epoch');
   }

@@ -125,6 +125,10 @@ export interface RoutingRemedies {
    * updates are summed into it), so that no expert is starved while the others learn; after them the experts
    * train apart from that shared start (sparse upcycling). 0 = off. README "Routing that does not collapse". */
   tieExpertsEpochs: number;
+  /** Epochs after which the routers stop learning (StableMoE's second stage, Dai et al. 2022): from then on no
+   * update changes a router or its selection bias, so inputs keep their experts while those finish training, and
+   * AdvMoE and official skip their router steps. 0 = never. README "Routing that does not collapse". */
+  freezeRoutersAfterEpochs: number;
 }
 
 export interface MethodConfig {

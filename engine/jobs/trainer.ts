@@ -42,6 +42,7 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
   const warnings: string[] = [];
   const adversarial = cfg.method.kind !== 'standard';
   const tied = tiedExperts(model, cfg, stepsPerEpoch);
+  const freezeAt = cfg.method.routing.freezeRoutersAfterEpochs > 0 ? Math.round(cfg.method.routing.freezeRoutersAfterEpochs * stepsPerEpoch) : Infinity;
 
   return {
     async step(x, y, step) {
@@ -52,7 +53,7 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
       const adversary = adversarial ? firstAttackCancellable(signal, (s) => makeAdversary(model, attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch), { rng, signal: s })) : undefined;
       let r;
       try {
-        r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed(), tiedExperts: tied.at(step) });
+        r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed(), tiedExperts: tied.at(step), routersFrozen: step >= freezeAt });
       } catch (e) {
         if (isAdvMoEError(e, 'CANCELLED')) rng.setState(rngAtStart); // the abandoned step's random starts are drawn again
         throw e;

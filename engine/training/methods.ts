@@ -93,6 +93,8 @@ export interface StepContext {
   noiseSeed?: () => number;
   /** While the experts are tied (`method.routing.tieExpertsEpochs`): the parameters to tie after the step's updates. */
   tiedExperts?: readonly ExpertTie[];
+  /** From `method.routing.freezeRoutersAfterEpochs` on: no update changes a router or its selection bias. */
+  routersFrozen?: boolean;
 }
 
 export interface StepResult {
@@ -163,16 +165,19 @@ export async function trainStep(method: MethodConfig, ctx: StepContext): Promise
  */
 async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder): Promise<void> {
   const { model, x, y, lr, optimizers } = ctx;
-  const all = [
+  const frozen = !!ctx.routersFrozen;
+  // Frozen routers: only the experts' optimizer steps, and nothing that exists to train routers (remedy terms,
+  // noise, selection-bias moves) runs.
+  const all = frozen ? [{ opt: optimizers.expert, lr }] : [
     { opt: optimizers.expert, lr },
     { opt: optimizers.router, lr },
   ];
   const beta = method.tradesBeta;
-  const remedies = routingRemedies(method, model, y);
+  const remedies: ReturnType<typeof routingRemedies> = frozen ? (pass) => pass : routingRemedies(method, model, y);
   // Passes whose loss updates routers: noisy gating (when asked) in their forward, remedy terms on their loss.
   const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
-    method.routing.noise > 0 && model.moeLayers.length ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
-  const updatePass = balanceSelectionBiases(method, model, x);
+    method.routing.noise > 0 && model.moeLayers.length && !frozen ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
+  const updatePass = frozen ? UPDATE_PASS : balanceSelectionBiases(method, model, x);
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must
@@ -205,7 +210,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       // then, unless a loss remedy trains them.
       const { classTarget, balance, entropy } = method.routing;
       const routersIdle = !!ctx.tiedExperts?.length && classTarget === 0 && balance === 0 && entropy === 0;
-      const routerTurn = ctx.step % period === 0 && !routersIdle;
+      const routerTurn = ctx.step % period === 0 && !routersIdle && !frozen;
       const robustPass = async (pass: ForwardOptions): Promise<() => PassOutput> => {
         if (loss === 'trades') {
           const xAdv = await attack('trades-kl');
@@ -243,6 +248,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       const e = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], () => tradesPass(model, x, xAdv1, y, beta, updatePass));
       rec.main(e);
       rec.value('expertLoss', e.loss);
+      if (frozen) return;
       const xAdv2 = await attack('reference-trades');
       const alpha = method.officialRouterAlpha;
       const pass = routerUpdatePass(ROUTER_PASS);

@@ -232,6 +232,28 @@ test('a corrupt checkpoint stops a resume with a clear error and damages nothing
   await assert.rejects(trainJob({ runsDir: dir, resumeRunId: part.runId, force: true }, ctx()), (e) => isAdvMoEError(e, 'CHECKPOINT_CORRUPT'), 'forced past RUN_BUSY');
 });
 
+test('freezeRoutersAfterEpochs: from that step on no router step runs and the routers keep their values', async () => {
+  const dir = tmp();
+  const frozen = resolveConfig({ ...raw, name: 'freeze-check', method: { ...raw.method, routing: { balanceBias: 0.1, freezeRoutersAfterEpochs: 1 } }, eval: { ...raw.eval, everyEpochs: 0 } });
+  const r = await trainJob({ runsDir: dir, config: frozen }, ctx());
+  const rows = readMetrics(dir, r.runId).records.filter((m) => m.kind === 'train');
+  // 48 samples in batches of 16: steps 1–3 are epoch 1 (routers learn), 4–6 epoch 2 (frozen).
+  assert.deepEqual(rows.map((m) => [m.step, typeof m.metrics.routerLoss]), [[1, 'number'], [2, 'number'], [3, 'number'], [4, 'undefined'], [5, 'undefined'], [6, 'undefined']]);
+  const routers = async (ckpt: string) => {
+    const ck = await readCheckpoint(checkpointPath(dir, r.runId, ckpt));
+    const out: Record<string, number[]> = {};
+    for (const [k, t] of Object.entries(ck.tensors)) {
+      if (/router/.test(k)) out[k] = Array.from(t.dataSync());
+      t.dispose();
+    }
+    return out;
+  };
+  const [atFreeze, atEnd] = [await routers('epoch-0001.ckpt'), await routers('epoch-0002.ckpt')];
+  assert.ok(Object.keys(atFreeze).some((k) => k.endsWith('selectionBias') && atFreeze[k].some((v) => v !== 0)), 'the bias moved before the freeze');
+  assert.deepEqual(atEnd, atFreeze);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('a cancelled job stops at the next step with a resumable checkpoint', async () => {
   const dir = tmp();
   const controller = new AbortController();

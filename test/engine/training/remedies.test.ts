@@ -11,9 +11,9 @@ import type { RoutingRemedies } from '../../../engine/config/types';
 import { routerEntropyLoss } from '../../../engine/training/losses';
 import { createOptimizers, trainStep } from '../../../engine/training/methods';
 import { setupTestBackend } from '../helpers';
-import { methodConfig, quadrantBatch, TinyMoe } from './fixtures';
+import { changed, methodConfig, paramValues, quadrantBatch, TinyMoe, testAdversary } from './fixtures';
 
-const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0 };
+const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0 };
 const STEPS = 150;
 /** Steps over which the training passes' decision share is averaged (before the router adapts to the noise). */
 const EARLY = 10;
@@ -115,6 +115,38 @@ describe('collapse remedies', () => {
     const passes = await biasAfterOneStep('update-passes');
     const expected = [0, 1].map((e) => 0.2 * (0.5 - (e === passes.blankChoice ? 1 : 0)));
     passes.bias.forEach((b, e) => assert.ok(Math.abs(b - expected[e]) < 1e-6, `update passes: bias ${passes.bias}, expected ${expected}`));
+  });
+
+  it('freezeRoutersAfterEpochs: a frozen step changes no router parameter or selection bias, trains the experts, and AdvMoE and official skip their router step', async () => {
+    // Every remedy that moves routers is on, so a router parameter that moved would show.
+    const moving: RoutingRemedies = { ...NONE, classTarget: 1, balance: 1, entropy: 1, noise: 1, balanceBias: 0.1 };
+    for (const kind of ['standard', 'pgd-at', 'trades', 'advmoe', 'official'] as const) {
+      const stepOnce = async (routersFrozen: boolean) => {
+        const model = new TinyMoe({ seed: 41 });
+        const optimizers = createOptimizers(model, { momentum: 0.9, weightDecay: 5e-4 });
+        const { x, y } = quadrantBatch(32, 4, 78);
+        const adversary = testAdversary(model);
+        const before = paramValues(model);
+        const r = await trainStep(methodConfig(kind, { routing: moving }), { model, optimizers, x, y, lr: 0.05, step: 0, adversary, routersFrozen, noiseSeed: () => 5 });
+        const moved = changed(before, paramValues(model));
+        const routerNames = new Set(model.params.filter((p) => p.group === 'router').map((p) => p.name));
+        tf.dispose([x, y]);
+        optimizers.router.dispose();
+        optimizers.expert.dispose();
+        model.dispose();
+        return { router: moved.filter((n) => routerNames.has(n)), expert: moved.filter((n) => !routerNames.has(n)), attacks: adversary.calls, routerLoss: r.metrics.routerLoss };
+      };
+      const live = await stepOnce(false);
+      const frozen = await stepOnce(true);
+      assert.ok(live.router.includes('router.selectionBias') && live.router.length > 1, `${kind}: an unfrozen step moves the router and its bias (${live.router})`);
+      assert.deepEqual(frozen.router, [], `${kind}: frozen, no router parameter moves`);
+      assert.ok(frozen.expert.length > 0, `${kind}: frozen, the experts still train`);
+      if (kind === 'advmoe' || kind === 'official') {
+        assert.equal(live.attacks, 2, `${kind}: two attacks unfrozen`);
+        assert.equal(frozen.attacks, 1, `${kind}: one attack frozen (no router step)`);
+        assert.equal(frozen.routerLoss, undefined, `${kind}: no router loss frozen`);
+      }
+    }
   });
 
   it('the entropy term is log N − H(batch-average probabilities): 0 when balanced, log N when collapsed', () => {
