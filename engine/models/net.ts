@@ -59,11 +59,15 @@ export class ForwardContext {
   /** Sparse inference only: per MoE layer whose output was handed on compact (only the active experts'
    * channels, in expert order), each sample's sorted expert indices. Null in every other forward. */
   sparseSets: Map<number, number[][]> | null = null;
+  /** The options a router's own BatchNorm layers run with: frozen routers keep their running statistics. */
+  readonly routerOpts: ForwardOptions;
   constructor(
     readonly opts: ForwardOptions,
     readonly image: tf.Tensor4D,
     readonly batch: number,
-  ) {}
+  ) {
+    this.routerOpts = opts.routersFrozen && opts.updateBnStats ? { ...opts, updateBnStats: false } : opts;
+  }
 }
 
 export interface ConvUnitOptions {
@@ -349,7 +353,7 @@ export abstract class Net implements Model {
       if (norm) {
         // Normalised features have no zero to skip: a compact input is put back at full width first.
         const full = compactIn ? this.expandCompact(`router${layer}`, pooled, router.inFeatures, compactIn) : pooled;
-        scores = linear(normalizeFeatures(full, norm, ctx.opts), router);
+        scores = linear(normalizeFeatures(full, norm, ctx.routerOpts), router);
       } else {
         scores = compactIn ? this.compactLinear(`router${layer}`, pooled, router, compactIn) : linear(pooled, router);
       }
@@ -663,14 +667,14 @@ class SharedRouter implements ImageRouter {
   }
 
   apply(image: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
-    const h1 = relu(batchNorm(conv(image, this.c1, 1, this.padding), this.b1, ctx.opts));
-    const h2 = relu(batchNorm(conv(h1, this.c2, 2, this.padding), this.b2, ctx.opts));
+    const h1 = relu(batchNorm(conv(image, this.c1, 1, this.padding), this.b1, ctx.routerOpts));
+    const h2 = relu(batchNorm(conv(h1, this.c2, 2, this.padding), this.b2, ctx.routerOpts));
     if (ctx.flops) {
       const hw = image.shape[1] * image.shape[2];
       ctx.flops.router += 2 * (hw * 9 * this.c1.inChannels * 16 + (hw / 4) * 9 * 16 * 32 + 32 * this.fc.outFeatures);
     }
     const pooled = globalAvgPool(h2);
-    return linear(this.norm ? normalizeFeatures(pooled, this.norm, ctx.opts) : pooled, this.fc);
+    return linear(this.norm ? normalizeFeatures(pooled, this.norm, ctx.routerOpts) : pooled, this.fc);
   }
 }
 
@@ -724,7 +728,7 @@ class ReferenceRouter implements ImageRouter {
     const unit = (x: tf.Tensor4D, w: ConvWeights, bn: BatchNormWeights, stride: 1 | 2): tf.Tensor4D => {
       const y = conv(x, w, stride, this.padding);
       if (ctx.flops) ctx.flops.router += 2 * y.shape[1] * y.shape[2] * w.size * w.size * w.inChannels * w.outChannels;
-      return batchNorm(y, bn, ctx.opts);
+      return batchNorm(y, bn, ctx.routerOpts);
     };
     let h = relu(unit(image, this.conv1, this.bn1, 1));
     for (const b of this.blocks) {

@@ -57,6 +57,9 @@ export interface ForwardOptions {
    * `method.routing.balanceBias`.
    */
   selectionBiasRate?: number;
+  /** Frozen routers (`method.routing.freezeRoutersAfterEpochs`): their BatchNorm layers (image-level routers,
+   * `routerNorm`) do not fold this pass's statistics into their running ones, so no pass changes a router. */
+  routersFrozen?: boolean;
 }
 
 /** One MoE layer's routing in one forward pass. */

@@ -108,6 +108,8 @@ export interface StepResult {
 const UPDATE_PASS: ForwardOptions = { training: true, updateBnStats: true };
 /** Router updates: batch statistics, running statistics left alone (experts frozen). */
 const ROUTER_PASS: ForwardOptions = { training: true, updateBnStats: false };
+/** The update pass once the routers are frozen: their own BN layers (if any) keep their running statistics. */
+const FROZEN_ROUTERS_UPDATE_PASS: ForwardOptions = { ...UPDATE_PASS, routersFrozen: true };
 
 export async function trainStep(method: MethodConfig, ctx: StepContext): Promise<StepResult> {
   const { model } = ctx;
@@ -177,7 +179,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   // Passes whose loss updates routers: noisy gating (when asked) in their forward, remedy terms on their loss.
   const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
     method.routing.noise > 0 && model.moeLayers.length && !frozen ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
-  const updatePass = frozen ? UPDATE_PASS : balanceSelectionBiases(method, model, x);
+  const updatePass = frozen ? FROZEN_ROUTERS_UPDATE_PASS : balanceSelectionBiases(method, model, x);
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must

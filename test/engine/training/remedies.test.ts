@@ -10,7 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { RoutingRemedies } from '../../../engine/config/types';
 import { routerEntropyLoss } from '../../../engine/training/losses';
 import { createOptimizers, trainStep } from '../../../engine/training/methods';
+import { createModel } from '../../../engine/models/factory';
 import { setupTestBackend } from '../helpers';
+import { images, MNIST, modelConfig, moe } from '../models/fixtures';
 import { changed, methodConfig, paramValues, quadrantBatch, TinyMoe, testAdversary } from './fixtures';
 
 const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0 };
@@ -146,6 +148,30 @@ describe('collapse remedies', () => {
         assert.equal(frozen.attacks, 1, `${kind}: one attack frozen (no router step)`);
         assert.equal(frozen.routerLoss, undefined, `${kind}: no router loss frozen`);
       }
+    }
+  });
+
+  it('freezeRoutersAfterEpochs: the BatchNorm layers of a frozen router keep their running statistics', async () => {
+    for (const router of ['shared', 'reference', 'per-layer'] as const) {
+      const stepOnce = async (routersFrozen: boolean) => {
+        // per-layer with routerNorm: the routers' own BN; shared and reference: the image-level router's convs' BN.
+        const model = createModel(modelConfig('resnet18', moe({ router, routerNorm: router === 'per-layer' }), 'tiny', 0.25), MNIST, 3);
+        const optimizers = createOptimizers(model, { momentum: 0.9, weightDecay: 5e-4 });
+        const x = images(8, MNIST, 13);
+        const y = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');
+        const before = paramValues(model);
+        await trainStep(methodConfig('advmoe'), { model, optimizers, x, y, lr: 0.05, step: 0, adversary: testAdversary(model), routersFrozen });
+        const statistics = new Set(model.params.filter((p) => p.group === 'router' && /moving(Mean|Var)$/.test(p.name)).map((p) => p.name));
+        const moved = changed(before, paramValues(model)).filter((n) => statistics.has(n));
+        tf.dispose([x, y]);
+        optimizers.router.dispose();
+        optimizers.expert.dispose();
+        model.dispose();
+        return { statistics: statistics.size, moved };
+      };
+      const live = await stepOnce(false);
+      assert.ok(live.statistics > 0 && live.moved.length > 0, `${router}: an unfrozen step folds the router's BN statistics (${live.moved.length} of ${live.statistics})`);
+      assert.deepEqual((await stepOnce(true)).moved, [], `${router}: frozen, the router's BN statistics stay`);
     }
   });
 
