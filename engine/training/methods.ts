@@ -93,7 +93,7 @@ export interface StepContext {
   noiseSeed?: () => number;
   /** While the experts are tied (`method.routing.tieExpertsEpochs`): the parameters to tie after the step's updates. */
   tiedExperts?: readonly ExpertTie[];
-  /** From `method.routing.freezeRoutersAfterEpochs` on: no update changes a router or its selection bias. */
+  /** From `method.routing.freezeRoutersAfterEpochs` on: no update changes a router, its selection bias or its BN statistics. */
   routersFrozen?: boolean;
 }
 
