@@ -168,18 +168,8 @@ export async function trainStep(method: MethodConfig, ctx: StepContext): Promise
 async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder): Promise<void> {
   const { model, x, y, lr, optimizers } = ctx;
   const frozen = !!ctx.routersFrozen;
-  // Frozen routers: only the experts' optimizer steps, and nothing that exists to train routers (remedy terms,
-  // noise, selection-bias moves) runs.
-  const all = frozen ? [{ opt: optimizers.expert, lr }] : [
-    { opt: optimizers.expert, lr },
-    { opt: optimizers.router, lr },
-  ];
   const beta = method.tradesBeta;
-  const remedies: ReturnType<typeof routingRemedies> = frozen ? (pass) => pass : routingRemedies(method, model, y);
-  // Passes whose loss updates routers: noisy gating (when asked) in their forward, remedy terms on their loss.
-  const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
-    method.routing.noise > 0 && model.moeLayers.length && !frozen ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
-  const updatePass = frozen ? FROZEN_ROUTERS_UPDATE_PASS : balanceSelectionBiases(method, model, x);
+  const { all, remedies, routerUpdatePass, updatePass } = stepPasses(method, ctx);
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must
@@ -268,6 +258,25 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
       return;
     }
   }
+}
+
+/**
+ * What a step's updates run with: the optimizers of a joint update, the remedy terms, the options of passes that
+ * update routers (noisy gating when asked) and of the update pass (selection-bias moves when asked). Frozen
+ * routers (`routersFrozen`): only the experts' optimizer steps, and nothing that exists to train routers runs.
+ */
+function stepPasses(method: MethodConfig, ctx: StepContext) {
+  const { model, x, y, lr, optimizers } = ctx;
+  const frozen = !!ctx.routersFrozen;
+  const all = frozen ? [{ opt: optimizers.expert, lr }] : [
+    { opt: optimizers.expert, lr },
+    { opt: optimizers.router, lr },
+  ];
+  const remedies: ReturnType<typeof routingRemedies> = frozen ? (pass) => pass : routingRemedies(method, model, y);
+  const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
+    method.routing.noise > 0 && model.moeLayers.length && !frozen ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
+  const updatePass = frozen ? FROZEN_ROUTERS_UPDATE_PASS : balanceSelectionBiases(method, model, x);
+  return { all, remedies, routerUpdatePass, updatePass };
 }
 
 /**
