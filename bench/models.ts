@@ -66,7 +66,7 @@ export function benchMethod(kind: 'pgd-at' | 'advmoe', attack: AttackConfig): Me
   const cfg = loadConfigFile(DEFAULT_EXPERIMENT);
   return { ...cfg.method, kind, attack, epsWarmupEpochs: 0,
     // The PyTorch peer implements the PGD-AT form of both steps with no collapse remedy: measure the same work.
-    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0 },
+    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0, straightThrough: 'every-pass' },
     advmoe: { period: 1, order: 'router-first', routerLrScale: 1, loss: 'ce' },
   };
 }

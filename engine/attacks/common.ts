@@ -225,7 +225,7 @@ export async function finish(best: BestTracker, primaryIsSuccess: boolean): Prom
 
 /** Forward options of an attack from its options. */
 export function forwardOptions(opts: AttackOptions): ForwardOptions {
-  return { training: opts.training ?? false, updateBnStats: false, routing: opts.routing };
+  return { training: opts.training ?? false, updateBnStats: false, routing: opts.routing, routingGradient: opts.routingGradient };
 }
 
 /** Labels as an int32 [B] tensor matching x's batch (throws on a mismatch). */

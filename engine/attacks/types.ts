@@ -7,7 +7,7 @@
  * arrives over RPC is only seen if the loop runs, and `signal.aborted` is checked before every step.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { ForwardResult, RoutingMode } from '../models/types';
+import type { ForwardOptions, ForwardResult, RoutingMode } from '../models/types';
 import type { Rng } from '../util/rng';
 
 /** Anything with an `aborted` flag: an AbortSignal, or the engine's own cancellation token. */
@@ -34,6 +34,9 @@ export interface AttackOptions {
   /** Routing of every forward pass (default: the routers decide). `force` gives per-expert RA; the
    * expert attack sets `fixed` itself. Ignored by the router attack, which attacks the routers. */
   routing?: RoutingMode;
+  /** How the input gradient treats the hard routing (`ForwardOptions.routingGradient`; default straight through).
+   * Training attacks pass 'none' under `method.routing.straightThrough: "router-updates"`. */
+  routingGradient?: ForwardOptions['routingGradient'];
   signal?: CancelSignal;
 }
 

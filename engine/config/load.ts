@@ -265,6 +265,9 @@ function checkCrossField(cfg: ExperimentConfig, where: string): void {
   if (freeze > 0 && tie > 0 && freeze <= tie) {
     problems.push(`method.routing.freezeRoutersAfterEpochs: ${freeze} must be more than tieExpertsEpochs (${tie}); the routers would never learn on untied experts`);
   }
+  if (cfg.method.routing.straightThrough === 'router-updates' && cfg.method.kind === 'official') {
+    problems.push('method.routing.straightThrough: "router-updates" is not for method "official", which keeps the reference code\'s gradients; use "advmoe"');
+  }
   if (cfg.schedule.lrSchedule === 'step' && cfg.schedule.milestones.length === 0) {
     problems.push('schedule.milestones: the "step" schedule needs at least one milestone epoch');
   }

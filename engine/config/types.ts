@@ -119,8 +119,9 @@ export interface RoutingRemedies {
    * toward equal load (bias += γ·N·(k/N − load)). No loss term: the gradients are those of the task. */
   balanceBias: number;
   /** Whose routing the selection bias balances: the update passes' (the inputs trained on; adversarial ones in
-   * adversarial training) or the clean batch's (one extra forward per step). */
-  balanceBiasOn: 'update-passes' | 'clean';
+   * adversarial training) or the clean batch's (one extra forward per step), routed with the batch's BN statistics
+   * ('clean') or with the running ones inference uses ('clean-inference'). */
+  balanceBiasOn: 'update-passes' | 'clean' | 'clean-inference';
   /** Epochs at the start of training during which each MoE layer's experts share one set of weights (their
    * updates are summed into it), so that no expert is starved while the others learn; after them the experts
    * train apart from that shared start (sparse upcycling). 0 = off. README "Routing that does not collapse". */
@@ -129,6 +130,10 @@ export interface RoutingRemedies {
    * update changes a router or its selection bias, so inputs keep their experts while those finish training, and
    * AdvMoE and official skip their router steps. 0 = never. README "Routing that does not collapse". */
   freezeRoutersAfterEpochs: number;
+  /** Which passes differentiate through the hard routing with the straight-through estimator: 'every-pass' (as
+   * before), or 'router-updates', only those whose update trains routers; the training attacks and AdvMoE's expert
+   * steps then treat the routing as a constant (docs/architecture.md "Routing gradients"). */
+  straightThrough: 'every-pass' | 'router-updates';
 }
 
 export interface MethodConfig {

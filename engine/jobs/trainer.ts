@@ -42,6 +42,8 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
   const warnings: string[] = [];
   const adversarial = cfg.method.kind !== 'standard';
   const tied = tiedExperts(model, cfg, stepsPerEpoch);
+  // Training attacks differentiate through the routing only when every pass does (docs/architecture.md "Routing gradients").
+  const routingGradient = cfg.method.routing.straightThrough === 'router-updates' ? 'none' : 'straight-through';
   const freezeAt = cfg.method.routing.freezeRoutersAfterEpochs > 0 ? Math.round(cfg.method.routing.freezeRoutersAfterEpochs * stepsPerEpoch) : Infinity;
 
   return {
@@ -50,7 +52,7 @@ export function createTrainer(model: Model, cfg: ExperimentConfig, stepsPerEpoch
       const inEpoch = step - epoch * stepsPerEpoch;
       const lr = learningRate(cfg.schedule, epoch, inEpoch, stepsPerEpoch);
       const rngAtStart = rng.getState();
-      const adversary = adversarial ? firstAttackCancellable(signal, (s) => makeAdversary(model, attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch), { rng, signal: s })) : undefined;
+      const adversary = adversarial ? firstAttackCancellable(signal, (s) => makeAdversary(model, attackAt(cfg.method, epoch, inEpoch, stepsPerEpoch), { rng, signal: s, routingGradient })) : undefined;
       let r;
       try {
         r = await trainStep(cfg.method, { model, optimizers, x, y, lr, step, adversary, collapse, noiseSeed: () => rng.seed(), tiedExperts: tied.at(step), routersFrozen: step >= freezeAt });

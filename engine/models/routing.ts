@@ -91,10 +91,31 @@ export function straightThroughTopK(probs: tf.Tensor2D, k: number, select: tf.Te
   return f(probs, select);
 }
 
+const detachedByK = new Map<number, (select: tf.Tensor2D) => tf.Tensor2D>();
+
+/**
+ * Hard top-k mask of `select` that passes no gradient on: the routing is a constant of the pass, which is the true
+ * derivative of a piecewise-constant choice (`ForwardOptions.routingGradient: 'none'`). tf.customGrad keeps the
+ * ArgMax out of the tape, which has no gradient for it.
+ */
+export function detachedTopK(select: tf.Tensor2D, k: number): tf.Tensor2D {
+  if (!taping()) return topKMask(select, k);
+  let f = detachedByK.get(k);
+  if (!f) {
+    f = tf.customGrad(((s: tf.Tensor) => ({
+      value: topKMask(s as tf.Tensor2D, k),
+      gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (select: tf.Tensor2D) => tf.Tensor2D;
+    detachedByK.set(k, f);
+  }
+  return f(select);
+}
+
 /**
  * A router's routing from its logits [B, N] and selection bias [N]: softmax probabilities, and the hard top-k
  * mask of logits + bias (= top-k of softmax(logits + bias)) with the gradient straight through to the unbiased
- * probabilities (to the logits with `straightToScores`, as the reference router). `hostMask` (sparse inference)
+ * probabilities (to the logits with `straightToScores`, as the reference router), or no gradient at all with
+ * `opts.routingGradient: 'none'`. `hostMask` (sparse inference)
  * takes the top-k on the host. With `opts.selectionBiasRate`, the bias then moves toward equal load
  * (`updateSelectionBias`).
  */
@@ -107,10 +128,14 @@ export function routerDecision(
 ): LayerRouting {
   const probs = tf.softmax(logits);
   const select = tf.add(logits, bias) as tf.Tensor2D;
-  const mask = how.hostMask ? hostTopKMask(select, k) : straightThroughTopK(how.straightToScores ? logits : probs, k, select);
+  const mask = how.hostMask
+    ? hostTopKMask(select, k)
+    : opts.routingGradient === 'none'
+      ? detachedTopK(select, k)
+      : straightThroughTopK(how.straightToScores ? logits : probs, k, select);
   const rate = opts.selectionBiasRate ?? 0;
   if (rate > 0) {
-    if (!opts.training) throw new RangeError('selection-bias updates are for training passes only');
+    if (opts.sparse) throw new RangeError('selection-bias updates are for training passes and the inference-mode balancing pass only');
     updateSelectionBias(bias, mask, k, rate);
   }
   return { logits, probs, mask };

@@ -52,7 +52,8 @@ export interface ForwardOptions {
    */
   routerNoise?: { std: number; seed: number };
   /**
-   * Auxiliary-loss-free balancing (training update passes only): after this pass's routing is decided, every
+   * Auxiliary-loss-free balancing (training update passes, or the balancing pass of `balanceBiasOn` 'clean' /
+   * 'clean-inference'; never sparse inference): after this pass's routing is decided, every
    * router's selection bias moves by rate × N × (k/N − load of each expert in this batch). See
    * `method.routing.balanceBias`.
    */
@@ -60,6 +61,14 @@ export interface ForwardOptions {
   /** Frozen routers (`method.routing.freezeRoutersAfterEpochs`): their BatchNorm layers (image-level routers,
    * `routerNorm`) do not fold this pass's statistics into their running ones, so no pass changes a router. */
   routersFrozen?: boolean;
+  /**
+   * How the hard routing mask is differentiated: 'straight-through' (default) hands d loss / d mask to the router's
+   * probabilities, which is how a router learns from the task; 'none' treats the routing as a constant of the pass,
+   * the true derivative of a discrete choice. The straight-through term is not a derivative of the model's output:
+   * where a router is undecided (balanced routing), it is large, and it reaches the input and the layers below the
+   * router too (`method.routing.straightThrough`, docs/architecture.md "Routing gradients").
+   */
+  routingGradient?: 'straight-through' | 'none';
 }
 
 /** One MoE layer's routing in one forward pass. */

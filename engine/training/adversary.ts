@@ -18,7 +18,7 @@ import { ceLoss, klLoss, pgd } from '../attacks';
 import { referenceTradesAttack } from '../attacks/referenceTrades';
 import type { CancelSignal } from '../attacks/types';
 import type { AttackConfig } from '../config/types';
-import type { Model } from '../models/types';
+import type { ForwardOptions, Model } from '../models/types';
 import type { Rng } from '../util/rng';
 import type { AdversaryFn } from './methods';
 
@@ -26,6 +26,9 @@ export interface AdversaryOptions {
   /** Random starts; the trainer's Rng, so a seed reproduces the run. */
   rng: Rng;
   signal?: CancelSignal;
+  /** 'none' under `method.routing.straightThrough: "router-updates"`: the attack's input gradient treats the routing
+   * as a constant of each pass (the reference attack of `official` keeps the reference code's gradients). */
+  routingGradient?: ForwardOptions['routingGradient'];
 }
 
 /** PGD at `attack` (the trainer passes `attackAt(...)`, i.e. ε after warm-up) against `model`. */
@@ -33,12 +36,18 @@ export function makeAdversary(model: Model, attack: AttackConfig, opts: Adversar
   return async (x, y, loss) => {
     if (loss === 'reference-trades') return referenceTradesAttack(model, x, attack, { rng: opts.rng, signal: opts.signal });
     if (loss === 'ce') {
-      const out = await pgd(model, x, y, attack, { rng: opts.rng, training: true, loss: ceLoss, signal: opts.signal });
+      const out = await pgd(model, x, y, attack, { rng: opts.rng, training: true, loss: ceLoss, signal: opts.signal, routingGradient: opts.routingGradient });
       return out.xAdv;
     }
     const cleanProbs = tf.tidy(() => tf.softmax(model.forward(x, { training: true, updateBnStats: false }).logits) as tf.Tensor2D);
     try {
-      const out = await pgd(model, x, y, { ...attack, randomStart: true }, { rng: opts.rng, training: true, loss: klLoss(cleanProbs), signal: opts.signal });
+      const out = await pgd(model, x, y, { ...attack, randomStart: true }, {
+        rng: opts.rng,
+        training: true,
+        loss: klLoss(cleanProbs),
+        signal: opts.signal,
+        routingGradient: opts.routingGradient,
+      });
       return out.xAdv;
     } finally {
       cleanProbs.dispose();

@@ -169,7 +169,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
   const { model, x, y, lr, optimizers } = ctx;
   const frozen = !!ctx.routersFrozen;
   const beta = method.tradesBeta;
-  const { all, remedies, routerUpdatePass, updatePass } = stepPasses(method, ctx);
+  const { all, remedies, routerUpdatePass, updatePass, expertPass } = stepPasses(method, ctx);
   const attack = async (loss: AdversaryLoss): Promise<tf.Tensor4D> => {
     const xAdv = await ctx.adversary!(x, y, loss);
     // The step disposes what the adversary returns; an adversary that hands back x itself (ε = 0) must
@@ -218,7 +218,7 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
         rec.value('routerGradNorm', u.gradNorm);
       };
       const expertStep = async (): Promise<void> => {
-        const lossFn = await robustPass(updatePass);
+        const lossFn = await robustPass(expertPass);
         const u = update(rec, 'expert loss', [{ opt: optimizers.expert, lr }], lossFn);
         rec.main(u);
         rec.value('expertLoss', u.loss);
@@ -262,8 +262,9 @@ async function runMethod(method: MethodConfig, ctx: StepContext, rec: Recorder):
 
 /**
  * What a step's updates run with: the optimizers of a joint update, the remedy terms, the options of passes that
- * update routers (noisy gating when asked) and of the update pass (selection-bias moves when asked). Frozen
- * routers (`routersFrozen`): only the experts' optimizer steps, and nothing that exists to train routers runs.
+ * update routers (noisy gating when asked), of the update pass (selection-bias moves when asked) and of AdvMoE's
+ * expert step. Frozen routers (`routersFrozen`): only the experts' optimizer steps, and nothing that exists to
+ * train routers runs.
  */
 function stepPasses(method: MethodConfig, ctx: StepContext) {
   const { model, x, y, lr, optimizers } = ctx;
@@ -275,21 +276,30 @@ function stepPasses(method: MethodConfig, ctx: StepContext) {
   const remedies: ReturnType<typeof routingRemedies> = frozen ? (pass) => pass : routingRemedies(method, model, y);
   const routerUpdatePass = (base: ForwardOptions): ForwardOptions =>
     method.routing.noise > 0 && model.moeLayers.length && !frozen ? { ...base, routerNoise: { std: method.routing.noise, seed: ctx.noiseSeed?.() ?? ctx.step } } : base;
-  const updatePass = frozen ? FROZEN_ROUTERS_UPDATE_PASS : balanceSelectionBiases(method, model, x);
-  return { all, remedies, routerUpdatePass, updatePass };
+  const onlyRouterUpdates = method.routing.straightThrough === 'router-updates';
+  const pass = frozen ? FROZEN_ROUTERS_UPDATE_PASS : balanceSelectionBiases(method, model, x);
+  // Under "router-updates" the straight-through gradient runs only in passes whose update trains routers
+  // (docs/architecture.md "Routing gradients"): AdvMoE's expert step never does, a joint update not once frozen.
+  const detached: ForwardOptions = { ...pass, routingGradient: 'none' };
+  const updatePass = onlyRouterUpdates && frozen ? detached : pass;
+  const expertPass = onlyRouterUpdates ? detached : pass;
+  return { all, remedies, routerUpdatePass, updatePass, expertPass };
 }
 
 /**
  * Auxiliary-loss-free balancing moves the selection biases once per batch: by default on the passes that also fold BN
  * statistics (per forward of the batch, on the inputs the model is trained on: adversarial ones in adversarial
  * training), whose options this returns; with balanceBiasOn "clean", by the routing of the clean batch, from a
- * forward of its own that this runs.
+ * forward of its own that this runs ("clean-inference": that forward in inference mode).
  */
 function balanceSelectionBiases(method: MethodConfig, model: Model, x: tf.Tensor4D): ForwardOptions {
   const { balanceBias, balanceBiasOn } = method.routing;
   if (!(balanceBias > 0 && model.moeLayers.length > 0)) return UPDATE_PASS;
   if (balanceBiasOn === 'update-passes') return { ...UPDATE_PASS, selectionBiasRate: balanceBias };
-  tf.tidy(() => void model.forward(x, { ...ROUTER_PASS, selectionBiasRate: balanceBias }));
+  // "clean-inference" routes as inference does (running BN statistics): with batch statistics the clean routing
+  // of training can be balanced while that of inference sends every input to one expert.
+  const balancing: ForwardOptions = balanceBiasOn === 'clean-inference' ? { training: false } : ROUTER_PASS;
+  tf.tidy(() => void model.forward(x, { ...balancing, selectionBiasRate: balanceBias }));
   return UPDATE_PASS;
 }
 

@@ -72,7 +72,7 @@ test('method.routing: remedies resolve, and the old routerBalance is read as rou
   assert.equal(resolveConfig({ model: { backbone: 'resnet18' }, method: { routerBalance: 0.2 } }).method.routing.balance, 0.2);
   assert.equal('routerBalance' in c.method, false);
   // Every remedy is off unless the file asks.
-  assert.deepEqual(resolveConfig({ model: { backbone: 'resnet18' } }).method.routing, { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0 });
+  assert.deepEqual(resolveConfig({ model: { backbone: 'resnet18' } }).method.routing, { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0, straightThrough: 'every-pass' });
   const m = invalid({ model: { backbone: 'resnet18' }, method: { routing: { noise: -1 } } });
   assert.match(m, /method\.routing\.noise: -1 must be >= 0/);
   // Experts tied to the end would stay copies; a dense model has none to tie.
@@ -83,6 +83,10 @@ test('method.routing: remedies resolve, and the old routerBalance is read as rou
   assert.match(invalid({ model: { backbone: 'vgg16', moe: { enabled: false } }, method: { kind: 'pgd-at', routing: { freezeRoutersAfterEpochs: 1 } } }), /freezeRoutersAfterEpochs: freezes the routers of MoE layers, but model\.moe\.enabled is false/);
   assert.match(invalid({ model: { backbone: 'vgg16' }, method: { routing: { tieExpertsEpochs: 1, freezeRoutersAfterEpochs: 1 } }, schedule: { epochs: 3 } }), /freezeRoutersAfterEpochs: 1 must be more than tieExpertsEpochs \(1\)/);
   assert.equal(resolveConfig({ model: { backbone: 'vgg16' }, method: { routing: { freezeRoutersAfterEpochs: 0.5 } }, schedule: { epochs: 3 } }).method.routing.freezeRoutersAfterEpochs, 0.5);
+  // The reference method keeps the reference code's gradients; the inference-mode balancing pass is a choice like the others.
+  assert.match(invalid({ model: { backbone: 'resnet18' }, method: { kind: 'official', routing: { straightThrough: 'router-updates' } } }), /straightThrough: "router-updates" is not for method "official"/);
+  assert.match(invalid({ model: { backbone: 'resnet18' }, method: { routing: { straightThrough: 'attacks' } } }), /method\.routing\.straightThrough: "attacks" is not allowed; use one of "every-pass", "router-updates"/);
+  assert.equal(resolveConfig({ model: { backbone: 'resnet18' }, method: { routing: { balanceBiasOn: 'clean-inference' } } }).method.routing.balanceBiasOn, 'clean-inference');
 });
 
 test('user values override defaults, partially inside attack objects', () => {

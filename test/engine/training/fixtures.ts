@@ -137,7 +137,7 @@ export function methodConfig(kind: MethodConfig['kind'], over: Partial<MethodCon
     tradesBeta: 6,
     advmoe: { period: 1, order: 'router-first', routerLrScale: 1, loss: 'ce' },
     officialRouterAlpha: 6,
-    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0 },
+    routing: { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0, straightThrough: 'every-pass' },
     attack: { norm: 'linf', eps: 0.1, stepSize: 0.05, steps: 2, randomStart: true, restarts: 1 },
     epsWarmupEpochs: 0,
     ...over,

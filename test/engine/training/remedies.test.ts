@@ -15,7 +15,7 @@ import { setupTestBackend } from '../helpers';
 import { images, MNIST, modelConfig, moe } from '../models/fixtures';
 import { changed, methodConfig, paramValues, quadrantBatch, TinyMoe, testAdversary } from './fixtures';
 
-const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0 };
+const NONE: RoutingRemedies = { classTarget: 0, balance: 0, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0, straightThrough: 'every-pass' };
 const STEPS = 150;
 /** Steps over which the training passes' decision share is averaged (before the router adapts to the noise). */
 const EARLY = 10;
