@@ -105,7 +105,7 @@ test('readRunConfig reads a run saved before routerNorm, advmoe.loss and method.
   const read = readRunConfig(dir, s.id);
   assert.equal(read.model.moe.routerNorm, false);
   assert.equal(read.method.advmoe.loss, 'ce');
-  assert.deepEqual(read.method.routing, { classTarget: 0, balance: 0.3, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0 });
+  assert.deepEqual(read.method.routing, { classTarget: 0, balance: 0.3, entropy: 0, noise: 0, balanceBias: 0, balanceBiasOn: 'update-passes', tieExpertsEpochs: 0, freezeRoutersAfterEpochs: 0, straightThrough: 'every-pass' });
   // A run saved now keeps what it says.
   const fresh = readRunConfig(dir, createRun(dir, { config, totalSteps: 10 }).id);
   assert.deepEqual(JSON.parse(JSON.stringify(fresh)), JSON.parse(JSON.stringify(config)));
