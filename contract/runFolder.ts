@@ -51,6 +51,12 @@ export interface RunState {
 }
 
 /** One line of `metrics.jsonl`. `metrics` is a flat name → value map so views can plot any series. */
+/**
+ * Prefix of the eval records' per-layer routing balance: `routingShare/<layer>` is the largest share of the
+ * evaluation's clean samples given the same routing decision, routed as inference routes them.
+ */
+export const ROUTING_SHARE_METRIC = 'routingShare/';
+
 export interface MetricsRecord {
   kind: 'train' | 'eval';
   step: number;

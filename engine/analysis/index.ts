@@ -2,4 +2,4 @@
 export * from './types';
 export { type EvalData, type Images, type Labels } from './data';
 export { analyzeRobustness, apgdSettings, atEps, fgsmSettings, inferenceCost, type AnalysisOptions, type AnalysisParts, type BatchDetail } from './robustness';
-export { evaluateAttack, inspectSamples, quickEval, type InspectOptions, type QuickOptions } from './quick';
+export { evaluateAttack, inspectSamples, quickEval, type InspectOptions, type QuickEvalResult, type QuickOptions } from './quick';

@@ -55,23 +55,53 @@ export async function evaluateAttack(
   return { accuracy: correct / batches.n, samples: batches.n };
 }
 
-/** SA and RA (PGD with `attack`) on the given samples: the figures logged during training. */
-export async function quickEval(model: Model, x: Images, y: Labels, attack: AttackConfig, opts: QuickOptions = {}): Promise<{ sa: number; ra: number }> {
+/** What the periodic evaluation during training reports. */
+export interface QuickEvalResult {
+  sa: number;
+  ra: number;
+  /**
+   * Per MoE layer, the largest share of the clean samples given the same routing decision (expert set), routed as
+   * inference routes them (running BN statistics): the final analysis' `decisionShare`, per epoch. The training
+   * passes' routing can be balanced while this one is collapsed (README "Routing that does not collapse").
+   */
+  routingShares: number[];
+}
+
+/** SA, RA (PGD with `attack`) and the clean routing's balance on the given samples: the figures logged during training. */
+export async function quickEval(model: Model, x: Images, y: Labels, attack: AttackConfig, opts: QuickOptions = {}): Promise<QuickEvalResult> {
   const batches = new Batches(model, { x, y });
   const bs = Math.max(1, Math.floor(opts.batchSize ?? 64));
+  const decisions = model.moeLayers.map(() => new Map<string, number>());
   let correct = 0;
   for (let from = 0; from < batches.n; from += bs) {
     const to = Math.min(batches.n, from + bs);
     const { x: xb, y: yb } = batches.slice(from, to);
-    const logits = tf.tidy(() => model.forward(xb, EVAL).logits);
-    const { pred } = await predictions(logits);
-    tf.dispose([logits, xb, yb]);
+    const out = tf.tidy(() => {
+      const o = model.forward(xb, EVAL);
+      return { logits: o.logits, masks: o.routing.map((r) => r.mask) };
+    });
+    const { pred } = await predictions(out.logits);
+    out.masks.forEach((mask, l) => countDecisions(mask, decisions[l]));
+    tf.dispose([out.logits, ...out.masks, xb, yb]);
     const yv = batches.labels.subarray(from, to);
     for (let i = 0; i < pred.length; i++) if (pred[i] === yv[i]) correct++;
   }
   // The PGD stream of the full analysis (`metricStreams`), so the same seed gives the same RA in both.
   const { accuracy } = await evaluateAttack(model, x, y, 'pgd', attack, { ...opts, rng: metricStreams(opts.rng ?? new Rng(0))('pgd') });
-  return { sa: correct / batches.n, ra: accuracy };
+  const routingShares = decisions.map((d) => Math.max(0, ...d.values()) / batches.n);
+  return { sa: correct / batches.n, ra: accuracy, routingShares };
+}
+
+/** Counts each row's decision of a 0/1 routing mask [B, N] (its experts, joined) into `into`. */
+function countDecisions(mask: tf.Tensor2D, into: Map<string, number>): void {
+  const [rows, n] = mask.shape;
+  const v = mask.dataSync();
+  for (let r = 0; r < rows; r++) {
+    const experts: number[] = [];
+    for (let e = 0; e < n; e++) if (v[r * n + e] > 0.5) experts.push(e);
+    const key = experts.join();
+    into.set(key, (into.get(key) ?? 0) + 1);
+  }
 }
 
 export interface InspectOptions {

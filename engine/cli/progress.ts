@@ -4,6 +4,7 @@
  * final result last, so scripts can follow a run.
  */
 import type { JobReporter } from '../jobs/context';
+import { ROUTING_SHARE_METRIC } from '../../contract/runFolder';
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
@@ -61,7 +62,9 @@ export function terminalReporter(opts: { json: boolean; stream?: NodeJS.WriteStr
         lastMetrics = ` | loss ${m.loss?.toFixed(3) ?? '—'} acc ${pct(m.trainAcc)} lr ${m.lr?.toExponential(1) ?? '—'}`;
       } else {
         clearBar();
-        out.write(`eval @ epoch ${last.epoch.toFixed(2)}: SA ${pct(m.sa)}  RA ${pct(m.ra)}\n`);
+        const shares = Object.keys(m).filter((k) => k.startsWith(ROUTING_SHARE_METRIC)).map((k) => m[k].toFixed(2));
+        const routing = shares.length ? `  clean routing, largest share per MoE layer ${shares.join(' ')}` : '';
+        out.write(`eval @ epoch ${last.epoch.toFixed(2)}: SA ${pct(m.sa)}  RA ${pct(m.ra)}${routing}\n`);
       }
     },
     runState(state) {

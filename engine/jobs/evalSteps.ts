@@ -3,7 +3,7 @@
  * not dominate training time) and, at the end, the headline analysis: SA, RA, router and expert robustness.
  * The full analysis (per-expert, attack table, RA-vs-ε curve) is `advmoe eval` / the Evaluate command.
  */
-import { analyzeRobustness, quickEval, type BatchDetail, type RobustnessReport } from '../analysis';
+import { analyzeRobustness, quickEval, type BatchDetail, type QuickEvalResult, type RobustnessReport } from '../analysis';
 import type { ExperimentConfig } from '../config/types';
 import { type Dataset, gatherImages, gatherLabels } from '../data';
 import type { Model } from '../models/types';
@@ -20,7 +20,7 @@ export function evalArrays(test: Dataset, n: number): { x: Float32Array; y: Int3
   return { x: gatherImages(test, idx), y: gatherLabels(test, idx), n: count };
 }
 
-export async function periodicEval(model: Model, test: Dataset, cfg: ExperimentConfig, ctx: JobContext, runId: string): Promise<{ sa: number; ra: number }> {
+export async function periodicEval(model: Model, test: Dataset, cfg: ExperimentConfig, ctx: JobContext, runId: string): Promise<QuickEvalResult> {
   const { x, y, n } = evalArrays(test, Math.min(cfg.eval.samples || test.count, PERIODIC_EVAL_SAMPLES));
   ctx.reporter.progress({ runId, message: `evaluating SA/RA on ${n} test samples`, done: 0, total: n });
   return quickEval(model, x, y, cfg.eval.attack, { rng: new Rng(cfg.seed ^ 0xe7a1), batchSize: 128, signal: ctx.signal });

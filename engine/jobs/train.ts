@@ -31,6 +31,7 @@ import {
 } from '../runs/store';
 import { ownStartTime } from '../runs/owner';
 import type { MetricsRecord, RunState } from '../runs/types';
+import { ROUTING_SHARE_METRIC } from '../../contract/runFolder';
 import { AdvMoEError, errorMessage, isAdvMoEError } from '../util/errors';
 import type { JobContext, JobReporter } from './context';
 import { finalAnalysis, periodicEval } from './evalSteps';
@@ -352,7 +353,8 @@ async function endOfEpoch(run: Session): Promise<void> {
     const r = await periodicEval(run.model, run.test, cfg, run.ctx, state.id);
     run.segmentStart += Date.now() - pausedAt; // evaluation time is not training time
     state.headline = { ...state.headline, sa: r.sa, ra: r.ra };
-    run.pending.push({ kind: 'eval', step, epoch: step / run.stepsPerEpoch, time: trainingSeconds(run), metrics: { sa: r.sa, ra: r.ra } });
+    const shares = Object.fromEntries(run.model.moeLayers.map((layer, l) => [`${ROUTING_SHARE_METRIC}${layer.name}`, r.routingShares[l]]));
+    run.pending.push({ kind: 'eval', step, epoch: step / run.stepsPerEpoch, time: trainingSeconds(run), metrics: { sa: r.sa, ra: r.ra, ...shares } });
     flush(run);
   }
   if (done || state.epoch % cfg.checkpointEveryEpochs === 0) await writeCheckpoint(run, `epoch-${String(state.epoch).padStart(4, '0')}.ckpt`);

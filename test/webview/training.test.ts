@@ -90,10 +90,11 @@ describe('Training view in Chromium', () => {
     const sent = await v.sent();
     assert.equal(sent[0].type, 'ready');
     const charts = await v.page.$$eval('section.chart', (els) => els.map((e) => e.getAttribute('data-chart')));
-    assert.deepEqual(charts, ['Loss', 'Accuracy (SA, RA)', 'Router and expert robustness', 'Learning rate']);
+    const shares = 'Clean routing at inference: largest decision share per layer';
+    assert.deepEqual(charts, ['Loss', 'Accuracy (SA, RA)', 'Router and expert robustness', shares, 'Learning rate']);
     // Expected series per chart from the fixture itself.
     const group = (m: string) =>
-      /loss/i.test(m) ? 'Loss' : m === 'sa' || m === 'ra' || /acc/i.test(m) ? 'Accuracy (SA, RA)' : /robust/i.test(m) ? 'Router and expert robustness' : 'Learning rate';
+      /loss/i.test(m) ? 'Loss' : m === 'sa' || m === 'ra' || /acc/i.test(m) ? 'Accuracy (SA, RA)' : /robust/i.test(m) ? 'Router and expert robustness' : m.startsWith('routingShare/') ? shares : 'Learning rate';
     for (const chart of charts) {
       const expected = runs.flatMap((r) => [...metricsOf(r).keys()].filter((m) => group(m) === chart).map((m) => `${r.runId}/${m}`)).sort();
       const drawn = await v.page.$$eval(`section.chart[data-chart="${chart}"] path.series`, (ps) =>

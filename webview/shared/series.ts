@@ -3,6 +3,7 @@
  * min/max-per-pixel downsampling for drawing and CSV export of the raw values. No DOM here.
  */
 import type { MetricsRecord, RunSeriesData, XAxis } from '../protocol';
+import { ROUTING_SHARE_METRIC } from '../../contract/runFolder';
 
 export class Series {
   readonly step: number[] = [];
@@ -176,6 +177,7 @@ const GROUPS: { title: string; test: (metric: string) => boolean }[] = [
   { title: 'Loss', test: (m) => /loss/i.test(m) },
   { title: 'Accuracy (SA, RA)', test: (m) => m === 'sa' || m === 'ra' || /acc/i.test(m) },
   { title: 'Router and expert robustness', test: (m) => /robust/i.test(m) },
+  { title: 'Clean routing at inference: largest decision share per layer', test: (m) => m.startsWith(ROUTING_SHARE_METRIC) },
   { title: 'Gradient norm', test: (m) => /gradnorm/i.test(m) },
   { title: 'Learning rate', test: (m) => /(^|[a-z_])lr$/i.test(m) || /^lr[A-Z_]|learningrate/i.test(m) },
 ];

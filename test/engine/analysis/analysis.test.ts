@@ -217,7 +217,13 @@ describe('robustness analysis', () => {
     const { x, y } = tensors(data, 0, 24);
     const full = await analyzeRobustness(toy, { x, y }, { ...cfg, samples: 0 }, { rng: new Rng(4), batchSize: 64, parts });
     const q = await quickEval(toy, x, y, cfg.attack, { rng: new Rng(4) });
-    assert.deepEqual(q, { sa: full.sa, ra: full.ra });
+    assert.deepEqual({ sa: q.sa, ra: q.ra }, { sa: full.sa, ra: full.ra });
+    // Its routing balance is the analysis' decision share of the clean inputs, per layer, over batches of any size.
+    const routed = await analyzeRobustness(toy, { x, y }, { ...cfg, samples: 0 }, { rng: new Rng(4), batchSize: 64, parts: { ...parts, routing: true } });
+    const inBatches = await quickEval(toy, x, y, cfg.attack, { rng: new Rng(4), batchSize: 5 });
+    assert.equal(q.routingShares.length, toy.moeLayers.length);
+    assert.deepEqual(q.routingShares, routed.layers!.map((l) => l.decisionShare));
+    assert.deepEqual(inBatches.routingShares, q.routingShares);
     const e = await evaluateAttack(toy, x, y, 'fgsm', fgsmSettings(cfg.attack));
     assert.equal(e.samples, 24);
     assert.ok(e.accuracy <= full.sa);

@@ -19,6 +19,7 @@ import { isAdvMoEError } from '../../../engine/util/errors';
 import { eventsFileName, writeRunEvents } from '../../../engine/tensorboard/runEvents';
 import { setupTestBackend } from '../helpers';
 import { readEventFile } from '../tensorboard/readEvents';
+import { ROUTING_SHARE_METRIC } from '../../../contract/runFolder';
 
 const raw = {
   name: 'resume-check',
@@ -111,6 +112,11 @@ test('an interrupted and resumed run ends exactly where the uninterrupted run en
   const kinds = readMetrics(a, full.runId).records.map((r) => r.kind);
   assert.equal(kinds.filter((k) => k === 'train').length, 6);
   assert.equal(kinds.filter((k) => k === 'eval').length, 2, 'one mid-run eval (epoch 1) and the final one');
+  // The mid-run eval also records, per MoE layer, the largest share of its clean samples on one routing decision.
+  const midEval = readMetrics(a, full.runId).records.find((r) => r.kind === 'eval')!.metrics;
+  const shares = Object.keys(midEval).filter((k) => k.startsWith(ROUTING_SHARE_METRIC));
+  assert.deepEqual(shares, report.layers.map((l: { layer: string }) => `${ROUTING_SHARE_METRIC}${l.layer}`));
+  for (const k of shares) assert.ok(midEval[k] >= 1 / 2 && midEval[k] <= 1, `${k}: ${midEval[k]}`);
 });
 
 test('a cancel that arrives inside a step reaches its attack: the step is abandoned and the resumed run is exact', async () => {
