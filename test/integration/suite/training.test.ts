@@ -117,7 +117,9 @@ describe('AdvMoE Studio in VS Code', function () {
     });
     assert.deepStrictEqual([...new Set(d1.series.map((s) => s.runId))], [a.state.id]);
     assert.strictEqual(d1.series.find((s) => s.metric === 'loss')?.points, 80, 'every loss record of the fixture');
-    assert.deepStrictEqual(d1.charts, ['Loss', 'Accuracy (SA, RA)', 'Router and expert robustness', 'Learning rate']);
+    // The fixture's AdvMoE run also records its clean routing's balance per MoE layer at each evaluation.
+    const shares = 'Clean routing at inference: largest decision share per layer';
+    assert.deepStrictEqual(d1.charts, ['Loss', 'Accuracy (SA, RA)', 'Router and expert robustness', shares, 'Learning rate']);
     await panel.addRuns([b.state.id]);
     const d2 = await waitFor('both runs drawn', 20_000, async () => {
       const d = await panel.describe();
