@@ -50,13 +50,13 @@ export interface RunState {
   warnings: string[];
 }
 
-/** One line of `metrics.jsonl`. `metrics` is a flat name → value map so views can plot any series. */
 /**
  * Prefix of the eval records' per-layer routing balance: `routingShare/<layer>` is the largest share of the
  * evaluation's clean samples given the same routing decision, routed as inference routes them.
  */
 export const ROUTING_SHARE_METRIC = 'routingShare/';
 
+/** One line of `metrics.jsonl`. `metrics` is a flat name → value map so views can plot any series. */
 export interface MetricsRecord {
   kind: 'train' | 'eval';
   step: number;
