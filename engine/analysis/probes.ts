@@ -75,6 +75,17 @@ export async function routerDecisions(model: Model, x: tf.Tensor4D): Promise<Dec
   return { masks, values, probs: probValues };
 }
 
+/**
+ * Sample i's routing decision in a 0/1 mask [B, N] read on the host: its first k experts. A mask with fewer than k
+ * ones (not produced by top-k routing) is padded with -1 rather than shifting columns.
+ */
+export function decisionOf(mask: ArrayLike<number>, n: number, i: number, k: number): number[] {
+  const experts: number[] = [];
+  for (let e = 0; e < n && experts.length < k; e++) if (mask[i * n + e] > 0.5) experts.push(e);
+  while (experts.length < k) experts.push(-1);
+  return experts;
+}
+
 export function maskDiffers(a: Float32Array, b: Float32Array, n: number, i: number): boolean {
   for (let e = 0; e < n; e++) if (a[i * n + e] > 0.5 !== b[i * n + e] > 0.5) return true;
   return false;
@@ -181,10 +192,11 @@ export class RoutingStatsProbe implements Probe {
     const N = this.model.numExperts;
     const k = this.model.topK;
     const { clean, adv } = b;
-    pushExperts(this.perSample.routeClean[l], clean.values[l], N, i, k);
-    pushExperts(this.perSample.routeAdv[l], adv.values[l], N, i, k);
-    const decision = this.perSample.routeClean[l].slice(-k).join();
-    this.decisions[l].set(decision, (this.decisions[l].get(decision) ?? 0) + 1);
+    const decision = decisionOf(clean.values[l], N, i, k);
+    this.perSample.routeClean[l].push(...decision);
+    this.perSample.routeAdv[l].push(...decisionOf(adv.values[l], N, i, k));
+    const key = decision.join();
+    this.decisions[l].set(key, (this.decisions[l].get(key) ?? 0) + 1);
     const differs = maskDiffers(clean.values[l], adv.values[l], N, i);
     if (differs) this.changed[l]++;
     let best = 0;
@@ -378,19 +390,6 @@ function binomial(n: number, k: number): number {
   let r = 1;
   for (let i = 1; i <= k; i++) r = (r * (n - k + i)) / i;
   return Math.round(r);
-}
-
-/** Appends the k experts selected for sample i (ascending) from a hard [B, N] mask's values. */
-function pushExperts(out: number[], mask: Float32Array, n: number, i: number, k: number): void {
-  let pushed = 0;
-  for (let e = 0; e < n && pushed < k; e++) {
-    if (mask[i * n + e] > 0.5) {
-      out.push(e);
-      pushed++;
-    }
-  }
-  // A mask with fewer than k ones (not produced by top-k routing) is padded with -1 rather than shifting columns.
-  for (; pushed < k; pushed++) out.push(-1);
 }
 
 const round6 = (v: number) => Math.round(v * 1e6) / 1e6;

@@ -8,6 +8,7 @@ import type { ForwardOptions, Model, RoutingMode } from '../models/types';
 import { AdvMoEError } from '../util/errors';
 import { Rng } from '../util/rng';
 import { Batches, type Images, type Labels, predictions, selected } from './data';
+import { decisionOf } from './probes';
 import { atEps, metricStreams } from './robustness';
 import type { SampleInspection } from './types';
 
@@ -81,7 +82,7 @@ export async function quickEval(model: Model, x: Images, y: Labels, attack: Atta
       return { logits: o.logits, masks: o.routing.map((r) => r.mask) };
     });
     const { pred } = await predictions(out.logits);
-    out.masks.forEach((mask, l) => countDecisions(mask, decisions[l]));
+    out.masks.forEach((mask, l) => countDecisions(mask, model.topK, decisions[l]));
     tf.dispose([out.logits, ...out.masks, xb, yb]);
     const yv = batches.labels.subarray(from, to);
     for (let i = 0; i < pred.length; i++) if (pred[i] === yv[i]) correct++;
@@ -92,14 +93,12 @@ export async function quickEval(model: Model, x: Images, y: Labels, attack: Atta
   return { sa: correct / batches.n, ra: accuracy, routingShares };
 }
 
-/** Counts each row's decision of a 0/1 routing mask [B, N] (its experts, joined) into `into`. */
-function countDecisions(mask: tf.Tensor2D, into: Map<string, number>): void {
+/** Counts each row's decision of a 0/1 routing mask [B, N] (`decisionOf`, as the analysis counts it) into `into`. */
+function countDecisions(mask: tf.Tensor2D, k: number, into: Map<string, number>): void {
   const [rows, n] = mask.shape;
   const v = mask.dataSync();
   for (let r = 0; r < rows; r++) {
-    const experts: number[] = [];
-    for (let e = 0; e < n; e++) if (v[r * n + e] > 0.5) experts.push(e);
-    const key = experts.join();
+    const key = decisionOf(v, n, r, k).join();
     into.set(key, (into.get(key) ?? 0) + 1);
   }
 }
