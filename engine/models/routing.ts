@@ -62,15 +62,34 @@ export function hostTopKMask(scores: tf.Tensor2D, k: number): tf.Tensor2D {
   return tf.tensor2d(hostTopK(scores.dataSync(), rows, n, k), [rows, n]);
 }
 
-const steByK = new Map<number, (probs: tf.Tensor2D, select: tf.Tensor2D) => tf.Tensor2D>();
+/** Per k and gradient mode, the tf.customGrad op of a hard top-k mask (built once: customGrad is not free). */
+const maskOps = new Map<string, (probs: tf.Tensor2D, select: tf.Tensor2D) => tf.Tensor2D>();
 
 /**
  * Whether a gradient tape records the ops run now. When none does (inference, the forward of a PGD step's final
- * evaluation…), `straightThroughTopK` computes its value directly: tf.customGrad's kernel-function
- * machinery costs about as much as a small kernel.
+ * evaluation…), the masks below compute their value directly: tf.customGrad's kernel-function machinery costs
+ * about as much as a small kernel.
  */
 function taping(): boolean {
   return tf.engine().isTapeOn();
+}
+
+/**
+ * Hard top-k mask of `select` as one tf.customGrad op, which keeps the ArgMax (no gradient in tfjs) out of the tape.
+ * Its gradient goes straight through to `probs` (`straight`), or nowhere; `select` never takes one.
+ */
+function hardTopK(probs: tf.Tensor2D, k: number, select: tf.Tensor2D, straight: boolean): tf.Tensor2D {
+  if (!taping()) return topKMask(select, k);
+  const key = `${k}:${straight}`;
+  let f = maskOps.get(key);
+  if (!f) {
+    f = tf.customGrad(((p: tf.Tensor, s: tf.Tensor) => ({
+      value: topKMask(s as tf.Tensor2D, k),
+      gradFunc: (dy: tf.Tensor) => [straight ? dy : tf.zerosLike(dy), tf.zerosLike(dy)], // select has the shape of probs
+    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (probs: tf.Tensor2D, select: tf.Tensor2D) => tf.Tensor2D;
+    maskOps.set(key, f);
+  }
+  return f(probs, select);
 }
 
 /**
@@ -79,36 +98,15 @@ function taping(): boolean {
  * run but takes no gradient, so the router learns from the task loss alone.
  */
 export function straightThroughTopK(probs: tf.Tensor2D, k: number, select: tf.Tensor2D = probs): tf.Tensor2D {
-  if (!taping()) return topKMask(select, k);
-  let f = steByK.get(k);
-  if (!f) {
-    f = tf.customGrad(((p: tf.Tensor, s: tf.Tensor) => ({
-      value: topKMask(s as tf.Tensor2D, k),
-      gradFunc: (dy: tf.Tensor) => [dy, tf.zerosLike(dy)], // select has the shape of probs
-    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (probs: tf.Tensor2D, select: tf.Tensor2D) => tf.Tensor2D;
-    steByK.set(k, f);
-  }
-  return f(probs, select);
+  return hardTopK(probs, k, select, true);
 }
-
-const detachedByK = new Map<number, (select: tf.Tensor2D) => tf.Tensor2D>();
 
 /**
  * Hard top-k mask of `select` that passes no gradient on: the routing is a constant of the pass, which is the true
- * derivative of a piecewise-constant choice (`ForwardOptions.routingGradient: 'none'`). tf.customGrad keeps the
- * ArgMax out of the tape, which has no gradient for it.
+ * derivative of a piecewise-constant choice (`ForwardOptions.routingGradient: 'none'`).
  */
 export function detachedTopK(select: tf.Tensor2D, k: number): tf.Tensor2D {
-  if (!taping()) return topKMask(select, k);
-  let f = detachedByK.get(k);
-  if (!f) {
-    f = tf.customGrad(((s: tf.Tensor) => ({
-      value: topKMask(s as tf.Tensor2D, k),
-      gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
-    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (select: tf.Tensor2D) => tf.Tensor2D;
-    detachedByK.set(k, f);
-  }
-  return f(select);
+  return hardTopK(select, k, select, false);
 }
 
 /**
